@@ -1,0 +1,138 @@
+"""Typed errors. Each carries what went wrong in words, never a credential."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SequenceError(Exception):
+    """Base class of every error sequence_nb raises on purpose."""
+
+
+class ConfigurationError(SequenceError):
+    """The client cannot be set up as given (missing credentials, a bad base URL)."""
+
+
+class InvalidBodyError(SequenceError, ValueError):
+    """An update body failed validation before anything was sent."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], *, customer_id: str | None = None):
+        self.problems = list(problems)
+        self.customer_id = customer_id
+        where = f"customer {customer_id}: " if customer_id else ""
+        details = "; ".join(f"{column} {message}" for column, message in self.problems)
+        super().__init__(f"{where}invalid update body: {details}")
+
+
+class APIError(SequenceError):
+    """The API answered with an error, or could not be reached.
+
+    ``status_code`` is ``None`` when no answer came. ``message`` is what the
+    server said (its error bodies are not documented, so it is shown as given).
+    """
+
+    status_code: int | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        status_code: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        if status_code is not None:
+            self.status_code = status_code
+        self.message = message
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        call = f"{self.method} {self.path}".strip()
+        status = f" -> {self.status_code}" if self.status_code is not None else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{call}{status}{tries}: {self.message}"
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status."""
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request as invalid."""
+
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    """401: the client id or secret is wrong."""
+
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials may not do this."""
+
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    """404: no such customer."""
+
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    """409: for instance an idempotency key reused with another body."""
+
+    status_code = 409
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the wait the server asked for."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ServerError(APIStatusError):
+    """5xx: trouble on the server side."""
+
+
+class UnexpectedResponseError(APIError):
+    """The API answered 2xx with a body that is not what the contract says."""
+
+
+class APIConnectionError(APIError):
+    """No answer: the connection failed, was reset or the answer was cut short."""
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer in time."""
+
+
+class PaginationError(APIError):
+    """Paging did not end: the server gave back a cursor it had given before."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The error class for an HTTP status."""
+    if status_code >= 500:
+        return ServerError
+    return _BY_STATUS.get(status_code, APIStatusError)

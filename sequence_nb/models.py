@@ -1,0 +1,221 @@
+"""Pydantic models of the seed page's update body and returned record.
+
+Writes are strict: :class:`CustomerUpdate` rejects a body with an empty required
+field, an address that is not an email address, a country that is not an ISO
+3166-1 alpha-2 code or a field the seed does not list. Reads are lenient:
+:class:`Customer` keeps unknown fields and checks only what every record has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from sequence_nb import fields
+from sequence_nb.errors import InvalidBodyError
+
+
+class TaxStatus(StrEnum):
+    """How a customer is taxed."""
+
+    TAXED = "TAXED"
+    TAX_EXEMPT = "TAX_EXEMPT"
+    REVERSE_CHARGED = "REVERSE_CHARGED"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _no_surrounding_space(value: str) -> str:
+    if value != value.strip():
+        raise ValueError(f"{value!r} has spaces at its start or end")
+    return value
+
+
+@lru_cache(maxsize=65536)
+def _email_problem(value: str) -> str | None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+def _email_address(value: str) -> str:
+    _no_surrounding_space(value)
+    problem = _email_problem(value)
+    if problem is not None:
+        raise ValueError(f"{value!r} is not an email address: {problem}")
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _is_alpha2(value: str) -> bool:
+    return (
+        len(value) == 2 and value.isupper() and pycountry.countries.get(alpha_2=value) is not None
+    )
+
+
+def _country_code(value: str) -> str:
+    if not _is_alpha2(value):
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. GB)")
+    return value
+
+
+RequiredText = Annotated[str, AfterValidator(_not_blank)]
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+CountryCode = Annotated[str, AfterValidator(_country_code)]
+IntegrationService = Literal[
+    "Amazon_Redshift",
+    "Google_BigQuery",
+    "Google_Sheets",
+    "HubSpot",
+    "NetSuite",
+    "QuickBooks_Online",
+    "Salesforce",
+    "Slack",
+    "Snowflake",
+    "Stripe",
+    "Xero",
+]
+
+
+class Address(BaseModel):
+    """A postal address; ``country`` is an ISO 3166-1 alpha-2 code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line1: RequiredText
+    line2: str | None = None
+    town: RequiredText
+    postCode: RequiredText
+    country: CountryCode
+
+
+class ExternalId(BaseModel):
+    """A link to the customer in another service, as an update body sends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: IntegrationService
+    value: str
+
+
+class CustomerUpdate(BaseModel):
+    """The body of ``PUT /customers/{id}`` (and ``POST /customers``), validated strictly.
+
+    A PUT replaces the editable fields: build it from the full current record
+    plus the edits, never from the edits alone.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legalName: RequiredText
+    contactName: str | None = None
+    email: EmailAddress
+    billingEmail: EmailAddress | None = None
+    address: Address
+    taxStatus: TaxStatus
+    telephone: str | None = None
+    url: str | None = None
+    label: str | None = None
+    paymentReference: str | None = None
+    customerAliases: list[str] | None = None
+    externalIds: list[ExternalId] | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: only the seed's update fields, unset ones left out."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        return {name: body[name] for name in fields.UPDATE_FIELDS if name in body}
+
+
+class LinkedService(BaseModel):
+    """A service the customer is linked to, as a record reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    externalId: str
+    externalService: str
+    syncTime: str
+
+
+class Customer(BaseModel):
+    """A customer record as the API returns it. Unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    createdAt: str
+    sequenceAccountId: str
+    legalName: str
+    email: str
+    address: dict[str, Any]
+    taxStatus: str
+    billingEmails: list[str] = Field(default_factory=list)
+    linkedServices: list[LinkedService] = Field(default_factory=list)
+    billingEmail: str | None = None
+    contactName: str | None = None
+    label: str | None = None
+    paymentReference: str | None = None
+    telephone: str | None = None
+    url: str | None = None
+
+    def to_update(self) -> CustomerUpdate:
+        """The update body that writes this record back unchanged (validated strictly)."""
+        return CustomerUpdate.model_validate(update_body_of(self.model_dump()))
+
+
+def update_body_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The seed's update fields of a record, as an unvalidated dict."""
+    return {name: record[name] for name in fields.UPDATE_FIELDS if record.get(name) is not None}
+
+
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(column, message)`` pairs of a pydantic error, columns named like frame columns.
+
+    ``("address", "country")`` becomes ``"address.country"``, so a message can name
+    the column a person sees in the grid.
+    """
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        column = ".".join(str(part) for part in error["loc"]) or "(body)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "is not a field of the update body"
+        problems.append((column, message))
+    return problems
+
+
+def validate_update_body(
+    body: Mapping[str, Any] | Any, *, customer_id: str | None = None
+) -> dict[str, Any]:
+    """The JSON body to send for ``body`` (a model or dict), or :class:`InvalidBodyError`.
+
+    The error names every field that breaks a rule, so nothing invalid is sent.
+    """
+    if isinstance(body, CustomerUpdate):
+        return body.to_body()
+    if not isinstance(body, Mapping):
+        raise InvalidBodyError(
+            [("(body)", f"must be a CustomerUpdate or a dict, not {type(body).__name__}")],
+            customer_id=customer_id,
+        )
+    try:
+        return CustomerUpdate.model_validate(dict(body)).to_body()
+    except ValidationError as exc:
+        raise InvalidBodyError(field_errors(exc), customer_id=customer_id) from None

@@ -1,0 +1,54 @@
+"""A pacing rate limiter shared by every thread that uses one client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """Spaces requests evenly so that no minute holds more than ``per_minute``.
+
+    Each caller reserves the next free slot under a lock and sleeps until it,
+    so many threads together never go faster than the limit, and a steady
+    stream runs at the limit rather than in bursts that the server would answer
+    with 429. ``pause(seconds)`` holds every caller back, e.g. after a 429.
+    """
+
+    def __init__(
+        self,
+        per_minute: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if per_minute is not None and per_minute <= 0:
+            raise ValueError("rate_limit_per_minute must be positive (or None for no limit)")
+        self.per_minute = per_minute
+        self._interval = 60.0 / per_minute if per_minute else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def acquire(self) -> float:
+        """Wait for this caller's slot; returns the seconds waited."""
+        if not self._interval and self._next_slot == 0.0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller back for ``seconds`` from now."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(per_minute={self.per_minute})"
