@@ -9,6 +9,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from sequence_nb.client import SequenceClient
+    from sequence_nb.plan import ChangePlan
 
 DEFAULT_NOTEBOOK = Path("notebooks") / "quickstart.ipynb"
 
@@ -20,7 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    status: int = args.run(args)
+    from sequence_nb.errors import SequenceError
+
+    try:
+        status: int = args.run(args)
+    except (SequenceError, OSError, LookupError) as exc:
+        print(f"sequence-nb: {exc}", file=sys.stderr)
+        return 1
     return status
 
 
@@ -41,7 +54,37 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--lab-port", type=int, default=8888)
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.set_defaults(run=_run_demo)
+
+    export = commands.add_parser("export", help="fetch every customer and write a file")
+    export.add_argument("path", type=Path, help="a .parquet, .csv, .json or .xlsx file")
+    export.add_argument("--format", choices=["parquet", "csv", "json", "xlsx"])
+    export.add_argument("--include-archived", action="store_true")
+    export.set_defaults(run=_run_export)
+
+    push = commands.add_parser(
+        "push", help="push the edits in a file (plans against a fresh fetch)"
+    )
+    push.add_argument("path", type=Path, help="the edited customers: .parquet or .json")
+    _add_push_options(push)
+    push.add_argument("--on-conflict", choices=["skip", "overwrite"], default="skip")
+    push.set_defaults(run=_run_push)
+
+    undo = commands.add_parser("undo", help="restore what a push changed")
+    undo.add_argument("run_id")
+    _add_push_options(undo)
+    undo.set_defaults(run=_run_undo)
+
+    runs = commands.add_parser("runs", help="list the pushes in the journal")
+    runs.add_argument("--journal", type=Path, help="the journal file (default: see README)")
+    runs.set_defaults(run=_run_runs)
     return parser
+
+
+def _add_push_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="check, write nothing")
+    parser.add_argument("--yes", action="store_true", help="do not ask before writing")
+    parser.add_argument("--journal", type=Path, help="the journal file (default: see README)")
+    parser.add_argument("--max-workers", type=int, default=8)
 
 
 def _add_sandbox_options(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -85,6 +128,110 @@ def _run_demo(args: argparse.Namespace) -> int:
             return subprocess.call(command, env=env)
         except KeyboardInterrupt:
             return 130
+
+
+def _client() -> SequenceClient:
+    from sequence_nb.client import SequenceClient
+
+    return SequenceClient()
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from sequence_nb.export import export
+    from sequence_nb.frames import fetch_customers
+
+    with _client() as client:
+        frame = fetch_customers(client, includeArchived=args.include_archived)
+    written = export(frame, args.path, format=args.format)
+    print(f"Wrote {frame.height} customers to {written}")
+    return 0
+
+
+def _read_edited(path: Path) -> pl.DataFrame:
+    import orjson
+    import polars as pl
+
+    from sequence_nb.frames import to_frame
+
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    if path.suffix == ".json":
+        return to_frame(orjson.loads(path.read_bytes()))
+    raise ValueError(f"push reads .parquet or .json files (they keep types), not {path.name}")
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from sequence_nb.frames import fetch_customers
+    from sequence_nb.plan import plan_updates
+
+    edited = _read_edited(args.path)
+    with _client() as client:
+        ids = edited["id"].drop_nulls().implode()
+        original = fetch_customers(client, includeArchived=True).filter(pl.col("id").is_in(ids))
+        plan = plan_updates(original, edited)
+        return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+
+
+def _run_undo(args: argparse.Namespace) -> int:
+    from sequence_nb.push import undo
+
+    with _client() as client:
+        plan = undo(args.run_id, client, journal=args.journal)
+        return _confirm_and_apply(plan, client, args, on_conflict="skip")
+
+
+def _confirm_and_apply(
+    plan: ChangePlan, client: SequenceClient, args: argparse.Namespace, *, on_conflict: str
+) -> int:
+    import polars as pl
+
+    print(f"Plan: {plan.summary()}")
+    with pl.Config(tbl_rows=50, tbl_cols=8, fmt_str_lengths=40, tbl_width_chars=160):
+        if plan.rows:
+            print(plan.preview())
+        if not plan.errors.is_empty():
+            print("Not sent:")
+            print(plan.errors)
+    if len(plan) == 0:
+        print("Nothing to push.")
+        return 0
+    if not args.dry_run and not args.yes:
+        if not sys.stdin.isatty():
+            print("sequence-nb: not pushing without confirmation; pass --yes", file=sys.stderr)
+            return 2
+        answer = input(f"Push {len(plan)} updates to {client.base_url}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was sent.")
+            return 1
+    result = plan.apply(
+        client,
+        dry_run=args.dry_run,
+        on_conflict="overwrite" if on_conflict == "overwrite" else "skip",
+        max_workers=args.max_workers,
+        journal=args.journal,
+    )
+    print(result.summary())
+    if result.run_id:
+        print(f"Run {result.run_id}, journal {result.journal_path}")
+        print(f"To undo it: sequence-nb undo {result.run_id}")
+    problems = result.to_frame().filter(~pl.col("status").is_in(["updated", "would-update"]))
+    if not problems.is_empty():
+        with pl.Config(tbl_rows=50, fmt_str_lengths=80, tbl_width_chars=160):
+            print(problems.select("id", "status", "message"))
+        return 1
+    return 0
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from sequence_nb.journal import Journal
+
+    with Journal(args.journal) as journal, pl.Config(tbl_rows=100, tbl_width_chars=160):
+        print(journal.runs())
+    return 0
 
 
 if __name__ == "__main__":

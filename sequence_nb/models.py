@@ -8,6 +8,7 @@ field, an address that is not an email address, a country that is not an ISO
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -180,9 +181,27 @@ class Customer(BaseModel):
         return CustomerUpdate.model_validate(update_body_of(self.model_dump()))
 
 
-def update_body_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The seed's update fields of a record, as an unvalidated dict."""
-    return {name: record[name] for name in fields.UPDATE_FIELDS if record.get(name) is not None}
+def update_body_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's update fields of a record, as an unvalidated dict of its own.
+
+    The result shares nothing with ``record`` (nested objects are copied), so
+    edits written into a body never reach the record it was made from. A
+    record's ``externalIds`` (newer API answers carry them with a ``syncTime``)
+    go back as ``{"key", "value"}`` pairs: a PUT that left them out could unlink
+    the customer from its other services.
+    """
+    body = {
+        name: copy.deepcopy(record[name])
+        for name in fields.UPDATE_FIELDS
+        if record.get(name) is not None
+    }
+    links = body.get("externalIds")
+    if isinstance(links, list):
+        body["externalIds"] = [
+            {"key": link.get("key"), "value": link.get("value")} if isinstance(link, dict) else link
+            for link in links
+        ]
+    return body
 
 
 def field_errors(exc: ValidationError) -> list[tuple[str, str]]:

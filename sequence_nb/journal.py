@@ -1,0 +1,268 @@
+"""A durable record of every push, so a crash can be resumed and a push undone.
+
+Before each write the row's before-image, body and idempotency key are committed;
+after it, the outcome. The journal is one SQLite file (standard library, WAL mode,
+``synchronous=FULL``: a committed line survives the process being killed). It
+holds records and bodies, never credentials.
+
+Its location: ``journal=`` where a push takes one, else the ``SEQUENCE_NB_JOURNAL``
+environment variable, else ``~/.sequence_nb/journal.sqlite3``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+__all__ = ["Journal", "JournalError", "RunRecord", "WriteRecord", "default_journal_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    plan_id TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    plan_json BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS writes (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    customer_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    idempotency_key TEXT,
+    before_json BLOB,
+    body_json BLOB,
+    after_json BLOB,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, customer_id)
+);
+"""
+
+
+class JournalError(LookupError):
+    """The journal has no such run."""
+
+
+def default_journal_path() -> Path:
+    """Where the journal lives when no path is given."""
+    configured = os.environ.get("SEQUENCE_NB_JOURNAL")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".sequence_nb" / "journal.sqlite3"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One push as the journal knows it."""
+
+    run_id: str
+    kind: str
+    plan_id: str
+    base_url: str
+    created_at: str
+    finished_at: str | None
+    plan_json: bytes
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """One row of a push: ``pending`` means the write may or may not have landed."""
+
+    run_id: str
+    customer_id: str
+    status: str
+    message: str | None
+    attempts: int
+    idempotency_key: str | None
+    before: dict[str, Any] | None
+    body: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class Journal:
+    """The journal file; safe to share between the threads of one push."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_journal_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        with self._lock, self._db:
+            self._db.execute(sql, parameters)
+
+    # -- writing -----------------------------------------------------------------
+
+    def start_run(self, *, kind: str, plan_id: str, base_url: str, plan_json: bytes) -> str:
+        """Record a new run and return its id."""
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+        self._write(
+            "INSERT INTO runs (run_id, kind, plan_id, base_url, created_at, plan_json) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, kind, plan_id, base_url, _now(), plan_json),
+        )
+        return run_id
+
+    def record_intent(
+        self,
+        run_id: str,
+        customer_id: str,
+        *,
+        idempotency_key: str,
+        before: dict[str, Any],
+        body: dict[str, Any],
+    ) -> None:
+        """Commit what is about to be written, before it is sent."""
+        self._write(
+            "INSERT INTO writes (run_id, customer_id, status, idempotency_key, before_json, "
+            "body_json, started_at) VALUES (?, ?, 'pending', ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, customer_id) DO UPDATE SET status = 'pending', "
+            "idempotency_key = excluded.idempotency_key, before_json = excluded.before_json, "
+            "body_json = excluded.body_json, message = NULL, finished_at = NULL",
+            (
+                run_id,
+                customer_id,
+                idempotency_key,
+                orjson.dumps(before),
+                orjson.dumps(body),
+                _now(),
+            ),
+        )
+
+    def record_outcome(
+        self,
+        run_id: str,
+        customer_id: str,
+        *,
+        status: str,
+        message: str | None = None,
+        attempts: int = 0,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """Commit how a row ended (a row that was never sent gets a line too)."""
+        now = _now()
+        self._write(
+            "INSERT INTO writes (run_id, customer_id, status, message, attempts, after_json, "
+            "started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, customer_id) DO UPDATE SET status = excluded.status, "
+            "message = excluded.message, attempts = excluded.attempts, "
+            "after_json = excluded.after_json, finished_at = excluded.finished_at",
+            (
+                run_id,
+                customer_id,
+                status,
+                message,
+                attempts,
+                orjson.dumps(after) if after is not None else None,
+                now,
+                now,
+            ),
+        )
+
+    def finish_run(self, run_id: str) -> None:
+        """Mark a run as having reached its end."""
+        self._write("UPDATE runs SET finished_at = ? WHERE run_id = ?", (_now(), run_id))
+
+    # -- reading -----------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunRecord:
+        """The run with this id, or :class:`JournalError`."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_id, kind, plan_id, base_url, created_at, finished_at, plan_json "
+                "FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+        if row is None:
+            raise JournalError(f"no run {run_id!r} in the journal at {self.path}")
+        return RunRecord(*row)
+
+    def writes(self, run_id: str) -> list[WriteRecord]:
+        """Every row the run recorded, in the order they were started."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, customer_id, status, message, attempts, idempotency_key, "
+                "before_json, body_json, after_json FROM writes WHERE run_id = ? "
+                "ORDER BY started_at, rowid",
+                (run_id,),
+            ).fetchall()
+        return [
+            WriteRecord(
+                run_id=row[0],
+                customer_id=row[1],
+                status=row[2],
+                message=row[3],
+                attempts=row[4],
+                idempotency_key=row[5],
+                before=_loads(row[6]),
+                body=_loads(row[7]),
+                after=_loads(row[8]),
+            )
+            for row in rows
+        ]
+
+    def runs(self) -> pl.DataFrame:
+        """Every run, newest first: id, kind, when, where, and counts by status."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.run_id, r.kind, r.created_at, r.finished_at, r.base_url, "
+                "SUM(w.status = 'updated'), SUM(w.status = 'pending'), COUNT(w.customer_id) "
+                "FROM runs r LEFT JOIN writes w ON w.run_id = r.run_id "
+                "GROUP BY r.run_id ORDER BY r.created_at DESC"
+            ).fetchall()
+        return pl.DataFrame(
+            rows,
+            schema={
+                "run_id": pl.String,
+                "kind": pl.String,
+                "created_at": pl.String,
+                "finished_at": pl.String,
+                "base_url": pl.String,
+                "updated": pl.Int64,
+                "pending": pl.Int64,
+                "rows": pl.Int64,
+            },
+            orient="row",
+        )
+
+
+def _loads(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    value: dict[str, Any] = orjson.loads(data)
+    return value

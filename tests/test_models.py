@@ -1,0 +1,180 @@
+"""The models accept the seed's bodies and refuse what the API would."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sequence_nb import CustomerUpdate, InvalidBodyError, TaxStatus
+from sequence_nb.models import Customer, update_body_of, validate_update_body
+
+SEED_BODY: dict[str, Any] = {
+    "address": {"country": "GB", "line1": "Flat 1", "postCode": "AB1 2EF", "town": "London"},
+    "email": "john@example.com",
+    "legalName": "John Doe",
+    "taxStatus": "TAXED",
+}
+
+SEED_RECORD: dict[str, Any] = {
+    "address": {
+        "country": "GB",
+        "line1": "Flat 1",
+        "line2": "123 Fake Street",
+        "postCode": "AB1 2EF",
+        "town": "London",
+    },
+    "billingEmail": "exampleCorpInvoices@example.com",
+    "billingEmails": ["exampleCorpInvoices@example.com"],
+    "contactName": "John Doe",
+    "createdAt": "2022-06-28T16:47:00Z",
+    "email": "john@example.com",
+    "id": "e309e948-088e-4d77-b654-cd85498f1555",
+    "label": "Example customer",
+    "legalName": "John Doe",
+    "linkedServices": [
+        {"externalId": "ID", "externalService": "Xero", "syncTime": "2022-06-28T16:47:00Z"}
+    ],
+    "paymentReference": "Example reference",
+    "sequenceAccountId": "25b3c342-6fa6-4375-9ed3-616f05abb77a",
+    "taxStatus": "TAXED",
+    "telephone": "02010001000",
+    "url": "https://example.com/",
+}
+
+
+def with_change(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(body)
+    *parents, leaf = path.split(".")
+    target = changed
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    return changed
+
+
+def problems_of(body: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(InvalidBodyError) as caught:
+        validate_update_body(body, customer_id="c-1")
+    return dict(caught.value.problems)
+
+
+def test_seed_example_body_validates_unchanged() -> None:
+    assert validate_update_body(SEED_BODY) == SEED_BODY
+
+
+def test_seed_record_converts_to_a_body_of_update_fields_only() -> None:
+    body = Customer.model_validate(SEED_RECORD).to_update().to_body()
+    assert set(body) == {
+        "legalName",
+        "contactName",
+        "email",
+        "billingEmail",
+        "address",
+        "taxStatus",
+        "telephone",
+        "url",
+        "label",
+        "paymentReference",
+    }
+    assert body["address"]["line2"] == "123 Fake Street"
+
+
+def test_customer_keeps_unknown_fields() -> None:
+    record = dict(SEED_RECORD, archivedAt="2024-01-01T00:00:00Z", externalIds=[{"key": "Xero"}])
+    customer = Customer.model_validate(record)
+    assert customer.model_extra == {
+        "archivedAt": "2024-01-01T00:00:00Z",
+        "externalIds": [{"key": "Xero"}],
+    }
+
+
+@pytest.mark.parametrize("field", ["legalName", "email", "taxStatus", "address"])
+def test_missing_required_field_is_named(field: str) -> None:
+    body = {k: v for k, v in SEED_BODY.items() if k != field}
+    assert problems_of(body)[field] == "Field required"
+
+
+@pytest.mark.parametrize("part", ["line1", "town", "postCode", "country"])
+def test_missing_required_address_part_is_named(part: str) -> None:
+    body = copy.deepcopy(SEED_BODY)
+    del body["address"][part]
+    assert f"address.{part}" in problems_of(body)
+
+
+@pytest.mark.parametrize("path", ["legalName", "address.line1", "address.town", "address.postCode"])
+def test_blank_required_text_is_refused(path: str) -> None:
+    assert problems_of(with_change(SEED_BODY, path, "   "))[path] == "must not be empty"
+
+
+@pytest.mark.parametrize("value", ["john.example.com", "john@", "@example.com", "john doe@x.com"])
+@pytest.mark.parametrize("field", ["email", "billingEmail"])
+def test_invalid_email_is_refused(field: str, value: str) -> None:
+    assert "is not an email address" in problems_of(dict(SEED_BODY, **{field: value}))[field]
+
+
+def test_email_with_surrounding_space_is_refused() -> None:
+    assert (
+        "spaces at its start or end"
+        in problems_of(dict(SEED_BODY, email=" john@example.com"))["email"]
+    )
+
+
+@pytest.mark.parametrize("country", ["United Kingdom", "GBR", "gb", "XX", ""])
+def test_country_must_be_an_alpha2_code(country: str) -> None:
+    problems = problems_of(with_change(SEED_BODY, "address.country", country))
+    assert "alpha-2" in problems["address.country"]
+
+
+@pytest.mark.parametrize("country", ["GB", "US", "DE", "FR", "IE"])
+def test_alpha2_countries_are_accepted(country: str) -> None:
+    validate_update_body(with_change(SEED_BODY, "address.country", country))
+
+
+def test_tax_status_must_be_one_of_the_seed_values() -> None:
+    assert "TAXED" in problems_of(dict(SEED_BODY, taxStatus="taxed"))["taxStatus"]
+    assert {s.value for s in TaxStatus} == {"TAXED", "TAX_EXEMPT", "REVERSE_CHARGED"}
+
+
+@pytest.mark.parametrize("field", ["billingEmails", "id", "linkedServices", "createdAt"])
+def test_read_only_fields_are_never_serialized(field: str) -> None:
+    assert problems_of(dict(SEED_BODY, **{field: "x"}))[field] == (
+        "is not a field of the update body"
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    body = dict(SEED_BODY, email="bad", legalName="")
+    body["address"] = dict(SEED_BODY["address"], country="Germany")
+    problems = problems_of(body)
+    assert set(problems) == {"email", "legalName", "address.country"}
+
+
+def test_error_names_the_customer_field_and_rule() -> None:
+    with pytest.raises(InvalidBodyError, match=r"customer c-9: .*email 'nope' is not an email"):
+        validate_update_body(dict(SEED_BODY, email="nope"), customer_id="c-9")
+
+
+def test_body_leaves_out_unset_optional_fields() -> None:
+    body = CustomerUpdate.model_validate(dict(SEED_BODY, label=None)).to_body()
+    assert "label" not in body
+
+
+def test_external_ids_use_the_published_services() -> None:
+    ok = dict(SEED_BODY, externalIds=[{"key": "Stripe", "value": "cus_1"}])
+    assert validate_update_body(ok)["externalIds"] == [{"key": "Stripe", "value": "cus_1"}]
+    assert "externalIds.0.key" in problems_of(
+        dict(SEED_BODY, externalIds=[{"key": "MySpace", "value": "1"}])
+    )
+
+
+def test_a_non_mapping_body_is_refused() -> None:
+    assert "(body)" in problems_of(["not", "a", "body"])  # type: ignore[arg-type]
+
+
+def test_a_body_shares_nothing_with_its_record() -> None:
+    record = copy.deepcopy(SEED_RECORD)
+    body = update_body_of(record)
+    body["address"]["town"] = "Leeds"
+    assert record["address"]["town"] == "London"

@@ -1,0 +1,206 @@
+"""plan_updates turns frame edits into full, validated bodies and reports the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import polars as pl
+import pytest
+
+from sequence_nb.frames import to_frame
+from sequence_nb.models import update_body_of
+from sequence_nb.plan import ChangePlan, FieldChange, PlanError, plan_updates
+from sequence_nb.sandbox.data import generate_customers
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, Any]]:
+    customers, planted = generate_customers(60, seed=2)
+    dirty = {problem.id for problem in planted}
+    return [record for record in customers if record["id"] not in dirty][:40]
+
+
+@pytest.fixture
+def original(records: list[dict[str, Any]]) -> pl.DataFrame:
+    return to_frame(records)
+
+
+def edit(frame: pl.DataFrame, row: int, column: str, value: Any) -> pl.DataFrame:
+    """``frame`` with one cell replaced."""
+    values = frame[column].to_list()
+    values[row] = value
+    return frame.with_columns(pl.Series(column, values, dtype=frame.schema[column]))
+
+
+def test_identical_frames_give_an_empty_plan_that_says_so(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, original.clone())
+    assert len(plan) == 0 and not plan
+    assert plan.summary() == "no changes"
+    assert "No changes" in plan._repr_html_()
+    assert plan.preview().is_empty() and plan.errors.is_empty()
+
+
+def test_one_edit_gives_the_full_record_as_body(
+    original: pl.DataFrame, records: list[dict[str, Any]]
+) -> None:
+    plan = plan_updates(original, edit(original, 3, "email", "new.address@example.org"))
+    assert len(plan) == 1
+    (row,) = plan.rows
+    assert row.id == records[3]["id"]
+    assert row.changes == (FieldChange("email", records[3]["email"], "new.address@example.org"),)
+    assert row.body == dict(update_body_of(records[3]), email="new.address@example.org")
+
+
+def test_nested_address_edit_lands_in_the_address_object(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, edit(original, 0, "address.town", "Leeds"))
+    body = plan.rows[0].body
+    assert body["address"]["town"] == "Leeds"
+    assert body["address"]["line1"] == original["address.line1"][0]
+    assert plan.rows[0].before["address"]["town"] == original["address.town"][0]
+
+
+def test_rows_are_matched_by_id_not_position(original: pl.DataFrame) -> None:
+    edited = edit(original, 5, "legalName", "Renamed Ltd").reverse()
+    plan = plan_updates(original, edited)
+    assert [row.id for row in plan.rows] == [original["id"][5]]
+
+
+def test_an_invalid_value_is_reported_and_never_sendable(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, edit(original, 2, "email", "not-an-email"))
+    assert len(plan) == 0 and len(plan.invalid) == 1
+    errors = plan.errors.to_dicts()
+    assert errors[0]["id"] == original["id"][2]
+    assert errors[0]["column"] == "email"
+    assert "not an email address" in errors[0]["message"]
+    assert plan.preview()["status"].to_list() == ["invalid"]
+
+
+@pytest.mark.parametrize("column", ["sequenceAccountId", "createdAt", "billingEmails"])
+def test_edits_to_read_only_columns_are_errors(original: pl.DataFrame, column: str) -> None:
+    value = {"sequenceAccountId": "other", "billingEmails": ["x@example.com"]}.get(column)
+    if column == "createdAt":
+        value = original["createdAt"][1].replace(year=2001)
+    plan = plan_updates(original, edit(original, 1, column, value))
+    assert len(plan) == 0
+    assert plan.errors.select("column", "message").row(0) == (
+        column,
+        "is read-only: the API does not take it in an update",
+    )
+
+
+def test_an_edit_to_an_unknown_column_is_an_error(original: pl.DataFrame) -> None:
+    frame = original.with_columns(pl.lit("2024-01-01T00:00:00Z").alias("archivedAt"))
+    plan = plan_updates(frame, edit(frame, 0, "archivedAt", None))
+    assert plan.errors["column"].to_list() == ["archivedAt"]
+
+
+def test_added_and_removed_rows_are_reported_not_sent(original: pl.DataFrame) -> None:
+    extra = original.head(1).with_columns(pl.lit("brand-new-id").alias("id"))
+    edited = pl.concat([original.slice(1), extra])
+    plan = plan_updates(original, edited)
+    assert len(plan) == 0
+    assert plan.added_ids == ("brand-new-id",)
+    assert plan.removed_ids == (original["id"][0],)
+    assert set(plan.errors["column"].to_list()) == {"(row)"}
+
+
+def test_duplicate_and_missing_ids_in_the_edited_frame_are_reported(
+    original: pl.DataFrame,
+) -> None:
+    edited = pl.concat([original, original.head(1)])
+    edited = edit(edited, 5, "id", None)
+    plan = plan_updates(original, edited)
+    messages = plan.errors["message"].to_list()
+    assert any("more than one row" in m for m in messages)
+    assert any("row 5 of the edited frame has no id" in m for m in messages)
+    assert len(plan) == 0
+
+
+def test_an_emptied_optional_cell_clears_the_field(original: pl.DataFrame) -> None:
+    row = next(i for i, value in enumerate(original["label"]) if value)
+    plan = plan_updates(original, edit(original, row, "label", ""))
+    assert len(plan) == 1
+    assert "label" not in plan.rows[0].body
+
+
+def test_an_emptied_required_cell_is_invalid(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, edit(original, 0, "legalName", "  "))
+    assert plan.errors.select("column", "message").row(0) == ("legalName", "must not be empty")
+
+
+def test_a_value_of_the_wrong_type_is_reported(original: pl.DataFrame) -> None:
+    edited = original.with_columns(pl.col("taxStatus").cast(pl.String))
+    edited = edit(edited, 4, "taxStatus", "taxed")
+    plan = plan_updates(original, edited)
+    assert plan.errors.select("id", "column").row(0) == (original["id"][4], "taxStatus")
+
+
+def test_columns_missing_from_the_edited_frame_keep_their_values(
+    original: pl.DataFrame, records: list[dict[str, Any]]
+) -> None:
+    edited = edit(original, 0, "label", "VIP").drop("telephone", "url")
+    plan = plan_updates(original, edited)
+    body = plan.rows[0].body
+    assert body.get("telephone") == records[0].get("telephone")
+    assert body.get("url") == records[0].get("url")
+
+
+def test_extra_columns_are_ignored_and_listed(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, original.with_columns(pl.lit(1).alias("my_flag")))
+    assert plan.ignored_columns == ("my_flag",)
+    assert not plan
+
+
+def test_a_frame_without_ids_cannot_be_planned(original: pl.DataFrame) -> None:
+    with pytest.raises(PlanError, match="no 'id' column"):
+        plan_updates(original, original.drop("id"))
+
+
+def test_preview_lists_each_edited_cell(original: pl.DataFrame) -> None:
+    edited = edit(edit(original, 0, "address.town", "Leeds"), 0, "label", "VIP")
+    preview = plan_updates(original, edited).preview()
+    assert preview.columns == ["id", "legalName", "column", "old", "new", "status", "message"]
+    assert preview["column"].to_list() == ["address.town", "label"]
+    assert preview["new"].to_list() == ["Leeds", "VIP"]
+    assert set(preview["status"]) == {"update"}
+
+
+def test_requests_show_the_exact_calls_with_credentials_redacted(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    (call,) = plan.requests("https://eu.sequencehq.com/api")
+    assert call["method"] == "PUT"
+    assert call["url"] == f"https://eu.sequencehq.com/api/customers/{original['id'][0]}"
+    assert call["headers"]["Authorization"] == "Basic [REDACTED]"
+    assert call["body"] == plan.rows[0].body
+    assert call["headers"]["Idempotency-Key"] == plan.idempotency_key(plan.rows[0])
+
+
+def test_html_view_marks_old_new_and_invalid_and_escapes_values(original: pl.DataFrame) -> None:
+    edited = edit(original, 0, "label", "<script>alert(1)</script>")
+    edited = edit(edited, 1, "email", "broken")
+    page = plan_updates(original, edited)._repr_html_()
+    assert "<del>" in page and "<ins>" in page and "snb-invalid" in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "1 to update, 1 invalid" in page
+
+
+def test_a_plan_survives_a_round_trip_through_a_file(original: pl.DataFrame, tmp_path) -> None:
+    plan = plan_updates(original, edit(edit(original, 0, "label", "VIP"), 1, "email", "x"))
+    again = ChangePlan.load(plan.save(tmp_path / "plan.json"))
+    assert again == plan
+
+
+def test_a_plan_cannot_be_changed_after_preview(original: pl.DataFrame) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.rows[0].id = "other"  # type: ignore[misc]
+    plan.rows[0].body["label"] = "tampered"
+    assert plan.rows[0].body["label"] == "VIP"
+
+
+def test_planning_100_edits_of_many_rows_reports_each(original: pl.DataFrame) -> None:
+    edited = original.with_columns(pl.concat_str(pl.col("legalName"), pl.lit(" (2)")))
+    plan = plan_updates(original, edited)
+    assert len(plan) == original.height
+    assert all(row.columns == ("legalName",) for row in plan.rows)

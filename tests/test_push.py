@@ -1,0 +1,320 @@
+"""Pushing plans to the sandbox over sockets: dry runs, conflicts, faults, crashes, undo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sequence_nb import SequenceClient
+from sequence_nb.frames import to_frame
+from sequence_nb.journal import Journal
+from sequence_nb.models import update_body_of
+from sequence_nb.plan import plan_updates
+from sequence_nb.push import resume, undo
+from sequence_nb.sandbox import Sandbox
+from tests.conftest import SandboxFactory, contract_client
+
+
+def clean_frame(server: Sandbox) -> pl.DataFrame:
+    """The sandbox's customers without planted problems, as a frame."""
+    dirty = {problem.id for problem in server.planted}
+    return to_frame([r for r in server.records() if r["id"] not in dirty])
+
+
+def relabelled(frame: pl.DataFrame, count: int, prefix: str = "new") -> pl.DataFrame:
+    """``frame`` with the label of its first ``count`` rows changed."""
+    labels = [f"{prefix} {i}" if i < count else value for i, value in enumerate(frame["label"])]
+    return frame.with_columns(pl.Series("label", labels, dtype=pl.String))
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal(tmp_path / "journal.sqlite3")
+
+
+def test_a_dry_run_writes_nothing(make_sandbox: SandboxFactory, journal: Journal) -> None:
+    server = make_sandbox(customers=60, seed=5)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 10))
+    server.reset_stats()
+    with contract_client(server) as client:
+        result = plan.apply(client, dry_run=True, journal=journal)
+    assert result.counts() == {"would-update": 10}
+    assert server.stats.requests["PUT"] == 0
+    assert result.run_id is None and journal.runs().is_empty()
+
+
+def test_invalid_rows_are_never_sent(make_sandbox: SandboxFactory, journal: Journal) -> None:
+    server = make_sandbox(customers=60, seed=5)
+    original = clean_frame(server)
+    edited = relabelled(original, 6)
+    edited = edited.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3).then(pl.lit("broken")).otherwise("email").alias("email")
+    )
+    plan = plan_updates(original, edited)
+    server.reset_stats()
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"updated": 3, "invalid": 3}
+    assert server.stats.rejected_bodies == 0
+    assert server.stats.requests["PUT"] == 3
+
+
+def test_a_push_updates_the_customers_and_journals_each_write(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=60, seed=5)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 20))
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal, max_workers=4)
+    assert result.counts() == {"updated": 20}
+    frame = result.to_frame()
+    assert frame.columns == ["id", "status", "message", "attempts", "idempotency_key"]
+    for row in plan.rows:
+        assert server.get_record(row.id)["label"] == row.body["label"]
+    writes = journal.writes(result.run_id or "")
+    assert {w.customer_id for w in writes} == {row.id for row in plan.rows}
+    assert all(w.status == "updated" and w.before and w.after for w in writes)
+    assert "20 updated" in repr(result) and "20 updated" in result._repr_html_()
+
+
+def test_a_remote_edit_to_the_same_field_is_never_overwritten(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=6)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 2))
+    target = plan.rows[0].id
+    server.edit_remote(target, {"label": "set in the dashboard"})
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal)
+    by_id = {row.id: row for row in result.rows}
+    assert by_id[target].status == "conflict"
+    assert "set in the dashboard" in (by_id[target].message or "")
+    assert server.get_record(target)["label"] == "set in the dashboard"
+    assert by_id[plan.rows[1].id].status == "updated"
+
+
+def test_overwrite_writes_through_a_conflict(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=6)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    server.edit_remote(plan.rows[0].id, {"label": "set in the dashboard"})
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal, on_conflict="overwrite")
+    assert result.rows[0].status == "updated"
+    assert "overwrote a remote change" in (result.rows[0].message or "")
+    assert server.get_record(plan.rows[0].id)["label"] == plan.rows[0].body["label"]
+
+
+def test_remote_edits_to_other_fields_survive_a_push(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=6)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    target = plan.rows[0].id
+    server.edit_remote(target, {"contactName": "Someone Else", "address": {"town": "Bristol"}})
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.rows[0].status == "updated"
+    record = server.get_record(target)
+    assert record["label"] == plan.rows[0].body["label"]
+    assert record["contactName"] == "Someone Else"
+    assert record["address"]["town"] == "Bristol"
+
+
+def test_fields_nobody_edited_are_never_cleared(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=40, seed=7)
+    original = clean_frame(server)
+    before = {r["id"]: r for r in server.records()}
+    plan = plan_updates(original, relabelled(original, 15))
+    with contract_client(server) as client:
+        plan.apply(client, journal=journal)
+    for row in plan.rows:
+        expected = dict(update_body_of(before[row.id]), label=row.body["label"])
+        assert update_body_of(server.get_record(row.id)) == expected
+        for kept in ("linkedServices", "createdAt", "externalIds", "archivedAt"):
+            assert server.get_record(row.id).get(kept) == before[row.id].get(kept)
+
+
+def test_every_valid_row_lands_exactly_once_despite_faults(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=80, seed=8)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 50))
+    server.set_faults(error_rate=0.25, rate_limit_rate=0.15, lost_answer_rate=0.15)
+    server.reset_stats()
+    options = {"max_retries": 15, "retry_initial_delay": 0.02, "retry_max_delay": 0.3}
+    with contract_client(server, **options) as client:
+        result = plan.apply(client, journal=journal, max_workers=8)
+    assert result.counts() == {"updated": 50}
+    assert server.stats.replays > 0 and server.stats.faults_injected > 0
+    applied = server.stats.writes_applied
+    assert {row.id: applied[row.id] for row in plan.rows} == {row.id: 1 for row in plan.rows}
+
+
+def test_failed_rows_make_a_plan_to_try_again(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=60, seed=9)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 30))
+    server.set_faults(error_rate=0.4)
+    with contract_client(server, max_retries=0) as client:
+        first = plan.apply(client, journal=journal)
+        failed = first.failed()
+        assert 0 < len(failed) < 30
+        assert {row.id for row in failed.rows} == {r.id for r in first.rows if r.status == "failed"}
+        server.set_faults(error_rate=0.0)
+        second = failed.apply(client, journal=journal)
+    assert second.counts() == {"updated": len(failed)}
+    assert all(server.get_record(r.id)["label"] == r.body["label"] for r in plan.rows)
+
+
+def test_applying_one_plan_twice_writes_once(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=10)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 5))
+    with contract_client(server) as client:
+        plan.apply(client, journal=journal)
+        again = plan.apply(client, journal=journal)
+    assert again.counts() == {"skipped": 5}
+    assert all(server.stats.writes_applied[row.id] == 1 for row in plan.rows)
+
+
+def test_an_interrupted_push_stops_cleanly_and_resumes(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=40, seed=11, latency=0.1)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 12))
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with contract_client(server) as client:
+        timer.start()
+        result = plan.apply(client, journal=journal, max_workers=1)
+        assert result.interrupted
+        counts = result.counts()
+        assert counts.get("skipped", 0) > 0 and counts.get("updated", 0) > 0
+        finished = resume(result.run_id or "", client, journal=journal)
+    assert finished.counts() == {"updated": 12}
+    assert all(server.stats.writes_applied[row.id] == 1 for row in plan.rows)
+
+
+CRASHING_PUSH = textwrap.dedent(
+    """
+    import sys
+    from sequence_nb import SequenceClient
+    from sequence_nb.plan import ChangePlan
+
+    plan = ChangePlan.load(sys.argv[1])
+    with SequenceClient(rate_limit_per_minute=None) as client:
+        plan.apply(client, journal=sys.argv[2], max_workers=2, progress=False)
+    """
+)
+
+
+def test_a_push_killed_midway_resumes_with_every_row_landing_once(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=80, seed=12, latency=0.05)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 40, prefix="crash"))
+    plan_file = plan.save(tmp_path / "plan.json")
+    journal_file = tmp_path / "journal.sqlite3"
+    env = dict(
+        os.environ,
+        SEQUENCE_BASE_URL=server.url,
+        SEQUENCE_CLIENT_ID=server.client_id,
+        SEQUENCE_CLIENT_SECRET=server.client_secret,
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_PUSH, str(plan_file), str(journal_file)], env=env
+    )
+    deadline = time.monotonic() + 30
+    while sum(server.stats.writes_applied.values()) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    landed = sum(server.stats.writes_applied.values())
+    assert 10 <= landed < 40, "killed midway"
+    journal = Journal(journal_file)
+    (run_id,) = journal.runs()["run_id"].to_list()
+    with contract_client(server) as client:
+        result = resume(run_id, client, journal=journal)
+    assert result.counts() == {"updated": 40}
+    assert {row.id: server.stats.writes_applied[row.id] for row in plan.rows} == {
+        row.id: 1 for row in plan.rows
+    }
+    assert all(server.get_record(r.id)["label"] == r.body["label"] for r in plan.rows)
+
+
+def test_undo_restores_the_before_images(make_sandbox: SandboxFactory, journal: Journal) -> None:
+    server = make_sandbox(customers=40, seed=13)
+    original = clean_frame(server)
+    before = {r["id"]: r for r in server.records()}
+    edited = relabelled(original, 8).with_columns(pl.lit("Leeds").alias("address.town"))
+    plan = plan_updates(original, edited)
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal)
+        reverse = undo(pushed.run_id or "", client, journal=journal)
+        assert len(reverse) == len(plan)
+        undone = reverse.apply(client, journal=journal)
+    assert undone.counts() == {"updated": len(plan)}
+    for row in plan.rows:
+        assert update_body_of(server.get_record(row.id)) == update_body_of(before[row.id])
+
+
+def test_undo_does_not_overwrite_a_later_remote_edit(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=14)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 2))
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal)
+        server.edit_remote(plan.rows[0].id, {"label": "changed after the push"})
+        undone = undo(pushed.run_id or "", client, journal=journal).apply(client, journal=journal)
+    assert sorted(r.status for r in undone.rows) == ["conflict", "updated"]
+    assert server.get_record(plan.rows[0].id)["label"] == "changed after the push"
+
+
+def test_undo_refuses_a_client_of_another_server(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=10, seed=15)
+    original = clean_frame(server)
+    with contract_client(server) as client:
+        pushed = plan_updates(original, relabelled(original, 1)).apply(client, journal=journal)
+    other = SequenceClient("id", "secret", "https://eu.sequencehq.com/api")
+    with pytest.raises(Exception, match="was pushed to"):
+        undo(pushed.run_id or "", other, journal=journal)
+
+
+def test_journal_holds_no_credentials(make_sandbox: SandboxFactory, journal: Journal) -> None:
+    server = make_sandbox(customers=10, seed=16)
+    original = clean_frame(server)
+    with contract_client(server) as client:
+        plan_updates(original, relabelled(original, 3)).apply(client, journal=journal)
+    journal.close()
+    content = journal.path.read_bytes() + b"".join(
+        p.read_bytes() for p in journal.path.parent.glob("*.sqlite3-*")
+    )
+    assert server.client_secret.encode() not in content

@@ -1,0 +1,70 @@
+"""The shared limiter paces callers evenly, across threads too."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sequence_nb.ratelimit import RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_requests_are_spaced_by_the_limit() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
+    waits = [limiter.acquire() for _ in range(5)]
+    assert waits[0] == 0
+    assert waits[1:] == pytest.approx([0.1] * 4)
+    assert clock.now == pytest.approx(0.4)
+
+
+def test_no_limit_never_waits() -> None:
+    limiter = RateLimiter(None)
+    assert all(limiter.acquire() == 0 for _ in range(1000))
+
+
+def test_pause_holds_back_the_next_caller() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    limiter.pause(2.0)
+    assert limiter.acquire() == pytest.approx(2.0)
+
+
+def test_non_positive_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        RateLimiter(0)
+
+
+def test_threads_together_stay_under_the_limit() -> None:
+    limiter = RateLimiter(1200)  # one slot every 50 ms
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    assert len(stamps) == 20
+    assert stamps[-1] - stamps[0] >= 19 * 0.05 * 0.95
