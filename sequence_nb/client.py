@@ -267,10 +267,15 @@ class SequenceClient:
     def create_customer(
         self, body: Mapping[str, Any] | Any, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Create a customer from an update-shaped body (validated first)."""
+        """Create a customer from an update-shaped body (validated first); the new record.
+
+        The API answers ``{"customer": record}``; a bare record is accepted too.
+        """
         payload = validate_update_body(body)
         key = idempotency_key or new_idempotency_key()
-        return _record(self.request("POST", "/customers", json=payload, idempotency_key=key))
+        answer = _record(self.request("POST", "/customers", json=payload, idempotency_key=key))
+        wrapped = answer.get("customer")
+        return wrapped if isinstance(wrapped, dict) and "id" not in answer else answer
 
     # -- transport ---------------------------------------------------------------
 

@@ -8,7 +8,6 @@ field, an address that is not an email address, a country that is not an ISO
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -181,6 +180,15 @@ class Customer(BaseModel):
         return CustomerUpdate.model_validate(update_body_of(self.model_dump()))
 
 
+def _copied(value: Any) -> Any:
+    """A deep copy of a JSON value (nested objects and lists only are copied)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
+
+
 def update_body_of(record: Mapping[str, Any]) -> dict[str, Any]:
     """The seed's update fields of a record, as an unvalidated dict of its own.
 
@@ -191,9 +199,7 @@ def update_body_of(record: Mapping[str, Any]) -> dict[str, Any]:
     the customer from its other services.
     """
     body = {
-        name: copy.deepcopy(record[name])
-        for name in fields.UPDATE_FIELDS
-        if record.get(name) is not None
+        name: _copied(record[name]) for name in fields.UPDATE_FIELDS if record.get(name) is not None
     }
     links = body.get("externalIds")
     if isinstance(links, list):

@@ -35,6 +35,8 @@ __all__ = ["ChangePlan", "FieldChange", "PlanError", "RowChange", "plan_updates"
 
 _EDITED = "__edited"
 _BAD = "__uncastable"
+_CHANGED = "__changed"
+_BAD_FLAG = "__bad"
 _KEY_NAMESPACE = uuid.UUID("5b0e4c8e-4f7e-4d55-9f61-6a0f0d1c2b3a")
 _HTML_ROW_LIMIT = 500
 
@@ -312,10 +314,7 @@ def plan_updates(original: pl.DataFrame, edited: pl.DataFrame) -> ChangePlan:
     _check_frame(edited, "edited")
     _check_original_ids(original)
     edited, notes = _usable_edited_rows(edited)
-    original_ids = set(original["id"].to_list())
-    edited_ids = edited["id"].to_list()
-    added = tuple(i for i in edited_ids if i not in original_ids)
-    removed = tuple(sorted(original_ids.difference(edited_ids)))
+    added, removed = _unmatched_ids(original, edited)
     notes += [(i, "(row)", "added in the edited frame; a plan only updates") for i in added]
     notes += [(i, "(row)", "removed from the edited frame; nothing is deleted") for i in removed]
     columns = [c for c in original.columns if c in edited.columns and c != "id"]
@@ -347,6 +346,17 @@ def _check_original_ids(original: pl.DataFrame) -> None:
         raise PlanError(f"the original frame repeats ids: {duplicated}")
 
 
+def _unmatched_ids(
+    original: pl.DataFrame, edited: pl.DataFrame
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Ids only in ``edited`` (added) and ids only in ``original`` (removed)."""
+    if edited.height == original.height and edited["id"].equals(original["id"]):
+        return (), ()
+    added = edited.filter(~pl.col("id").is_in(original["id"].implode()))["id"]
+    removed = original.filter(~pl.col("id").is_in(edited["id"].implode()))["id"]
+    return tuple(added.to_list()), tuple(removed.sort().to_list())
+
+
 def _usable_edited_rows(
     edited: pl.DataFrame,
 ) -> tuple[pl.DataFrame, list[tuple[str | None, str, str]]]:
@@ -354,6 +364,8 @@ def _usable_edited_rows(
     notes: list[tuple[str | None, str, str]] = []
     if edited["id"].dtype != pl.String:
         edited = edited.with_columns(pl.col("id").cast(pl.String, strict=False))
+    if not edited["id"].null_count() and edited["id"].n_unique() == edited.height:
+        return edited, notes
     position = pl.int_range(pl.len()).alias("__row")
     numbered = edited.with_columns(position)
     for row in numbered.filter(pl.col("id").is_null())["__row"].to_list():
@@ -401,30 +413,62 @@ def _as_text(series: pl.Series) -> pl.Series:
 def _changed_rows(
     original: pl.DataFrame, edited: pl.DataFrame, columns: Sequence[str]
 ) -> tuple[RowChange, ...]:
-    bad = [c for c in columns if c + _BAD in edited.columns]
-    right = edited.select(
-        "id",
-        *[pl.col(c).alias(c + _EDITED) for c in columns],
-        *[pl.col(c + _BAD) for c in bad],
-    )
-    joined = original.select("id", *columns).join(
-        right, on="id", how="inner", maintain_order="left"
-    )
-    masks = [pl.col(c).ne_missing(pl.col(c + _EDITED)).alias(c + "__changed") for c in columns] + [
-        pl.col(c + _BAD).is_not_null().alias(c + "__bad") for c in bad
-    ]
-    if not masks:
+    left, right = _aligned_rows(original, edited)
+    bad = [c for c in columns if c + _BAD in right.columns]
+    differing = [c for c in columns if c in bad or _differs(left[c], right[c])]
+    if not differing:
         return ()
-    flagged = joined.with_columns(masks).filter(pl.any_horizontal(pl.col("^.*__(changed|bad)$")))
+    pairs = pl.DataFrame(
+        [
+            left["id"],
+            *[left[c] for c in differing],
+            *[right[c].alias(c + _EDITED) for c in differing],
+            *[right[c + _BAD] for c in bad],
+        ]
+    )
+    masks = [_changed(c, left.schema[c]).alias(c + _CHANGED) for c in differing]
+    masks += [pl.col(c + _BAD).is_not_null().alias(c + _BAD_FLAG) for c in bad]
+    flagged = pairs.with_columns(masks).filter(
+        pl.any_horizontal([m.meta.output_name() for m in masks])
+    )
     if flagged.is_empty():
         return ()
-    snapshots = {
-        record["id"]: record
-        for record in to_records(original.filter(pl.col("id").is_in(flagged["id"].implode())))
-    }
+    wanted = flagged["id"].implode()
+    snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
     return tuple(
-        _row_change(row, snapshots[row["id"]], columns) for row in flagged.iter_rows(named=True)
+        _row_change(row, snapshots[row["id"]], differing) for row in flagged.iter_rows(named=True)
     )
+
+
+def _differs(old: pl.Series, new: pl.Series) -> bool:
+    """Whether two aligned columns differ anywhere (see :func:`_changed` on nested ones)."""
+    if old.dtype.is_nested():
+        return bool((old.hash() != new.hash()).any())
+    return not old.equals(new)
+
+
+def _changed(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Per row, whether ``column`` was edited.
+
+    Nested columns (lists, structs) are compared by hash: exact comparison of
+    them is ten times slower, and they are all read-only, so a hash collision
+    (about 2**-64 a row) could only hide an error report, never send a value.
+    """
+    old, new = pl.col(column), pl.col(column + _EDITED)
+    if dtype.is_nested():
+        return old.hash() != new.hash()
+    return old.ne_missing(new)
+
+
+def _aligned_rows(
+    original: pl.DataFrame, edited: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows both frames share, in the original's order, position for position."""
+    if edited.height == original.height and edited["id"].equals(original["id"]):
+        return original, edited
+    right = original.select("id").join(edited, on="id", how="inner", maintain_order="left")
+    left = original.filter(pl.col("id").is_in(right["id"].implode()))
+    return left, right
 
 
 def _row_change(
@@ -437,7 +481,7 @@ def _row_change(
         if uncastable is not None:
             changes.append(FieldChange(column, row[column], uncastable))
             problems.append((column, f"{uncastable!r} is not a valid value for this column"))
-        elif row[column + "__changed"]:
+        elif row[column + _CHANGED]:
             changes.append(FieldChange(column, row[column], row[column + _EDITED]))
     body = update_body_of(before)
     for change in changes:

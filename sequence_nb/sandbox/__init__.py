@@ -1,0 +1,36 @@
+"""A local Sequence-compatible HTTP server for demos, notebooks and tests.
+
+>>> from sequence_nb import sandbox
+>>> with sandbox.start(customers=200) as sb:      # doctest: +SKIP
+...     client = sb.client()
+
+The library never imports this package; it plays the remote API, with its own
+validation rules, paging, idempotency, rate limit and fault injection.
+"""
+
+from sequence_nb.sandbox.app import create_app
+from sequence_nb.sandbox.data import (
+    PROBLEM_CODES,
+    PlantedProblem,
+    generate_customers,
+    generate_dataset,
+)
+from sequence_nb.sandbox.server import Sandbox, serve, start
+from sequence_nb.sandbox.state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Faults, SandboxState
+from sequence_nb.sandbox.stats import SandboxStats
+
+__all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "PROBLEM_CODES",
+    "Faults",
+    "PlantedProblem",
+    "Sandbox",
+    "SandboxState",
+    "SandboxStats",
+    "create_app",
+    "generate_customers",
+    "generate_dataset",
+    "serve",
+    "start",
+]

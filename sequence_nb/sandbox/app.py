@@ -1,0 +1,177 @@
+"""The Starlette app: the customers routes of a Sequence-compatible API under ``/api``."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sequence_nb.sandbox import paging
+from sequence_nb.sandbox.gate import Gate, silence_intentional_drops
+from sequence_nb.sandbox.idempotency import StoredAnswer
+from sequence_nb.sandbox.responses import JSONBytesResponse, error_response
+from sequence_nb.sandbox.state import SandboxState
+from sequence_nb.sandbox.stats import SandboxStats
+from sequence_nb.sandbox.validation import FieldError, validate_body
+
+__all__ = ["SandboxState", "create_app"]
+
+
+def create_app(state: SandboxState) -> Starlette:
+    """The ASGI app serving ``state``."""
+    silence_intentional_drops()
+    api = _CustomersApi(state)
+    routes = [
+        Route("/api/customers", api.list_customers, methods=["GET"]),
+        Route("/api/customers", api.create_customer, methods=["POST"]),
+        Route("/api/customers/by-alias/{alias}", api.get_by_alias, methods=["GET"]),
+        Route("/api/customers/{id}", api.get_customer, methods=["GET"]),
+        Route("/api/customers/{id}", api.update_customer, methods=["PUT"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(Gate, state=state)],
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 answers, in the sandbox's error shape."""
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, headers=exc.headers)
+
+
+def _not_found(what: str) -> Response:
+    return error_response(404, f"No customer found with {what}")
+
+
+class _CustomersApi:
+    """Route handlers; every read and write of the store happens under the state lock."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def list_customers(self, request: Request) -> Response:
+        """``GET /customers``."""
+        try:
+            query = paging.parse_query(request.query_params)
+        except paging.QueryError as exc:
+            return error_response(
+                400, "Invalid query parameter", [FieldError(exc.field, exc.message)]
+            )
+
+        def render() -> bytes:
+            items, page = self.state.store.list_page(query)
+            pagination: dict[str, Any] = {"totalResultSize": page.total}
+            if page.after is not None:
+                pagination["after"] = page.after
+            if page.before is not None:
+                pagination["before"] = page.before
+            return orjson.dumps({"items": items, "pagination": pagination})
+
+        return JSONBytesResponse(self.state.locked(render))
+
+    async def get_customer(self, request: Request) -> Response:
+        """``GET /customers/{id}``."""
+        customer_id: str = request.path_params["id"]
+        body = self.state.locked(lambda: _dump(self.state.store.get(customer_id)))
+        return JSONBytesResponse(body) if body else _not_found(f"id {customer_id}")
+
+    async def get_by_alias(self, request: Request) -> Response:
+        """``GET /customers/by-alias/{alias}``."""
+        alias: str = request.path_params["alias"]
+        body = self.state.locked(lambda: _dump(self.state.store.by_alias(alias)))
+        return JSONBytesResponse(body) if body else _not_found(f"alias {alias}")
+
+    async def create_customer(self, request: Request) -> Response:
+        """``POST /customers``: 201 with ``{"customer": record}``, as the published spec has it."""
+        return await self._write(request, None)
+
+    async def update_customer(self, request: Request) -> Response:
+        """``PUT /customers/{id}``: full replacement of the editable fields."""
+        return await self._write(request, request.path_params["id"])
+
+    async def _write(self, request: Request, customer_id: str | None) -> Response:
+        state = self.state
+        raw = await request.body()
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            state.count(_count_rejected)
+            return error_response(415, "Content-Type must be application/json")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            state.count(_count_rejected)
+            return error_response(
+                400, "Request body is not valid JSON", [FieldError("body", "is not valid JSON")]
+            )
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        key = request.headers.get("idempotency-key")
+        client_id: str = request.state.client_id
+        method, path = request.method, request.url.path
+        # Everything below runs without awaiting, under the lock: two concurrent
+        # requests with one key cannot both apply.
+        with state.lock:
+            if key:
+                stored = state.idempotency.get(client_id, key, time.monotonic())
+                if stored is not None:
+                    return self._replay(stored, method, path, digest)
+            if customer_id is not None and state.store.get(customer_id) is None:
+                return _not_found(f"id {customer_id}")
+            errors = validate_body(body)
+            if not errors:
+                errors = state.store.alias_conflicts(body, customer_id)
+            if errors:
+                state.count(_count_rejected)
+                return error_response(400, "Invalid request body", errors)
+            now = state.now()
+            if customer_id is None:
+                status = 201
+                record = state.store.create(state.new_id(), state.account_id, body, now)
+            else:
+                status = 200
+                record = state.store.replace(customer_id, body, now)
+            applied: str = record["id"]
+            state.count(lambda s: s.writes_applied.update([applied]))
+            payload = orjson.dumps(record if customer_id is not None else {"customer": record})
+            if key:
+                answer = StoredAnswer(method, path, digest, status, payload, time.monotonic())
+                state.idempotency.put(client_id, key, answer)
+        return JSONBytesResponse(payload, status_code=status)
+
+    def _replay(self, stored: StoredAnswer, method: str, path: str, digest: str) -> Response:
+        if (stored.method, stored.path, stored.body_hash) != (method, path, digest):
+            self.state.count(_count_conflict)
+            return error_response(
+                409,
+                "Idempotency-Key was already used for a different request",
+                [FieldError("Idempotency-Key", "reuse it only to retry the very same request")],
+            )
+        self.state.count(_count_replay)
+        return JSONBytesResponse(
+            stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
+        )
+
+
+def _dump(record: dict[str, Any] | None) -> bytes | None:
+    return None if record is None else orjson.dumps(record)
+
+
+def _count_rejected(stats: SandboxStats) -> None:
+    stats.rejected_bodies += 1
+
+
+def _count_replay(stats: SandboxStats) -> None:
+    stats.replays += 1
+
+
+def _count_conflict(stats: SandboxStats) -> None:
+    stats.idempotency_conflicts += 1

@@ -1,0 +1,255 @@
+"""Run the sandbox: in a background thread (:func:`start`) or in the foreground (:func:`serve`)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from sequence_nb.sandbox.app import create_app
+from sequence_nb.sandbox.data import PlantedProblem
+from sequence_nb.sandbox.state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Faults, SandboxState
+from sequence_nb.sandbox.stats import SandboxStats
+
+if TYPE_CHECKING:
+    from sequence_nb.client import SequenceClient
+
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+
+
+class Sandbox:
+    """A running sandbox server and the test helpers around its state."""
+
+    def __init__(
+        self, state: SandboxState, server: uvicorn.Server, thread: threading.Thread, url: str
+    ) -> None:
+        self.state = state
+        self.url = url
+        self.client_id = state.client_id
+        self.client_secret = state.client_secret
+        self._server = server
+        self._thread = thread
+
+    def client(self, **kwargs: Any) -> SequenceClient:
+        """A :class:`sequence_nb.SequenceClient` pointed at this sandbox."""
+        from sequence_nb import SequenceClient
+
+        return SequenceClient(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            base_url=self.url,
+            **kwargs,
+        )
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is still serving."""
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Shut the server down and wait for its thread (safe to call twice)."""
+        if not self._thread.is_alive():
+            return
+        self._server.should_exit = True
+        self._thread.join(_STOP_TIMEOUT)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(_STOP_TIMEOUT)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"Sandbox(url={self.url!r}, client_id={self.client_id!r}, "
+            f"customers={len(self.state)}, {state})"
+        )
+
+    # -- passthroughs to the state -------------------------------------------
+
+    @property
+    def stats(self) -> SandboxStats:
+        """A snapshot of the counters."""
+        return self.state.stats
+
+    def reset_stats(self) -> None:
+        """Zero every counter."""
+        self.state.reset_stats()
+
+    def set_faults(self, **knobs: Any) -> Faults:
+        """Change fault knobs while running (:class:`Faults`, and ``rate_limit_per_minute``)."""
+        return self.state.set_faults(**knobs)
+
+    def get_record(self, customer_id: str) -> dict[str, Any]:
+        """A deep copy of one stored record."""
+        return self.state.get_record(customer_id)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Deep copies of all records, oldest first, archived ones included."""
+        return self.state.records()
+
+    def edit_remote(self, customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Edit a record behind the client's back, as a dashboard user would."""
+        return self.state.edit_remote(customer_id, changes)
+
+    def aliases_of(self, customer_id: str) -> list[str]:
+        """The internal aliases of a customer."""
+        return self.state.aliases_of(customer_id)
+
+    @property
+    def planted(self) -> list[PlantedProblem]:
+        """The planted data problems."""
+        return self.state.planted
+
+
+def build_state(
+    customers: int = 200,
+    seed: int = 0,
+    *,
+    client_id: str = DEMO_CLIENT_ID,
+    client_secret: str = DEMO_CLIENT_SECRET,
+    rate_limit_per_minute: int | None = None,
+    latency: float = 0.0,
+    error_rate: float = 0.0,
+    rate_limit_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    lost_answer_rate: float = 0.0,
+    records: list[dict[str, Any]] | None = None,
+) -> SandboxState:
+    """The state a sandbox starts with: generated customers, or ``records`` as given."""
+    options: dict[str, Any] = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "rate_limit_per_minute": rate_limit_per_minute,
+        "faults": Faults(latency, error_rate, rate_limit_rate, drop_rate, lost_answer_rate),
+    }
+    if records is not None:
+        return SandboxState(records, seed=seed, **options)
+    return SandboxState.generated(customers, seed, **options)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections (with
+    # proto 0 it skips that, and Nagle's algorithm adds ~40 ms to small answers).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(state: SandboxState, *, foreground: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(state),
+        log_level="warning",
+        lifespan="off",
+        http="h11",
+        ws="none",
+        loop="asyncio",
+        access_log=False,
+        # In a thread (tests, notebooks) leave the host program's logging alone.
+        log_config=uvicorn.config.LOGGING_CONFIG if foreground else None,
+        timeout_graceful_shutdown=2,
+    )
+
+
+def start(
+    customers: int = 200,
+    seed: int = 0,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    client_id: str = DEMO_CLIENT_ID,
+    client_secret: str = DEMO_CLIENT_SECRET,
+    rate_limit_per_minute: int | None = None,
+    latency: float = 0.0,
+    error_rate: float = 0.0,
+    rate_limit_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    lost_answer_rate: float = 0.0,
+    records: list[dict[str, Any]] | None = None,
+) -> Sandbox:
+    """Start a sandbox in a daemon thread and return once it accepts connections.
+
+    ``port=0`` picks a free port. ``records`` replaces the generated customers.
+    """
+    state = build_state(
+        customers,
+        seed,
+        client_id=client_id,
+        client_secret=client_secret,
+        rate_limit_per_minute=rate_limit_per_minute,
+        latency=latency,
+        error_rate=error_rate,
+        rate_limit_rate=rate_limit_rate,
+        drop_rate=drop_rate,
+        lost_answer_rate=lost_answer_rate,
+        records=records,
+    )
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    # uvicorn only installs signal handlers in the main thread (Server.capture_signals),
+    # so running it in a thread needs no extra switch.
+    server = uvicorn.Server(_config(state, foreground=False))
+    thread = threading.Thread(
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=f"sequence-nb-sandbox:{bound_port}",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError("the sandbox server did not start")
+        time.sleep(0.002)
+    return Sandbox(state, server, thread, _url(host, bound_port))
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/api" if ":" in host else f"http://{host}:{port}/api"
+
+
+def serve(
+    customers: int = 200,
+    seed: int = 0,
+    port: int = 8765,
+    host: str = "127.0.0.1",
+    **options: Any,
+) -> None:
+    """Run a sandbox in the foreground until Ctrl-C, printing its URL and demo credentials.
+
+    ``options`` are those of :func:`start` (credentials, rate limit, faults, records).
+    """
+    state = build_state(customers, seed, **options)
+    sock = _bind(host, port)
+    url = _url(host, sock.getsockname()[1])
+    print(f"Sequence sandbox with {len(state)} customers at {url}")
+    print(f"  client id:     {state.client_id}")
+    print(f"  client secret: {state.client_secret}  (a local demo credential)")
+    print("Press Ctrl-C to stop.", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+        uvicorn.Server(_config(state, foreground=True)).run(sockets=[sock])
+    print("Sandbox stopped.")
