@@ -376,7 +376,9 @@ class _Planter:
         if code == "invalid_email":
             column = rng.choice(fields.EMAIL_COLUMNS)
             local, domain = record[column].split("@")
-            bad = rng.choice((f"{local}.{domain}", f"{local}@", f"{local}@{domain.split('.')[0]}"))
+            # Each form keeps the whole address in it, so invalid emails stay as
+            # unique as valid ones and plant no duplicate by accident.
+            bad = rng.choice((f"{local}.{domain}", f"{local}@{domain.replace('.', '')}"))
             record[column] = bad
             if column == "billingEmail":
                 record["billingEmails"] = [bad]

@@ -1,0 +1,485 @@
+"""Find what is wrong in a customers frame: ``check(df)``.
+
+``check`` returns one row per problem found, with the customer ``id``, the ``column``,
+a short ``problem`` code (see ``PROBLEMS``), a ``message`` in plain words and the
+offending ``value``. It is vectorized polars; the checks that need a Python library
+(email syntax, country names, telephone numbers) run once per distinct value, and only
+on the values a vectorized test cannot already decide.
+
+Conventions:
+
+* A value is judged with its surrounding whitespace removed: ``" a@b.com"`` is a
+  ``whitespace`` problem, not also an ``invalid_email`` one.
+* A value that is empty or only whitespace counts as missing: ``missing`` in a required
+  column, ``missing_billing_email`` for ``billingEmail``, ``whitespace`` (it should be
+  cleared) in the other optional columns.
+* An absent optional column is all-null; an absent required column is ``missing`` on
+  every row.
+* A telephone written without ``+<country code>`` is read in the row's country (the
+  ``address.country`` value, resolved to an alpha-2 code when it names one country).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Final
+
+import polars as pl
+from email_validator import EmailNotValidError, validate_email
+
+from sequence_nb import clean, fields
+
+__all__ = ["PROBLEMS", "RESULT_SCHEMA", "check"]
+
+#: Problem code → what it means, in the order problems of one cell are listed.
+PROBLEMS: Final[dict[str, str]] = {
+    "missing": "A field Sequence requires is empty.",
+    "whitespace": "A value starts or ends with spaces (or is only spaces).",
+    "invalid_email": "An email address is not valid.",
+    "email_case": "An email address has capital letters after the @.",
+    "invalid_country": "The country is not a two-letter ISO 3166-1 code such as GB.",
+    "invalid_tax_status": "The tax status is not TAXED, TAX_EXEMPT or REVERSE_CHARGED.",
+    "invalid_telephone": "The telephone number is not a valid number.",
+    "invalid_url": "The website is not a full http(s) address.",
+    "missing_billing_email": "There is no billing email to send invoices to.",
+    "duplicate_legal_name": "Another customer has the same legal name.",
+    "duplicate_email": "Another customer has the same email address.",
+}
+
+#: Columns and dtypes of ``check``'s result.
+RESULT_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String,
+        "column": pl.String,
+        "problem": pl.String,
+        "message": pl.String,
+        "value": pl.String,
+    }
+)
+
+_ID: Final = "id"
+_LEGAL_NAME: Final = "legalName"
+_EMAIL: Final = "email"
+_BILLING_EMAIL: Final = "billingEmail"
+_COUNTRY: Final = "address.country"
+_TAX_STATUS: Final = "taxStatus"
+_TELEPHONE: Final = "telephone"
+_URL: Final = "url"
+for _name in (_LEGAL_NAME, _EMAIL, _BILLING_EMAIL, _COUNTRY, _TAX_STATUS, _TELEPHONE, _URL):
+    assert _name in fields.EDITABLE_COLUMNS, _name
+assert _ID in fields.READ_ONLY_COLUMNS
+
+_ROW: Final = "__row"
+_STATUSES: Final = ", ".join(fields.TAX_STATUSES)
+_MAX_IDS_NAMED: Final = 5
+
+# An address this matches is valid for email_validator (check_deliverability=False):
+# dot-atom local part, LDH labels, a letter TLD, short enough for every length limit,
+# no "--" (IDNA R-LDH labels) and no special-use domain; the other values are asked.
+_EMAIL_LOCAL: Final = r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*"
+_EMAIL_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+_EMAIL_SURE: Final = rf"^{_EMAIL_LOCAL}@(?:{_EMAIL_LABEL}\.)+[A-Za-z]{{2,}}$"
+_EMAIL_SPECIAL_USE: Final = r"(?i)\.(?:arpa|invalid|local|localhost|onion|test)$"
+_EMAIL_SURE_MAX_LENGTH: Final = 64
+# email_validator's verdict on any value without "@", "<" or a look-alike of "@".
+_EMAIL_NO_AT: Final = "An email address must have an @-sign."
+_EMAIL_AT_LOOKALIKES: Final = "[@<\uff20\ufe6b]"
+# Its verdict on short values (at most _EMAIL_SURE_MAX_LENGTH, no "--") of these shapes.
+_EMAIL_INVALID_SHAPES: Final = (
+    (rf"^{_EMAIL_LOCAL}@$", "There must be something after the @-sign."),
+    (
+        rf"^{_EMAIL_LOCAL}@{_EMAIL_LABEL}$",
+        "The part after the @-sign is not valid. It should have a period.",
+    ),
+)
+
+_HOST_LABEL: Final = r"[\p{L}\p{N}](?:[\p{L}\p{N}\-]*[\p{L}\p{N}])?"
+_HOST: Final = (
+    rf"(?:(?:{_HOST_LABEL}\.)*{_HOST_LABEL}\.?|\d{{1,3}}(?:\.\d{{1,3}}){{3}}|\[[0-9A-Fa-f:.]+\])"
+)
+_URL_OK: Final = rf"(?i)^https?://(?:[^\s/?#@]+@)?{_HOST}(?::\d{{1,5}})?(?:[/?#]\S*)?$"
+_URL_NO_SCHEME: Final = rf"^(?:www\.)?{_HOST_LABEL}(?:\.{_HOST_LABEL})+(?:[/?#]\S*)?$"
+
+
+def check(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per problem in ``df``: ``id``, ``column``, ``problem``, ``message``,
+    ``value`` (all String; ``value`` is null when the value is missing).
+
+    Rows come in the frame's row order, then column order. An empty frame with
+    ``RESULT_SCHEMA`` means nothing is wrong. ``PROBLEMS`` lists the codes.
+    """
+    work = _working_frame(df)
+    absent = {c for c in fields.EDITABLE_COLUMNS if c not in df.columns}
+    lazy = work.lazy()
+    parts: list[pl.LazyFrame] = []
+    parts += _missing(lazy, absent)
+    parts += _whitespace(lazy)
+    parts += _emails(work)
+    parts += _countries_and_telephones(work)
+    parts += _tax_status(lazy)
+    parts += _urls(lazy)
+    parts += _billing_email(lazy, absent)
+    parts += _duplicates(lazy, _LEGAL_NAME, "duplicate_legal_name", "legal name")
+    parts += _duplicates(lazy, _EMAIL, "duplicate_email", "email address")
+
+    columns = list(df.columns)
+    order = {c: i for i, c in enumerate(columns)}
+    for c in (_ID, *fields.EDITABLE_COLUMNS):
+        order.setdefault(c, len(order))
+    found = pl.concat(parts, how="vertical").collect()
+    if not found.height:
+        return pl.DataFrame(schema=RESULT_SCHEMA)
+    return (
+        found.with_columns(
+            __col=pl.col("column").replace_strict(order, return_dtype=pl.UInt32),
+            __problem=pl.col("problem").replace_strict(
+                {p: i for i, p in enumerate(PROBLEMS)}, return_dtype=pl.UInt32
+            ),
+        )
+        .sort(_ROW, "__col", "__problem", maintain_order=True)
+        .select(list(RESULT_SCHEMA))
+        .cast(RESULT_SCHEMA)
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _s(column: str) -> str:
+    """Name of the stripped copy of a column in the working frame."""
+    return f"__s:{column}"
+
+
+def _working_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Row number, id and every editable column as String (null when absent), plus a
+    whitespace-stripped copy of each."""
+    schema = df.schema
+
+    def as_text(column: str) -> pl.Expr:
+        dtype = schema.get(column)
+        if dtype is None or dtype.is_nested():
+            return pl.lit(None, dtype=pl.String).alias(column)
+        return pl.col(column).cast(pl.String)
+
+    base = df.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
+        as_text(_ID).alias(_ID),
+        *(as_text(c) for c in fields.EDITABLE_COLUMNS),
+    )
+    return base.with_columns(
+        pl.col(c).str.strip_chars().alias(_s(c)) for c in fields.EDITABLE_COLUMNS
+    )
+
+
+def _q(value: pl.Expr) -> pl.Expr:
+    """A value in quotes, so that spaces at its ends show."""
+    return pl.concat_str([pl.lit("'"), value, pl.lit("'")])
+
+
+def _problems(
+    frame: pl.LazyFrame,
+    column: str,
+    problem: str,
+    message: pl.Expr,
+    value: pl.Expr | None = None,
+) -> pl.LazyFrame:
+    assert problem in PROBLEMS, problem
+    return frame.select(
+        pl.col(_ROW),
+        pl.col(_ID).alias("id"),
+        pl.lit(column, dtype=pl.String).alias("column"),
+        pl.lit(problem, dtype=pl.String).alias("problem"),
+        message.cast(pl.String).alias("message"),
+        (pl.col(column) if value is None else value).cast(pl.String).alias("value"),
+    )
+
+
+def _blank(column: str) -> pl.Expr:
+    stripped = pl.col(_s(column))
+    return stripped.is_null() | (stripped == "")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _missing(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
+    parts = []
+    for c in fields.REQUIRED_COLUMNS:
+        if c in absent:
+            message: pl.Expr = pl.lit(
+                f"The frame has no {c} column, and Sequence requires {c} on every "
+                f"customer: add the column and fill it in."
+            )
+        else:
+            raw = pl.col(c)
+            message = (
+                pl.when(raw.is_null())
+                .then(pl.lit(f"{c} is empty. Sequence requires it: fill it in."))
+                .otherwise(
+                    pl.format(
+                        "{} is {}, which counts as empty. Sequence requires it: fill it in.",
+                        pl.lit(c),
+                        pl.when(raw == "")
+                        .then(pl.lit("an empty string"))
+                        .otherwise(pl.format("only spaces ({})", _q(raw))),
+                    )
+                )
+            )
+        parts.append(_problems(frame.filter(_blank(c)), c, "missing", message))
+    return parts
+
+
+def _whitespace(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
+    no_blank_check = {*fields.REQUIRED_COLUMNS, _BILLING_EMAIL}  # blank there: "missing"
+    parts = []
+    for c in fields.EDITABLE_COLUMNS:
+        raw, stripped = pl.col(c), pl.col(_s(c))
+        found = raw != stripped
+        if c in no_blank_check:
+            found = found & (stripped != "")
+        lead = raw.str.contains(r"^\s")
+        trail = raw.str.contains(r"\s$")
+        where = (
+            pl.when(lead & trail)
+            .then(pl.lit("spaces at the start and at the end"))
+            .when(lead)
+            .then(pl.lit("spaces at the start"))
+            .otherwise(pl.lit("spaces at the end"))
+        )
+        message = (
+            pl.when(stripped == "")
+            .then(pl.format("{} {} holds only spaces: clear it.", pl.lit(c), _q(raw)))
+            .otherwise(
+                pl.format(
+                    "{} {} has {}: it should be {} (clean.strip_whitespace() does it).",
+                    pl.lit(c),
+                    _q(raw),
+                    where,
+                    _q(stripped),
+                )
+            )
+        )
+        parts.append(_problems(frame.filter(found), c, "whitespace", message))
+    return parts
+
+
+@functools.lru_cache(maxsize=65536)
+def _email_error(value: str) -> str | None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        return str(error)
+    return None
+
+
+def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
+    values = pl.concat([work.get_column(_s(c)) for c in fields.EMAIL_COLUMNS]).rename("v")
+    v = pl.col("v")
+    short = (v.str.len_bytes() <= _EMAIL_SURE_MAX_LENGTH) & ~v.str.contains("--", literal=True)
+    known = pl.coalesce(
+        pl.when(~v.str.contains(_EMAIL_AT_LOOKALIKES)).then(pl.lit(_EMAIL_NO_AT)),
+        *(
+            pl.when(short & v.str.contains(shape)).then(pl.lit(reason))
+            for shape, reason in _EMAIL_INVALID_SHAPES
+        ),
+    )
+    candidates = (
+        values.to_frame()
+        .lazy()
+        .filter(v.is_not_null() & (v != ""))
+        .filter(~(short & v.str.contains(_EMAIL_SURE) & ~v.str.contains(_EMAIL_SPECIAL_USE)))
+        .unique()
+        .with_columns(reason=known.cast(pl.String))
+        .collect()
+    )
+    ask = candidates.filter(pl.col("reason").is_null()).get_column("v").to_list()
+    answers = [_email_error(value) for value in ask]
+    invalid = pl.concat(
+        [
+            candidates.filter(pl.col("reason").is_not_null()),
+            pl.DataFrame(
+                {"v": ask, "reason": answers}, schema={"v": pl.String, "reason": pl.String}
+            ).drop_nulls(),
+        ],
+        how="vertical",
+    )
+    invalid_values = invalid.get_column("v")
+
+    parts = []
+    for c in fields.EMAIL_COLUMNS:
+        stripped = pl.col(_s(c))
+        bad = (
+            work.lazy()
+            .filter(stripped.is_in(invalid_values.implode()))
+            .join(invalid.lazy(), left_on=_s(c), right_on="v", how="inner")
+        )
+        parts.append(
+            _problems(
+                bad,
+                c,
+                "invalid_email",
+                pl.format(
+                    "{} {} is not a valid email address: {} Correct it by hand.",
+                    pl.lit(c),
+                    _q(stripped),
+                    pl.col("reason"),
+                ),
+            )
+        )
+        upper = work.lazy().filter(
+            stripped.str.contains(r"@[^@]*\p{Lu}[^@]*$") & ~stripped.is_in(invalid_values.implode())
+        )
+        domain = stripped.str.extract(r"@([^@]*)$", 1)
+        lowered = pl.concat_str(
+            [stripped.str.extract(r"^(.*@)[^@]*$", 1), domain.str.to_lowercase()]
+        )
+        parts.append(
+            _problems(
+                upper,
+                c,
+                "email_case",
+                pl.format(
+                    "{} {} has capital letters after the @ ({}). Domains are not "
+                    "case-sensitive: write it {} (clean.lowercase_email_domain() does it).",
+                    pl.lit(c),
+                    _q(stripped),
+                    domain,
+                    _q(lowered),
+                ),
+            )
+        )
+    return parts
+
+
+def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
+    regions = clean.countries_to_alpha2(work.get_column(_s(_COUNTRY))).rename("__region")
+    e164 = clean.telephones_to_e164(work.get_column(_s(_TELEPHONE)), regions).rename("__e164")
+    frame = work.lazy().with_columns(regions, e164)
+    country, region = pl.col(_s(_COUNTRY)), pl.col("__region")
+    bad_country = (country != "") & ~country.is_in(list(clean.ALPHA2_CODES))
+    country_message = pl.format(
+        "address.country {} is not a two-letter ISO 3166-1 country code. {}",
+        _q(country),
+        pl.when(region.is_not_null())
+        .then(
+            pl.format(
+                "It probably means {} ({}): write {} (clean.country_to_alpha2() does it).",
+                region,
+                region.replace_strict(clean.COUNTRY_NAMES, default=region),
+                region,
+            )
+        )
+        .otherwise(pl.lit("No country matches it: enter the code by hand (e.g. GB, US, DE).")),
+    )
+    telephone = pl.col(_s(_TELEPHONE))
+    bad_telephone = (telephone != "") & pl.col("__e164").is_null()
+    telephone_message = pl.format(
+        "telephone {} is not a valid phone number{}",
+        _q(telephone),
+        pl.when(region.is_not_null())
+        .then(
+            pl.format(
+                " for {} (the row's country). Correct it, or write it with its "
+                "country code (e.g. +44 20 7946 0018).",
+                region,
+            )
+        )
+        .when(telephone.str.starts_with("+"))
+        .then(pl.lit(". Correct it by hand."))
+        .otherwise(
+            pl.lit(
+                ", and the row has no usable country to read it in: write it with its "
+                "country code (e.g. +44 20 7946 0018) or fix address.country."
+            )
+        ),
+    )
+    return [
+        _problems(frame.filter(bad_country), _COUNTRY, "invalid_country", country_message),
+        _problems(frame.filter(bad_telephone), _TELEPHONE, "invalid_telephone", telephone_message),
+    ]
+
+
+def _tax_status(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
+    status = pl.col(_s(_TAX_STATUS))
+    bad = (status != "") & ~status.is_in(list(fields.TAX_STATUSES))
+    meant = clean.tax_status_spelling(status)
+    message = pl.format(
+        "taxStatus {} is not one of {}. {}",
+        _q(status),
+        pl.lit(_STATUSES),
+        pl.when(meant.is_not_null())
+        .then(pl.format("It probably means {} (clean.normalize_tax_status() writes it so).", meant))
+        .otherwise(pl.lit("Choose the right one by hand.")),
+    )
+    return [_problems(frame.filter(bad), _TAX_STATUS, "invalid_tax_status", message)]
+
+
+def _urls(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
+    url = pl.col(_s(_URL))
+    bad = (url != "") & ~url.str.contains(_URL_OK)
+    message = pl.format(
+        "url {} is not a full web address: it must start with http:// or https:// and "
+        "name a host (e.g. https://example.com). {}",
+        _q(url),
+        pl.when(url.str.contains(_URL_NO_SCHEME))
+        .then(pl.format("It probably means {}.", _q(pl.concat_str([pl.lit("https://"), url]))))
+        .otherwise(pl.lit("Correct it by hand.")),
+    )
+    return [_problems(frame.filter(bad), _URL, "invalid_url", message)]
+
+
+def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
+    if _BILLING_EMAIL in absent:
+        message: pl.Expr = pl.lit(
+            "The frame has no billingEmail column, so no customer has a billing email: "
+            "invoices have no address to go to. Add the column and fill it in."
+        )
+    else:
+        message = pl.format(
+            "billingEmail is empty: invoices have no address to go to. Add one{}.",
+            pl.when(pl.col(_s(_EMAIL)).fill_null("") != "")
+            .then(pl.format(" (the customer's email is {})", _q(pl.col(_s(_EMAIL)))))
+            .otherwise(pl.lit("")),
+        )
+    return [
+        _problems(
+            frame.filter(_blank(_BILLING_EMAIL)),
+            _BILLING_EMAIL,
+            "missing_billing_email",
+            message,
+        )
+    ]
+
+
+def _duplicates(frame: pl.LazyFrame, column: str, problem: str, what: str) -> list[pl.LazyFrame]:
+    key = pl.col(_s(column)).str.to_lowercase()
+    label = pl.coalesce(pl.col(_ID), pl.format("row {}", pl.col(_ROW)))
+    rows = (
+        frame.filter(pl.col(_s(column)) != "")
+        .with_columns(__key=key)
+        .filter(pl.col("__key").is_duplicated())
+        .with_columns(__label=label)
+    )
+    groups = (
+        rows.group_by("__key")
+        .agg(pl.col("__label").alias("__labels"), pl.len().alias("__n"))
+        .filter(pl.col("__n") > 1)
+    )
+    others = pl.col("__labels").list.set_difference(pl.concat_list(pl.col("__label")))
+    count = pl.col("__n").cast(pl.Int64) - 1
+    named = others.list.head(_MAX_IDS_NAMED).list.join(", ")
+    more = count - _MAX_IDS_NAMED
+    message = pl.format(
+        "{} {} is also the {} of {} other customer{}: {}{}. Merge the duplicates, or "
+        "correct the {} if they are different customers.",
+        pl.lit(column),
+        _q(pl.col(_s(column))),
+        pl.lit(what),
+        count,
+        pl.when(count == 1).then(pl.lit("")).otherwise(pl.lit("s")),
+        named,
+        pl.when(more > 0).then(pl.format(" and {} more", more)).otherwise(pl.lit("")),
+        pl.lit(what),
+    )
+    dups = rows.join(groups, on="__key", how="inner")
+    return [_problems(dups, column, problem, message)]

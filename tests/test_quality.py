@@ -1,0 +1,428 @@
+"""quality.check: every problem code, the result's shape and order, the fast paths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sequence_nb import fields
+from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check
+
+TAX_ENUM = pl.Enum(list(fields.TAX_STATUSES))
+
+
+def customers(n: int = 3, /, **columns: Any) -> pl.DataFrame:
+    """A frame of ``n`` clean customers in the frame's schema; ``columns`` override."""
+    data: dict[str, Any] = {
+        "id": [f"c{i}" for i in range(n)],
+        "legalName": [f"Company {i} Ltd" for i in range(n)],
+        "contactName": [f"Person {i}" for i in range(n)],
+        "email": [f"person{i}@company{i}.co.uk" for i in range(n)],
+        "billingEmail": [f"invoices@company{i}.co.uk" for i in range(n)],
+        "address.line1": [f"{i + 1} High Street" for i in range(n)],
+        "address.line2": [None] * n,
+        "address.town": ["London"] * n,
+        "address.postCode": ["EC1A 1BB"] * n,
+        "address.country": ["GB"] * n,
+        "taxStatus": pl.Series(["TAXED"] * n, dtype=TAX_ENUM),
+        "telephone": [f"+44 20 7946 {i:04d}" for i in range(n)],
+        "url": [f"https://company{i}.co.uk/" for i in range(n)],
+        "label": ["Enterprise"] * n,
+        "paymentReference": [f"PO-{i}" for i in range(n)],
+        "createdAt": pl.Series(
+            [datetime(2024, 1, 1, tzinfo=UTC)] * n, dtype=pl.Datetime("us", "UTC")
+        ),
+        "sequenceAccountId": ["acct"] * n,
+        "billingEmails": [[f"invoices@company{i}.co.uk"] for i in range(n)],
+        "linkedServices": pl.Series(
+            [[{"externalId": "x", "externalService": "Xero", "syncTime": "2024-01-01T00:00:00Z"}]]
+            * n
+        ),
+        "archivedAt": [None] * n,
+    }
+    for name, values in columns.items():
+        data[name] = values
+    return pl.DataFrame(data)
+
+
+def problems(result: pl.DataFrame) -> set[tuple[str, str, str]]:
+    return set(result.select("id", "column", "problem").iter_rows())
+
+
+def only(result: pl.DataFrame, problem: str) -> pl.DataFrame:
+    return result.filter(pl.col("problem") == problem)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def test_clean_frame_gives_empty_result_with_the_right_schema() -> None:
+    result = check(customers())
+    assert result.height == 0
+    assert result.schema == RESULT_SCHEMA
+
+
+def test_empty_frame_gives_empty_result() -> None:
+    assert check(customers(0)).schema == RESULT_SCHEMA
+
+
+def test_result_has_string_columns_and_is_sorted_by_row_then_column() -> None:
+    df = customers(
+        3,
+        legalName=["Company 0 Ltd", "Company 1 Ltd ", "Company 2 Ltd"],
+        email=["bad", "person1@company1.co.uk", "x@Y.com"],
+        url=["nope", None, None],
+        telephone=[None, "nope", None],
+    )
+    result = check(df)
+    assert result.schema == RESULT_SCHEMA
+    order = {c: i for i, c in enumerate(df.columns)}
+    keys = [(int(r["id"][1:]), order[r["column"]]) for r in result.iter_rows(named=True)]
+    assert keys == sorted(keys)
+    assert [r[:3] for r in result.iter_rows()] == [
+        ("c0", "email", "invalid_email"),
+        ("c0", "url", "invalid_url"),
+        ("c1", "legalName", "whitespace"),
+        ("c1", "telephone", "invalid_telephone"),
+        ("c2", "email", "email_case"),
+    ]
+
+
+def test_problems_lists_every_code_with_a_description() -> None:
+    assert list(PROBLEMS) == [
+        "missing",
+        "whitespace",
+        "invalid_email",
+        "email_case",
+        "invalid_country",
+        "invalid_tax_status",
+        "invalid_telephone",
+        "invalid_url",
+        "missing_billing_email",
+        "duplicate_legal_name",
+        "duplicate_email",
+    ]
+    assert all(isinstance(text, str) and text for text in PROBLEMS.values())
+
+
+# --------------------------------------------------------------------------- each code
+
+CASES = [
+    ("legalName", None, "missing", None),
+    ("legalName", "   ", "missing", "only spaces"),
+    ("address.town", "", "missing", "empty"),
+    ("email", None, "missing", None),
+    ("contactName", " Jane Doe", "whitespace", "' Jane Doe'"),
+    ("address.postCode", "EC1A 1BB  ", "whitespace", "'EC1A 1BB  '"),
+    ("label", "   ", "whitespace", "only spaces"),
+    ("email", "jane.example.com", "invalid_email", "'jane.example.com'"),
+    ("email", "jane@", "invalid_email", "'jane@'"),
+    ("email", "jane@example", "invalid_email", "'jane@example'"),
+    ("billingEmail", "a@@b.com", "invalid_email", "'a@@b.com'"),
+    ("billingEmail", "jo hn@x.com", "invalid_email", "'jo hn@x.com'"),
+    ("email", "Jane@Example.COM", "email_case", "'Jane@Example.COM'"),
+    ("billingEmail", "invoices@ACME.io", "email_case", "'invoices@ACME.io'"),
+    ("address.country", "United Kingdom", "invalid_country", "GB"),
+    ("address.country", "Narnia", "invalid_country", "'Narnia'"),
+    ("telephone", "call me", "invalid_telephone", "'call me'"),
+    ("telephone", "12345", "invalid_telephone", "'12345'"),
+    ("telephone", "020 7946 001", "invalid_telephone", "for GB"),
+    ("url", "company.co.uk", "invalid_url", "https://company.co.uk"),
+    ("url", "ftp://company.co.uk", "invalid_url", "'ftp://company.co.uk'"),
+    ("url", "https://", "invalid_url", "'https://'"),
+    ("billingEmail", None, "missing_billing_email", None),
+    ("billingEmail", "  ", "missing_billing_email", None),
+]
+
+
+@pytest.mark.parametrize(("column", "bad", "code", "named"), CASES)
+def test_each_code_is_found_with_id_column_value_and_message(
+    column: str, bad: str | None, code: str, named: str | None
+) -> None:
+    values = customers().get_column(column).to_list()
+    values[1] = bad
+    result = check(customers(**{column: values}))
+    assert problems(result) == {("c1", column, code)}
+    row = result.row(0, named=True)
+    assert row["value"] == bad
+    assert row["message"]
+    if named is not None:
+        assert named in row["message"]
+
+
+def test_invalid_tax_status_names_value_and_probable_status() -> None:
+    df = customers(3, taxStatus=["TAXED", "taxed", "VAT"])
+    result = check(df)
+    assert problems(result) == {
+        ("c1", "taxStatus", "invalid_tax_status"),
+        ("c2", "taxStatus", "invalid_tax_status"),
+    }
+    first, second = result.get_column("message").to_list()
+    assert "'taxed'" in first and "probably means TAXED" in first
+    assert "'VAT'" in second and "TAX_EXEMPT" in second
+
+
+def test_tax_status_as_enum_and_as_string_both_work() -> None:
+    as_enum = customers(3, taxStatus=pl.Series(["TAXED", None, "TAX_EXEMPT"], dtype=TAX_ENUM))
+    as_text = customers(3, taxStatus=["TAXED", None, "TAX_EXEMPT"])
+    expected = {("c1", "taxStatus", "missing")}
+    assert problems(check(as_enum)) == expected
+    assert problems(check(as_text)) == expected
+    assert check(as_enum).get_column("value").to_list() == [None]
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("United Kingdom", "GB"),
+        ("germany", "DE"),
+        ("DEU", "DE"),
+        ("UK", "GB"),
+        ("USA", "US"),
+        ("gb", "GB"),
+        ("the Netherlands", "NL"),
+    ],
+)
+def test_invalid_country_message_names_the_code_it_probably_means(written: str, code: str) -> None:
+    telephone = [None, None, None]  # the country's telephone rules are not the point here
+    result = check(customers(**{"address.country": ["GB", written, "GB"], "telephone": telephone}))
+    assert problems(result) == {("c1", "address.country", "invalid_country")}
+    message = result.item(0, "message")
+    assert f"'{written}'" in message
+    assert f"probably means {code}" in message
+
+
+def test_unresolvable_country_says_so() -> None:
+    result = check(customers(**{"address.country": ["GB", "XK", "GB"], "telephone": [None] * 3}))
+    assert "No country matches" in result.item(0, "message")
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def test_value_with_surrounding_whitespace_is_only_a_whitespace_problem() -> None:
+    df = customers(
+        3,
+        email=[" person0@company0.co.uk", "person1@company1.co.uk", "person2@company2.co.uk"],
+        taxStatus=["TAXED ", "TAXED", "TAXED"],
+        url=["https://company0.co.uk/ ", None, None],
+        telephone=[" 020 7946 0000", "020 7946 0001", "+44 20 7946 0002"],
+    )
+    df = df.with_columns(pl.col("address.country").replace("GB", " GB").alias("address.country"))
+    result = check(df)
+    assert set(result.get_column("problem")) == {"whitespace"}
+    assert result.height == 5 + 1 + 1  # row 0: 5 columns; rows 1 and 2: the country
+
+
+def test_whitespace_does_not_hide_a_problem_of_the_stripped_value() -> None:
+    df = customers(**{"address.country": ["GB", "  United Kingdom", "GB"], "telephone": [None] * 3})
+    assert problems(check(df)) == {
+        ("c1", "address.country", "whitespace"),
+        ("c1", "address.country", "invalid_country"),
+    }
+
+
+def test_missing_optional_columns_are_tolerated() -> None:
+    df = customers().select(
+        "id",
+        "legalName",
+        "email",
+        "billingEmail",
+        "address.line1",
+        "address.town",
+        "address.postCode",
+        "address.country",
+        "taxStatus",
+    )
+    assert check(df).height == 0
+
+
+def test_missing_required_column_is_a_problem_on_every_row() -> None:
+    df = customers().drop("address.town")
+    result = check(df)
+    assert problems(result) == {(f"c{i}", "address.town", "missing") for i in range(3)}
+    assert result.get_column("value").to_list() == [None] * 3
+    assert "no address.town column" in result.item(0, "message")
+
+
+def test_missing_billing_email_column_is_a_problem_on_every_row() -> None:
+    result = check(customers().drop("billingEmail"))
+    assert problems(result) == {
+        (f"c{i}", "billingEmail", "missing_billing_email") for i in range(3)
+    }
+
+
+def test_frame_without_id_column_still_checks() -> None:
+    result = check(customers().drop("id").with_columns(pl.lit("bad").alias("url")))
+    assert result.height == 3
+    assert result.get_column("id").to_list() == [None] * 3
+
+
+def test_unknown_and_read_only_columns_are_not_checked() -> None:
+    df = customers().with_columns(
+        pl.lit(" x ").alias("archivedAt"), pl.lit(" acct ").alias("sequenceAccountId")
+    )
+    assert check(df).height == 0
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_duplicates_compare_case_insensitively_and_name_the_other_ids() -> None:
+    df = customers(
+        4,
+        legalName=["Acme Ltd", "ACME LTD", "Other plc", " acme ltd"],
+        email=["a@x.com", "b@x.com", "A@X.COM", "d@x.com"],
+    )
+    result = check(df)
+    legal = only(result, "duplicate_legal_name")
+    assert set(legal.get_column("id")) == {"c0", "c1", "c3"}
+    message = legal.filter(pl.col("id") == "c1").item(0, "message")
+    assert "c0" in message and "c3" in message and "2 other customers" in message
+    assert "'ACME LTD'" in message
+    emails = only(result, "duplicate_email")
+    assert set(emails.get_column("id")) == {"c0", "c2"}
+    assert "c2" in emails.filter(pl.col("id") == "c0").item(0, "message")
+
+
+def test_duplicate_message_counts_when_too_many_to_name() -> None:
+    df = customers(9, legalName=["Same"] * 9)
+    message = only(check(df), "duplicate_legal_name").item(0, "message")
+    assert "8 other customers" in message and "and 3 more" in message
+
+
+def test_blank_values_are_not_duplicates() -> None:
+    df = customers(3, contactName=[None] * 3, legalName=["A", "", ""])
+    assert only(check(df), "duplicate_legal_name").height == 0
+
+
+# --------------------------------------------------------------------------- telephones
+
+
+@pytest.mark.parametrize(
+    ("telephone", "country", "valid"),
+    [
+        ("020 7946 0018", "GB", True),
+        ("020 7946 0018", "United Kingdom", True),  # read in the country it names
+        ("020 7946 0018", "US", False),
+        ("020 7946 0018", None, False),
+        ("+44 20 7946 0018", None, True),
+        ("+442079460018", "US", True),
+        ("(212) 555-0100", "US", True),
+        ("212 555 0100", "GB", False),
+        ("0044 20 7946 0018", "GB", True),  # via phonenumbers itself
+        ("+44 20 7946 001", "GB", False),
+    ],
+)
+def test_telephone_is_read_in_the_rows_country(
+    telephone: str, country: str | None, valid: bool
+) -> None:
+    df = customers(1, telephone=[telephone], **{"address.country": [country]})
+    codes = set(check(df).get_column("problem"))
+    assert ("invalid_telephone" not in codes) is valid
+
+
+# --------------------------------------------------------------------------- email fast path
+
+_LOCAL = st.from_regex(r"[A-Za-z0-9_%+\-]{1,8}(\.[A-Za-z0-9_%+\-]{1,8}){0,2}", fullmatch=True)
+_LABEL = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9\-]{0,6}[A-Za-z0-9])?", fullmatch=True)
+_TLD = st.from_regex(r"[A-Za-z]{1,6}", fullmatch=True)
+
+
+def _validator_says(value: str) -> str | None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        return str(error)
+    return None
+
+
+_EMAIL = st.tuples(
+    _LOCAL,
+    st.lists(_LABEL, min_size=0, max_size=3),
+    _TLD,
+    st.sampled_from(["full", "no_domain", "one_label", "no_at"]),
+).map(
+    lambda t: {
+        "full": f"{t[0]}@{'.'.join([*t[1], t[2]])}",
+        "no_domain": f"{t[0]}@",
+        "one_label": f"{t[0]}@{t[1][0] if t[1] else t[2]}",
+        "no_at": f"{t[0]}.{t[2]}",
+    }[t[3]]
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(values=st.lists(_EMAIL, min_size=1, max_size=60))
+def test_email_verdicts_without_email_validator_match_it(values: list[str]) -> None:
+    """The values check decides with regexes get email_validator's own verdict."""
+    df = customers(len(values), email=values, legalName=[f"N{i}" for i in range(len(values))])
+    found = only(check(df), "invalid_email")
+    messages = dict(zip(found.get_column("value"), found.get_column("message"), strict=True))
+    for value in values:
+        expected = _validator_says(value)
+        if expected is None:
+            assert value not in messages, value
+        else:
+            assert expected in messages[value], value
+
+
+# --------------------------------------------------------------------------- sandbox data
+
+
+def test_check_finds_exactly_the_planted_problems_of_the_sandbox_data() -> None:
+    data = pytest.importorskip("sequence_nb.sandbox.data")
+    frames = pytest.importorskip("sequence_nb.frames")
+    records, planted = data.generate_customers(3000, seed=7)
+    df = frames.to_frame(records)
+    result = check(df)
+    assert problems(result) == {(p.id, p.column, p.problem) for p in planted}
+    assert result.height == len(planted)
+
+
+def test_check_finds_one_problem_in_each_spoiled_row_of_100k() -> None:
+    """At scale the vectorized paths agree with the per-value ones (its speed is
+    measured by benchmarks/frames.py, not here)."""
+    result = check(_big_frame(100_000))
+    assert result.height == 10_000
+
+
+def _big_frame(n: int) -> pl.DataFrame:
+    """n customers, about one row in ten with a problem."""
+    i = pl.int_range(n, eager=True)
+    s = i.cast(pl.String)
+    bad = (i % 10) == 0
+    kind = (i // 10) % 6
+    frame = pl.DataFrame(
+        {
+            "id": "id-" + s,
+            "legalName": "Company " + s + " Ltd",
+            "email": "person" + s + "@company" + s + ".co.uk",
+            "billingEmail": "invoices@company" + s + ".co.uk",
+            "address.line1": s + " High Street",
+            "address.town": pl.Series(["London"] * n),
+            "address.postCode": pl.Series(["EC1A 1BB"] * n),
+            "address.country": pl.Series(["GB", "US", "DE", "FR"] * (n // 4)),
+            "taxStatus": pl.Series(["TAXED"] * n, dtype=TAX_ENUM),
+            "telephone": ("+4420" + (i + 70_000_000).cast(pl.String)),
+            "url": "https://company" + s + ".co.uk/",
+        }
+    )
+
+    def spoil(column: str, which: int, value: pl.Expr) -> pl.Expr:
+        return pl.when(bad & (kind == which)).then(value).otherwise(pl.col(column)).alias(column)
+
+    return frame.with_columns(
+        spoil("legalName", 0, pl.col("legalName") + " "),
+        spoil("email", 1, pl.col("email").str.replace("@", ".")),
+        spoil("address.country", 2, pl.lit("United Kingdom")),
+        spoil("telephone", 3, pl.lit("tbc")),
+        spoil("billingEmail", 4, pl.lit(None, dtype=pl.String)),
+        spoil("url", 5, pl.lit("company.co.uk")),
+    )
