@@ -60,6 +60,8 @@ _FILTERS = {
     "sort_order": "sortOrder",
 }
 _RETRYABLE_STATUS = frozenset({408, 429})
+#: The largest answer the client reads (a page of 100 customers is about 100 kB).
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _MESSAGE_LIMIT = 500
 
 
@@ -113,7 +115,8 @@ class SequenceClient:
 
     Omitted arguments come from ``SEQUENCE_CLIENT_ID``, ``SEQUENCE_CLIENT_SECRET``
     and ``SEQUENCE_BASE_URL`` (default :attr:`production_url`; Sequence's own
-    test environment is :attr:`sandbox_url`). Retries: ``max_retries`` more
+    test environment is :attr:`sandbox_url`). ``timeout`` bounds connecting and
+    each read; ``answer_deadline`` bounds a whole answer. Retries: ``max_retries`` more
     attempts after the first on 408, 429, 5xx, connection errors and timeouts,
     waiting ``Retry-After`` (up to ``max_retry_after`` seconds) or a capped
     exponential backoff with jitter. ``rate_limit_per_minute`` paces all
@@ -130,6 +133,7 @@ class SequenceClient:
         base_url: str | None = None,
         *,
         timeout: float = 30.0,
+        answer_deadline: float = 120.0,
         max_retries: int = 2,
         retry_initial_delay: float = 0.5,
         retry_max_delay: float = 8.0,
@@ -156,6 +160,7 @@ class SequenceClient:
             raise ValueError("max_retries must be 0 or more")
         self.client_id = client_id
         self.base_url = _checked_base_url(base_url)
+        self.answer_deadline = answer_deadline
         self.max_retries = max_retries
         self.retry_initial_delay = retry_initial_delay
         self.retry_max_delay = retry_max_delay
@@ -297,12 +302,10 @@ class SequenceClient:
             self._limiter.acquire()
             started = time.monotonic()
             try:
-                answer = self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
+                answer = self._exchange(method, path, params, content, headers)
             except httpx.TimeoutException as exc:
                 error: APIError = APITimeoutError(
-                    f"no answer in time ({type(exc).__name__})", method=method, path=path
+                    f"no answer in time ({type(exc).__name__}: {exc})", method=method, path=path
                 )
             except httpx.TransportError as exc:
                 error = APIConnectionError(
@@ -336,6 +339,45 @@ class SequenceClient:
             if isinstance(error, RateLimitError):
                 self._limiter.pause(delay)
             time.sleep(delay)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """One request and its whole answer, read within ``answer_deadline`` seconds.
+
+        httpx's timeouts bound each read, not the answer: a server that trickles
+        a byte at a time would otherwise hold the call for ever. Answers larger
+        than ``MAX_ANSWER_BYTES`` are refused.
+        """
+        request = self._http.build_request(
+            method, path, params=params, content=content, headers=headers
+        )
+        deadline = time.monotonic() + self.answer_deadline
+        answer = self._http.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            for chunk in answer.iter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise httpx.ReadError(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the answer took longer than {self.answer_deadline:g} s to arrive"
+                    )
+                chunks.append(chunk)
+        finally:
+            answer.close()
+        return httpx.Response(
+            answer.status_code,
+            headers=answer.headers,
+            content=b"".join(chunks),
+            request=request,
+        )
 
     def _retry_delay(self, error: APIError, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up."""
