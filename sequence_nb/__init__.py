@@ -1,5 +1,6 @@
 """sequence_nb: clean the customer records of a Sequence billing account from a notebook."""
 
+from sequence_nb import clean
 from sequence_nb.client import SequenceClient
 from sequence_nb.errors import (
     APIConnectionError,
@@ -19,6 +20,7 @@ from sequence_nb.errors import (
     ServerError,
     UnexpectedResponseError,
 )
+from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
     Customer,
@@ -27,10 +29,14 @@ from sequence_nb.models import (
     LinkedService,
     TaxStatus,
 )
+from sequence_nb.plan import ChangePlan, FieldChange, PlanError, RowChange, plan_updates
+from sequence_nb.push import PushResult, RowResult, apply_plan, resume, undo
+from sequence_nb.quality import PROBLEMS, check
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PROBLEMS",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -38,21 +44,34 @@ __all__ = [
     "Address",
     "AuthenticationError",
     "BadRequestError",
+    "ChangePlan",
     "ConfigurationError",
     "ConflictError",
     "Customer",
     "CustomerUpdate",
     "ExternalId",
+    "FieldChange",
     "InvalidBodyError",
+    "Journal",
     "LinkedService",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
+    "PlanError",
+    "PushResult",
     "RateLimitError",
+    "RowChange",
+    "RowResult",
     "SequenceClient",
     "SequenceError",
     "ServerError",
     "TaxStatus",
     "UnexpectedResponseError",
     "__version__",
+    "apply_plan",
+    "check",
+    "clean",
+    "plan_updates",
+    "resume",
+    "undo",
 ]

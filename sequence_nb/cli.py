@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -124,10 +125,31 @@ def _run_demo(args: argparse.Namespace) -> int:
         command = [jupyter, "lab", str(notebook), f"--ServerApp.port={args.lab_port}"]
         if args.no_browser:
             command.append("--no-browser")
-        try:
-            return subprocess.call(command, env=env)
-        except KeyboardInterrupt:
-            return 130
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-root")  # containers and CI machines run as root
+        return _run_until_stopped(command, env)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_until_stopped(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` until it ends or we are stopped (Ctrl-C or SIGTERM), then end it too."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    child = subprocess.Popen(command, env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def _client() -> SequenceClient:

@@ -207,15 +207,19 @@ class ChangePlan:
         )
 
     def summary(self) -> str:
-        """Counts in one line."""
+        """Counts in one line, and any columns that were ignored."""
+        ignored = ""
+        if self.ignored_columns:
+            names = ", ".join(self.ignored_columns)
+            ignored = f" (ignored, not in the original frame: {names})"
         if not self:
-            return "no changes"
+            return f"no changes{ignored}"
         parts = [f"{len(self)} to update", f"{len(self.invalid)} invalid"]
         if self.added_ids:
             parts.append(f"{len(self.added_ids)} added rows not sent")
         if self.removed_ids:
             parts.append(f"{len(self.removed_ids)} removed rows not sent")
-        return ", ".join(parts)
+        return ", ".join(parts) + ignored
 
     def __repr__(self) -> str:
         return f"<ChangePlan {self.plan_id[:8]}: {self.summary()}>"
@@ -560,11 +564,8 @@ def _text(value: Any) -> str | None:
 def render_plan_html(plan: ChangePlan) -> str:
     """The plan for a notebook: counts, old struck through, new highlighted, invalid in red."""
     if not plan:
-        return '<div class="snb-plan"><b>No changes.</b></div>'
+        return f'<div class="snb-plan"><b>{html.escape(plan.summary().capitalize())}.</b></div>'
     parts = [_PLAN_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b></p>"]
-    if plan.ignored_columns:
-        names = ", ".join(html.escape(c) for c in plan.ignored_columns)
-        parts.append(f"<p>Columns not in the original frame, ignored: {names}</p>")
     parts.append(
         "<table><thead><tr><th>id</th><th>legal name</th><th>column</th>"
         "<th>old</th><th>new</th><th>status</th></tr></thead><tbody>"

@@ -150,6 +150,8 @@ def test_extra_columns_are_ignored_and_listed(original: pl.DataFrame) -> None:
     plan = plan_updates(original, original.with_columns(pl.lit(1).alias("my_flag")))
     assert plan.ignored_columns == ("my_flag",)
     assert not plan
+    assert plan.summary() == "no changes (ignored, not in the original frame: my_flag)"
+    assert "my_flag" in plan._repr_html_()
 
 
 def test_a_frame_without_ids_cannot_be_planned(original: pl.DataFrame) -> None:

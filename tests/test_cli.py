@@ -1,0 +1,184 @@
+"""The sequence-nb command against a sandbox: export, push, runs, undo, sandbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from sequence_nb.cli import main
+from sequence_nb.sandbox import Sandbox
+from tests.conftest import SandboxFactory
+
+
+@pytest.fixture
+def server(make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A sandbox whose credentials are in the environment, as a shell user would set them."""
+    sandbox = make_sandbox(customers=40, seed=21)
+    monkeypatch.setenv("SEQUENCE_BASE_URL", sandbox.url)
+    monkeypatch.setenv("SEQUENCE_CLIENT_ID", sandbox.client_id)
+    monkeypatch.setenv("SEQUENCE_CLIENT_SECRET", sandbox.client_secret)
+    return sandbox
+
+
+def exported(server: Sandbox, tmp_path: Path) -> pl.DataFrame:
+    path = tmp_path / "customers.parquet"
+    assert main(["export", str(path), "--include-archived"]) == 0
+    return pl.read_parquet(path)
+
+
+def relabel(frame: pl.DataFrame, server: Sandbox, count: int) -> pl.DataFrame:
+    clean = [row for row in frame["id"] if row not in {p.id for p in server.planted}][:count]
+    return frame.with_columns(
+        pl.when(pl.col("id").is_in(clean))
+        .then(pl.lit("from the shell"))
+        .otherwise(pl.col("label"))
+        .alias("label")
+    )
+
+
+def test_export_writes_every_customer(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = exported(server, tmp_path)
+    assert frame.height == len(server.records())
+    assert "Wrote 40 customers" in capsys.readouterr().out
+
+
+def test_push_dry_run_shows_the_plan_and_writes_nothing(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 3)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    server.reset_stats()
+    status = main(
+        ["push", str(tmp_path / "edited.parquet"), "--dry-run", "--journal", str(tmp_path / "j")]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Plan: 3 to update" in out and "from the shell" in out
+    assert "dry run: 3 would-update" in out
+    assert server.stats.requests["PUT"] == 0
+
+
+def test_push_without_a_terminal_needs_yes(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 2)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    server.reset_stats()
+    status = main(["push", str(tmp_path / "edited.parquet"), "--journal", str(tmp_path / "j")])
+    assert status == 2
+    assert "pass --yes" in capsys.readouterr().err
+    assert server.stats.requests["PUT"] == 0
+
+
+def test_push_then_undo_from_the_shell(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {r["id"]: r.get("label") for r in server.records()}
+    edited = relabel(exported(server, tmp_path), server, 4)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    journal = str(tmp_path / "journal.sqlite3")
+    assert main(["push", str(tmp_path / "edited.parquet"), "--yes", "--journal", journal]) == 0
+    out = capsys.readouterr().out
+    assert "4 updated" in out
+    run_id = out.split("To undo it: sequence-nb undo ")[1].split()[0]
+    assert sum(r.get("label") == "from the shell" for r in server.records()) == 4
+    assert main(["runs", "--journal", journal]) == 0
+    assert run_id in capsys.readouterr().out
+    assert main(["undo", run_id, "--yes", "--journal", journal]) == 0
+    assert {r["id"]: r.get("label") for r in server.records()} == before
+
+
+def test_errors_are_one_line_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SEQUENCE_CLIENT_ID", raising=False)
+    assert main(["export", str(tmp_path / "x.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sequence-nb: No Sequence client id") and err.count("\n") == 1
+
+
+def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:
+    port = 18765 + os.getpid() % 1000
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sequence_nb.cli",
+            "sandbox",
+            "--customers",
+            "25",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        banner = "".join(child.stdout.readline() for _ in range(3))
+        assert f"http://127.0.0.1:{port}/api" in banner
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/customers", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert answer.status_code == 401  # it enforces auth
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def test_demo_starts_the_sandbox_and_jupyterlab(tmp_path: Path) -> None:
+    port = 19888 + os.getpid() % 1000
+    home = tmp_path / "home"
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    command = [sys.executable, "-m", "sequence_nb.cli", "demo", "--no-browser"]
+    log = (tmp_path / "demo.log").open("w")
+    child = subprocess.Popen(
+        [*command, "--lab-port", str(port), "--customers", "20"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/status", timeout=1)
+                break
+            except httpx.TransportError:
+                assert child.poll() is None, "the demo exited early"
+                assert time.monotonic() < deadline, "JupyterLab did not start"
+                time.sleep(0.2)
+        assert answer.status_code in (200, 403)  # up; a token guards it
+        assert "Sandbox: http://127.0.0.1:" in (tmp_path / "demo.log").read_text()
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            assert child.wait(timeout=20) == 130
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        finally:
+            log.close()
