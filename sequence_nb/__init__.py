@@ -20,6 +20,8 @@ from sequence_nb.errors import (
     ServerError,
     UnexpectedResponseError,
 )
+from sequence_nb.export import ExportError, export
+from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_records
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
@@ -49,6 +51,7 @@ __all__ = [
     "ConflictError",
     "Customer",
     "CustomerUpdate",
+    "ExportError",
     "ExternalId",
     "FieldChange",
     "InvalidBodyError",
@@ -71,7 +74,12 @@ __all__ = [
     "apply_plan",
     "check",
     "clean",
+    "export",
+    "fetch_customers",
+    "frame_from_pages",
     "plan_updates",
     "resume",
+    "to_frame",
+    "to_records",
     "undo",
 ]

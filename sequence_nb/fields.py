@@ -122,3 +122,28 @@ INTEGRATION_SERVICES: Final = (
     "Stripe",
     "Xero",
 )
+
+# --- Added for frames.py (records <-> polars): single names the mapping needs. ---
+
+#: The record's identity field.
+ID: Final = "id"
+#: When the customer was created: ISO 8601 UTC text in JSON.
+CREATED_AT: Final = "createdAt"
+#: The nested address object; its parts are ``ADDRESS_FIELDS``.
+ADDRESS: Final = "address"
+#: The customer's tax status, one of ``TAX_STATUSES``.
+TAX_STATUS: Final = "taxStatus"
+#: The read-only list of billing email addresses.
+BILLING_EMAILS: Final = "billingEmails"
+#: The read-only list of linked integrations.
+LINKED_SERVICES: Final = "linkedServices"
+#: Fields of one ``linkedServices`` entry (``syncTime`` is ISO 8601 UTC text).
+LINKED_SERVICE_FIELDS: Final = ("externalId", "externalService", "syncTime")
+#: Key of the list of records in a ``GET /customers`` page body.
+PAGE_ITEMS: Final = "items"
+#: Joins a nested field's JSON path into a flat column name, as
+#: ``pandas.json_normalize`` does: ``address.postCode``.
+PATH_SEPARATOR: Final = "."
+#: How the API writes timestamps, as a polars/chrono format: seconds, then
+#: ``.`` and 3, 6 or 9 digits only when the fraction is not zero, then ``Z``.
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"

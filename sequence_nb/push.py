@@ -369,7 +369,8 @@ def remote_conflicts(row: RowChange, fresh: Mapping[str, Any]) -> str | None:
         )
         if remote != base and remote != wanted:
             clashes.append(
-                f"{column} changed remotely from {base!r} to {remote!r} (this plan writes {wanted!r})"
+                f"{column} changed remotely from {base!r} to {remote!r} "
+                f"(this plan writes {wanted!r})"
             )
     return "; ".join(clashes) or None
 

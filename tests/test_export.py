@@ -1,0 +1,138 @@
+"""Exports: each format written and read back."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from sequence_nb.export import ExportError, export
+from sequence_nb.frames import to_frame, to_records
+from tests.test_frames import SEED_RECORD
+
+ODD: dict[str, Any] = {
+    "id": "b",
+    "createdAt": "2023-01-02T03:04:05.120Z",
+    "legalName": '=HYPERLINK("https://evil.example")',
+    "email": "zoë@example.com",
+    "address": {"line1": "١٢ شارع", "town": "😀 Town", "country": "GB"},
+    "taxStatus": "TAX_EXEMPT",
+    "label": "",
+    "billingEmails": [],
+    "linkedServices": [{"externalId": "9", "externalService": "Stripe"}],
+    "archivedAt": "2024-01-01T00:00:00Z",
+    "externalIds": [{"key": "Stripe", "value": "cus_1"}],
+    "meta": {"tags": ["a", "b"], "score": 3},
+}
+
+
+@pytest.fixture
+def frame() -> pl.DataFrame:
+    return to_frame([SEED_RECORD, ODD])
+
+
+def test_parquet_reads_back_as_an_equal_frame(frame: pl.DataFrame, tmp_path: Path) -> None:
+    written = export(frame, tmp_path / "customers.parquet")
+    assert written == tmp_path / "customers.parquet"
+    assert_frame_equal(pl.read_parquet(written), frame)
+
+
+def test_json_is_the_records_nested_as_the_api_nests_them(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    written = export(frame, tmp_path / "customers.json")
+    back = json.loads(written.read_text(encoding="utf-8"))
+    assert back == to_records(frame) == [SEED_RECORD, ODD]
+    assert back[0]["createdAt"] == "2022-06-28T16:47:00Z"
+    assert back[1]["createdAt"] == "2023-01-02T03:04:05.120Z"
+
+
+def test_csv_holds_lists_and_structs_as_json_text(frame: pl.DataFrame, tmp_path: Path) -> None:
+    written = export(frame, tmp_path / "customers.csv")
+    back = pl.read_csv(written, infer_schema=False)
+    assert back.columns == frame.columns
+    first, second = back.rows(named=True)
+    assert first["createdAt"] == "2022-06-28T16:47:00Z"
+    assert first["address.postCode"] == "AB1 2EF"
+    assert json.loads(first["billingEmails"]) == SEED_RECORD["billingEmails"]
+    assert json.loads(first["linkedServices"]) == SEED_RECORD["linkedServices"]
+    assert first["externalIds"] is None
+    assert second["billingEmails"] == "[]"
+    assert json.loads(second["linkedServices"]) == ODD["linkedServices"]
+    assert json.loads(second["meta.tags"]) == ["a", "b"]
+    assert second["meta.score"] == "3"
+    assert second["legalName"] == ODD["legalName"]
+    assert second["address.line1"] == "١٢ شارع"
+
+
+def test_excel_holds_lists_as_json_text_and_text_as_text(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    written = export(frame, tmp_path / "customers.xlsx")
+    back = pl.read_excel(written, sheet_name="customers", engine="calamine")
+    assert back.columns == frame.columns
+    first, second = back.rows(named=True)
+    assert first["createdAt"] == datetime(2022, 6, 28, 16, 47)
+    assert second["createdAt"] == datetime(2023, 1, 2, 3, 4, 5, 120000)
+    assert first["url"] == "https://example.com/"
+    assert first["taxStatus"] == "TAXED"
+    assert json.loads(first["linkedServices"]) == SEED_RECORD["linkedServices"]
+    assert second["billingEmails"] == "[]"
+    assert json.loads(second["externalIds"]) == ODD["externalIds"]
+    assert second["legalName"] == ODD["legalName"]  # not turned into a formula
+    assert second["address.town"] == "😀 Town"
+
+
+def test_format_argument_wins_over_the_extension(frame: pl.DataFrame, tmp_path: Path) -> None:
+    written = export(frame, tmp_path / "customers.data", format="json")
+    assert json.loads(written.read_text(encoding="utf-8")) == to_records(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.data"]
+
+
+@pytest.mark.parametrize("name", ["customers", "customers.txt", "customers.xls"])
+def test_an_unknown_extension_is_a_clear_error(
+    frame: pl.DataFrame, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(ExportError, match="cannot tell the export format"):
+        export(frame, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_format_is_a_clear_error(frame: pl.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="unknown export format 'yaml'"):
+        export(frame, tmp_path / "c.json", format="yaml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_an_empty_frame_exports(tmp_path: Path, suffix: str) -> None:
+    written = export(to_frame([]), tmp_path / f"empty{suffix}")
+    assert written.stat().st_size > 0
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_exports_add_nothing_beyond_the_frame(
+    frame: pl.DataFrame, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-do-not-export-0123456789"
+    monkeypatch.setenv("SEQUENCE_CLIENT_ID", "client-id-marker")
+    monkeypatch.setenv("SEQUENCE_CLIENT_SECRET", secret)
+    written = export(frame, tmp_path / f"customers{suffix}")
+    content = written.read_bytes()
+    if suffix == ".xlsx":  # a zip: look inside every part
+        with zipfile.ZipFile(written) as archive:
+            content = b"".join(archive.read(name) for name in archive.namelist())
+    assert secret.encode() not in content
+    assert b"client-id-marker" not in content
+
+
+def test_excel_refuses_a_value_longer_than_a_cell_holds(tmp_path: Path) -> None:
+    df = to_frame([{"id": "a", "label": "x" * 40_000}])
+    with pytest.raises(ExportError, match="at most 32,767"):
+        export(df, tmp_path / "c.xlsx")
+    assert list(tmp_path.iterdir()) == []
