@@ -1,4 +1,6 @@
-"""Customer records <-> polars frames: the schema and the column naming. No I/O.
+"""Customer records <-> polars frames: the schema and the column naming.
+
+No I/O of its own: :func:`fetch_customers` reads through a client.
 
 One row per customer and one column per leaf field, named by its JSON path joined
 with dots as ``pandas.json_normalize`` names it (``address.postCode``). Known
@@ -60,7 +62,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import polars as pl
@@ -69,9 +71,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from sequence_nb import fields
+from sequence_nb.progress import progress_bar
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
+
+    from sequence_nb.client import SequenceClient
 
 __all__ = [
     "CREATED_AT_DTYPE",
@@ -164,24 +169,25 @@ def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
     return _frame(lines)
 
 
-class _Page(Protocol):
-    @property
-    def content(self) -> bytes: ...
-
-
-class _PageSource(Protocol):
-    def iter_customer_pages(self, **filters: str | bool) -> Iterator[_Page]: ...
-
-
-def fetch_customers(client: _PageSource, **filters: str | bool) -> pl.DataFrame:
+def fetch_customers(
+    client: SequenceClient, *, progress: bool | None = None, **filters: str | bool
+) -> pl.DataFrame:
     """Every customer the client lists (``GET /customers``, all pages) as a frame.
 
-    ``client`` is a :class:`~sequence_nb.SequenceClient` (it does the I/O);
     ``filters`` are those of ``GET /customers`` (``legalName``, ``email``,
-    ``alias``, ``includeArchived``). The raw page bodies go straight to
-    :func:`frame_from_pages`.
+    ``alias``, ``includeArchived``, ``sortBy``, ``sortOrder``). A progress bar
+    shows in notebooks and terminals (``progress=False`` hides it, ``True``
+    forces it). The raw page bodies go straight to :func:`frame_from_pages`;
+    the client does the I/O.
     """
-    return frame_from_pages(page.content for page in client.iter_customer_pages(**filters))
+    bodies: list[bytes] = []
+    with progress_bar(None, "Fetching customers", progress) as bar:
+        for page in client.iter_customer_pages(**filters):
+            if bar.total is None and page.total is not None:
+                bar.total = page.total
+            bodies.append(page.content)
+            bar.update(len(page.items))
+    return frame_from_pages(bodies)
 
 
 def _jsonable(value: object) -> object:

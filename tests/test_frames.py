@@ -23,6 +23,7 @@ from sequence_nb.frames import (
     to_frame,
     to_records,
 )
+from sequence_nb.sandbox import Sandbox
 
 # The example record of the seed page (reference/000_948264484b88fbd9.txt), verbatim.
 SEED_RECORD: dict[str, Any] = {
@@ -403,3 +404,22 @@ def test_fetch_customers_reads_every_page_the_sandbox_serves(client: SequenceCli
     assert df.columns[: len(fields.KNOWN_COLUMNS)] == list(fields.KNOWN_COLUMNS)
     assert_frame_equal(df, to_frame(records))
     assert to_records(df) == [normalised(r) for r in records]
+
+
+def test_fetch_customers_reads_every_page_into_the_same_frame(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sandbox.client(rate_limit_per_minute=None, page_size=25) as client:
+        fetched = fetch_customers(client, progress=True, includeArchived=True)
+        listed = to_frame(client.list_customers(includeArchived=True))
+    assert fetched.height == len(sandbox.records())
+    assert fetched.equals(listed)
+    assert "Fetching customers" in capsys.readouterr().err
+
+
+def test_fetch_customers_is_quiet_when_asked(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sandbox.client(rate_limit_per_minute=None) as client:
+        fetch_customers(client, progress=False)
+    assert capsys.readouterr().err == ""
