@@ -8,6 +8,7 @@ field, an address that is not an email address, a country that is not an ISO
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -35,10 +36,23 @@ class TaxStatus(StrEnum):
     REVERSE_CHARGED = "REVERSE_CHARGED"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(value: str) -> str:
+    """Refuse control characters (tabs and line breaks are allowed)."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"holds a control character ({found.group()!r} at position {found.start()})"
+        )
+    return value
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
-    return value
+    return _printable(value)
 
 
 def _no_surrounding_space(value: str) -> str:
@@ -78,6 +92,7 @@ def _country_code(value: str) -> str:
 
 
 RequiredText = Annotated[str, AfterValidator(_not_blank)]
+Text = Annotated[str, AfterValidator(_printable)]
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 CountryCode = Annotated[str, AfterValidator(_country_code)]
 IntegrationService = Literal[
@@ -101,7 +116,7 @@ class Address(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     line1: RequiredText
-    line2: str | None = None
+    line2: Text | None = None
     town: RequiredText
     postCode: RequiredText
     country: CountryCode
@@ -113,7 +128,7 @@ class ExternalId(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: IntegrationService
-    value: str
+    value: Text
 
 
 class CustomerUpdate(BaseModel):
@@ -126,16 +141,16 @@ class CustomerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     legalName: RequiredText
-    contactName: str | None = None
+    contactName: Text | None = None
     email: EmailAddress
     billingEmail: EmailAddress | None = None
     address: Address
     taxStatus: TaxStatus
-    telephone: str | None = None
-    url: str | None = None
-    label: str | None = None
-    paymentReference: str | None = None
-    customerAliases: list[str] | None = None
+    telephone: Text | None = None
+    url: Text | None = None
+    label: Text | None = None
+    paymentReference: Text | None = None
+    customerAliases: list[Text] | None = None
     externalIds: list[ExternalId] | None = None
 
     def to_body(self) -> dict[str, Any]:

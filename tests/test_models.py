@@ -178,3 +178,19 @@ def test_a_body_shares_nothing_with_its_record() -> None:
     body = update_body_of(record)
     body["address"]["town"] = "Leeds"
     assert record["address"]["town"] == "London"
+
+
+@pytest.mark.parametrize("path", ["legalName", "label", "address.line2", "contactName"])
+def test_control_characters_are_refused(path: str) -> None:
+    problems = problems_of(with_change(SEED_BODY, path, "Acme\x00 Ltd"))
+    assert problems[path] == "holds a control character ('\\x00' at position 4)"
+
+
+def test_tabs_line_breaks_emoji_and_right_to_left_text_are_accepted() -> None:
+    body = dict(SEED_BODY, legalName="שלום 🎉 Ltd", label="line one\nline two\tend")
+    assert validate_update_body(body)["legalName"] == "שלום 🎉 Ltd"
+
+
+@pytest.mark.parametrize("value", [42, ["a"], {"x": 1}, True])
+def test_values_of_the_wrong_type_are_refused(value: object) -> None:
+    assert "valid string" in problems_of(dict(SEED_BODY, label=value))["label"]
