@@ -307,6 +307,15 @@ class SequenceClient:
                 error: APIError = APITimeoutError(
                     f"no answer in time ({type(exc).__name__}: {exc})", method=method, path=path
                 )
+            except httpx.ConnectError as exc:
+                error = APIConnectionError(
+                    self._scrub(
+                        f"could not connect to {self.base_url} ({exc}); "
+                        "check SEQUENCE_BASE_URL and the network"
+                    ),
+                    method=method,
+                    path=path,
+                )
             except httpx.TransportError as exc:
                 error = APIConnectionError(
                     self._scrub(f"{type(exc).__name__}: {exc}"), method=method, path=path
@@ -454,7 +463,13 @@ def _checked_base_url(base_url: str) -> str:
         raise ConfigurationError(
             f"SEQUENCE_BASE_URL must be an http(s) URL such as {PRODUCTION_URL!r}, not {base_url!r}"
         )
-    return str(url).rstrip("/")
+    cleaned = str(url).rstrip("/")
+    if not cleaned.endswith("/api"):
+        raise ConfigurationError(
+            f"SEQUENCE_BASE_URL must end with /api (the API lives there), "
+            f"e.g. {url.scheme}://{url.netloc.decode()}/api, not {base_url!r}"
+        )
+    return cleaned
 
 
 def _path_part(value: str, what: str) -> str:

@@ -431,3 +431,29 @@ def test_missing_credentials_name_the_variable(
 def test_a_base_url_that_is_not_http_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="must be an http"):
         SequenceClient("id", "secret", "eu.sequencehq.com/api")
+
+
+def test_a_base_url_without_api_says_what_to_fix() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SequenceClient("id", "secret", "https://eu.sequencehq.com")
+    assert str(caught.value) == (
+        "SEQUENCE_BASE_URL must end with /api (the API lives there), "
+        "e.g. https://eu.sequencehq.com/api, not 'https://eu.sequencehq.com'"
+    )
+
+
+def test_an_unreachable_host_is_one_line_that_names_the_setting() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    with (
+        SequenceClient("id", "secret", url, max_retries=0) as client,
+        pytest.raises(APIConnectionError) as caught,
+    ):
+        client.list_customers()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"could not connect to {url}" in message and "check SEQUENCE_BASE_URL" in message
