@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
@@ -59,6 +60,7 @@ class RowResult:
     message: str | None = None
     attempts: int = 0
     idempotency_key: str | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,20 @@ class PushResult:
         return {status: counted[status] for status in STATUSES if counted[status]}
 
     def to_frame(self) -> pl.DataFrame:
-        """One row per planned row: id, status, message, attempts, idempotency_key."""
+        """One row per planned row: id, status, message, attempts, idempotency_key and
+        seconds (the time the row took, re-read included)."""
         return pl.DataFrame(
-            [(r.id, r.status, r.message, r.attempts, r.idempotency_key) for r in self.rows],
+            [
+                (r.id, r.status, r.message, r.attempts, r.idempotency_key, r.seconds)
+                for r in self.rows
+            ],
             schema={
                 "id": pl.String,
                 "status": pl.String,
                 "message": pl.String,
                 "attempts": pl.Int64,
                 "idempotency_key": pl.String,
+                "seconds": pl.Float64,
             },
             orient="row",
         )
@@ -275,10 +282,14 @@ class _RowPusher:
         return self._finish(row.id, "invalid", message)
 
     def push(self, row: RowChange, stop: threading.Event) -> RowResult:
+        started = time.perf_counter()
         try:
-            return self._push(row, stop)
+            result = self._push(row, stop)
         except Exception as exc:  # a row never takes the whole push down
-            return self._finish(row.id, "failed", f"unexpected error: {type(exc).__name__}: {exc}")
+            result = self._finish(
+                row.id, "failed", f"unexpected error: {type(exc).__name__}: {exc}"
+            )
+        return replace(result, seconds=time.perf_counter() - started)
 
     def _push(self, row: RowChange, stop: threading.Event) -> RowResult:
         if stop.is_set():
@@ -329,12 +340,14 @@ class _RowPusher:
 
     def finish_pending(self, write: WriteRecord, stop: threading.Event) -> RowResult:
         """Settle a write that was sent (or about to be) when the run stopped."""
+        started = time.perf_counter()
         try:
-            return self._finish_pending(write, stop)
+            result = self._finish_pending(write, stop)
         except Exception as exc:
-            return self._finish(
+            result = self._finish(
                 write.customer_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}"
             )
+        return replace(result, seconds=time.perf_counter() - started)
 
     def _finish_pending(self, write: WriteRecord, stop: threading.Event) -> RowResult:
         assert write.body is not None and write.before is not None and write.idempotency_key

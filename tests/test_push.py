@@ -79,7 +79,8 @@ def test_a_push_updates_the_customers_and_journals_each_write(
         result = plan.apply(client, journal=journal, max_workers=4)
     assert result.counts() == {"updated": 20}
     frame = result.to_frame()
-    assert frame.columns == ["id", "status", "message", "attempts", "idempotency_key"]
+    assert frame.columns == ["id", "status", "message", "attempts", "idempotency_key", "seconds"]
+    assert frame["seconds"].min() > 0
     for row in plan.rows:
         assert server.get_record(row.id)["label"] == row.body["label"]
     writes = journal.writes(result.run_id or "")
