@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import base64
 import logging
+from pathlib import Path
 
+import polars as pl
 import pytest
 
-from sequence_nb import APIError, InvalidBodyError, SequenceClient
+from sequence_nb import (
+    APIError,
+    InvalidBodyError,
+    Journal,
+    SequenceClient,
+    check,
+    clean,
+    export,
+    fetch_customers,
+    plan_updates,
+    undo,
+)
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory
 from tests.test_models import SEED_BODY
@@ -53,3 +66,40 @@ def test_secret_is_in_no_log_line_repr_or_error(
         *secret_forms(server.client_id, "a-wrong-secret-123456"),
     ]:
         assert form not in everything
+
+
+def test_secret_appears_nowhere_from_fetch_to_journal(
+    make_sandbox: SandboxFactory,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """fetch -> check -> plan -> push (with failures) -> export -> journal, DEBUG on."""
+    caplog.set_level(logging.DEBUG)
+    server = make_sandbox(customers=60, seed=17)
+    texts: list[str] = []
+    journal = Journal(tmp_path / "journal.sqlite3")
+    with server.client(max_retries=1, retry_initial_delay=0.01) as client:
+        customers = fetch_customers(client, progress=True)
+        problems = check(customers)
+        edited = clean.suggest(customers).with_columns(pl.lit("reviewed").alias("label"))
+        plan = plan_updates(customers, edited)
+        texts += [repr(plan), plan._repr_html_(), str(plan.requests(client.base_url))]
+        texts += [str(plan.preview().to_dicts()), str(plan.errors.to_dicts()), str(problems)]
+        server.set_faults(error_rate=0.6)  # some rows fail for good
+        result = plan.apply(client, journal=journal, progress=True)
+        assert result.counts().get("failed", 0) > 0
+        texts += [repr(result), result._repr_html_(), str(result.to_frame().to_dicts())]
+        server.set_faults(error_rate=0.0)
+        undone = undo(result.run_id or "", client, journal=journal)
+        texts += [repr(undone), undone._repr_html_()]
+    for suffix in ("parquet", "csv", "json", "xlsx"):
+        export(customers, tmp_path / f"customers.{suffix}")
+    plan.save(tmp_path / "plan.json")
+    journal.close()
+    texts += [caplog.text, *capsys.readouterr()]
+    files = [path.read_bytes() for path in tmp_path.iterdir() if path.is_file()]
+    assert len(files) >= 6
+    everything = "\n".join(texts).encode() + b"\n".join(files)
+    for form in secret_forms(server.client_id, server.client_secret):
+        assert form.encode() not in everything
