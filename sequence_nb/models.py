@@ -241,6 +241,27 @@ def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+def update_losses(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a PUT built from ``record`` would lose, as ``(column, message)`` pairs.
+
+    The update body carries one ``billingEmail``, and the API answers a write with
+    ``billingEmails == [billingEmail]``: a customer with other billing addresses
+    would lose them. Such a row is reported, never written.
+    """
+    listed = record.get("billingEmails") or []
+    kept = record.get("billingEmail")
+    dropped = [address for address in listed if address != kept]
+    if not dropped:
+        return []
+    return [
+        (
+            "billingEmails",
+            f"holds {len(listed)} addresses but an update carries only billingEmail; "
+            f"writing would drop {', '.join(map(repr, dropped))}",
+        )
+    ]
+
+
 def validate_update_body(
     body: Mapping[str, Any] | Any, *, customer_id: str | None = None
 ) -> dict[str, Any]:

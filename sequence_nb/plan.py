@@ -25,7 +25,7 @@ import polars as pl
 from sequence_nb import fields
 from sequence_nb.errors import InvalidBodyError, SequenceError
 from sequence_nb.frames import to_records
-from sequence_nb.models import update_body_of, validate_update_body
+from sequence_nb.models import update_body_of, update_losses, validate_update_body
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
@@ -492,6 +492,7 @@ def _row_change(
         problem = _apply_edit(body, change)
         if problem:
             problems.append((change.column, problem))
+    problems.extend(update_losses(before))
     if not problems:
         try:
             body = validate_update_body(body, customer_id=row["id"])

@@ -28,7 +28,7 @@ import polars as pl
 from sequence_nb.errors import APIError, InvalidBodyError, NotFoundError, SequenceError
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, WriteRecord
-from sequence_nb.models import update_body_of, validate_update_body
+from sequence_nb.models import update_body_of, update_losses, validate_update_body
 from sequence_nb.plan import ChangePlan, RowChange, get_path, plan_updates, set_path
 from sequence_nb.progress import progress_bar
 
@@ -308,6 +308,10 @@ class _RowPusher:
             if self.on_conflict == "skip":
                 return self._finish(row.id, "conflict", conflicts)
             note = f"overwrote a remote change: {conflicts}"
+        losses = update_losses(fresh)
+        if losses:
+            message = "; ".join(f"{column} {text}" for column, text in losses)
+            return self._finish(row.id, "invalid", f"on the current remote record: {message}")
         try:
             body = rebased_body(row, fresh)
         except InvalidBodyError as exc:

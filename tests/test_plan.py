@@ -206,3 +206,15 @@ def test_planning_100_edits_of_many_rows_reports_each(original: pl.DataFrame) ->
     plan = plan_updates(original, edited)
     assert len(plan) == original.height
     assert all(row.columns == ("legalName",) for row in plan.rows)
+
+
+def test_a_customer_with_several_billing_emails_is_never_planned_to_lose_them(
+    records: list[dict[str, Any]],
+) -> None:
+    record = dict(records[0], billingEmails=[records[0]["billingEmail"], "ap@second.example"])
+    original = to_frame([record, *records[1:]])
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    assert len(plan) == 0
+    (column, message) = plan.rows[0].problems[0]
+    assert column == "billingEmails"
+    assert "writing would drop 'ap@second.example'" in message

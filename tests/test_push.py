@@ -319,3 +319,20 @@ def test_journal_holds_no_credentials(make_sandbox: SandboxFactory, journal: Jou
         p.read_bytes() for p in journal.path.parent.glob("*.sqlite3-*")
     )
     assert server.client_secret.encode() not in content
+
+
+def test_a_remote_second_billing_email_stops_the_write(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=18)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    target = plan.rows[0].id
+    first = server.get_record(target)["billingEmail"]
+    server.edit_remote(target, {"billingEmails": [first, "ap@second.example"]})
+    assert server.get_record(target)["billingEmails"] == [first, "ap@second.example"]
+    with contract_client(server) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.rows[0].status == "invalid"
+    assert "ap@second.example" in (result.rows[0].message or "")
+    assert server.get_record(target)["billingEmails"] == [first, "ap@second.example"]

@@ -1,0 +1,648 @@
+"""``CustomerEditor``: edit customers in a grid, preview the plan and push it, in one widget.
+
+The widget only wires things together: edits go to :class:`~.state.EditState`
+(keyed by customer id), validation and bodies come from ``plan``, problems from
+``quality.check`` and writes from ``ChangePlan.apply``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import ipywidgets as widgets
+import polars as pl
+
+from sequence_nb import fields
+from sequence_nb.editor.grid import (
+    COLOURS,
+    STATUS,
+    display_value,
+    grid_frame,
+    make_grid,
+)
+from sequence_nb.editor.state import EditState, ReadOnlyColumnError
+from sequence_nb.plan import ChangePlan
+from sequence_nb.push import PushResult
+
+if TYPE_CHECKING:
+    from sequence_nb.client import SequenceClient
+    from sequence_nb.journal import Journal
+
+__all__ = ["CustomerEditor"]
+
+#: Rows updated one message each; more than this and the shown rows are sent again.
+SYNC_LIMIT: Final = 20
+
+_SHOW_OPTIONS: Final = (("All rows", "all"), ("Changed", "changed"), ("Problems", "problems"))
+_LEGEND: Final = (
+    ("c", "changed"),
+    ("x", "invalid: not sent"),
+    ("p", "data problem"),
+    ("f", "push failed"),
+    ("u", "pushed"),
+)
+_TONES: Final = {
+    "info": ("#e7f5ff", "#1864ab"),
+    "ok": ("#ebfbee", "#2b8a3e"),
+    "warn": ("#fff9db", "#8a6100"),
+    "error": ("#fff5f5", "#c92a2a"),
+}
+_STYLE: Final = """<style>
+.snb-editor-status { font-size: 13px; color: var(--jp-ui-font-color1, #212529); }
+.snb-editor-status b { font-variant-numeric: tabular-nums; }
+.snb-editor-status .snb-sep { color: #adb5bd; margin: 0 6px; }
+.snb-editor-legend { font-size: 12px; color: var(--jp-ui-font-color2, #495057); }
+.snb-chip { display: inline-block; padding: 1px 8px; margin-right: 6px; border-radius: 9px;
+  font-size: 12px; }
+.snb-editor-msg { font-size: 13px; padding: 6px 10px; border-radius: 4px; line-height: 1.45; }
+.snb-editor-msg ul { margin: 2px 0 0 0; padding-left: 18px; }
+.snb-editor-hint { font-size: 12.5px; color: var(--jp-ui-font-color2, #495057); }
+</style>"""
+
+
+class CustomerEditor(widgets.VBox):  # type: ignore[misc]
+    """An editable grid of customers with preview, dry run and push.
+
+    ``df`` is a customer frame (``fetch_customers``/``to_frame``); ``client`` enables
+    Dry run and Push. ``columns`` picks the columns shown (default: the editable
+    ones the frame has; read-only and unknown columns may be added, and refuse
+    edits). ``problems`` is ``check(df)`` when you already have it (else it is run).
+    ``journal``, ``on_conflict``, ``max_workers`` and ``progress`` go to
+    ``ChangePlan.apply``.
+
+    From Python: :attr:`edited`, :attr:`plan`, :attr:`result`, :meth:`edit`,
+    :meth:`apply_expression`, :meth:`revert`, :meth:`preview`, :meth:`dry_run`
+    and :meth:`push`.
+    """
+
+    def __init__(
+        self,
+        df: pl.DataFrame,
+        client: SequenceClient | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        problems: pl.DataFrame | None = None,
+        journal: Journal | str | None = None,
+        on_conflict: Literal["skip", "overwrite"] = "skip",
+        max_workers: int = 8,
+        progress: bool | None = None,
+        height: str = "440px",
+    ) -> None:
+        super().__init__(layout=widgets.Layout(width="100%"))
+        self.client = client
+        self.journal = journal
+        self.on_conflict: Literal["skip", "overwrite"] = on_conflict
+        self.max_workers = max_workers
+        self.progress = progress
+        self.columns = _shown_columns(df, columns)
+        self.state = EditState(df, problems)
+        self.result: PushResult | None = None
+        self.version = 0
+        self._plan_cache: tuple[int, ChangePlan] | None = None
+        self._previewed: tuple[int, ChangePlan] | None = None
+        self._selected: str | None = None
+        self._busy = False
+        self._progress_shown = False
+        self._rows_shown = self.state.ids
+        self._shown_at: dict[str, int] = self.state.position
+        self.grid = make_grid(self._frame(self.state.ids), self.columns, height)
+        self.grid.on_cell_change(self._on_cell_change)
+        self.grid.on_cell_click(self._on_cell_click)
+        self._build_controls()
+        self.children = self._layout()
+        self._refresh()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def original(self) -> pl.DataFrame:
+        """The frame the edits apply to (after a push, with the pushed values in it)."""
+        return self.state.original
+
+    @property
+    def edited(self) -> pl.DataFrame:
+        """The edited polars frame: the original with every hand and bulk edit."""
+        return self.state.edited()
+
+    @property
+    def plan(self) -> ChangePlan:
+        """The change plan of the current edits (the same object until the next edit)."""
+        if self._plan_cache is None or self._plan_cache[0] != self.version:
+            self._plan_cache = (self.version, self.state.plan())
+        return self._plan_cache[1]
+
+    @property
+    def problems(self) -> dict[str, dict[str, str]]:
+        """Data problems by customer id and column (from ``check``)."""
+        return self.state.problems
+
+    def counts(self) -> dict[str, int]:
+        """Rows, changed rows, invalid rows, rows with data problems, failed rows."""
+        return self.state.counts()
+
+    def edit(self, customer_id: str, column: str, value: Any) -> bool:
+        """Edit one cell by customer id, as a hand edit would; False if nothing changed."""
+        if customer_id not in self.state.position:
+            raise KeyError(f"no customer {customer_id!r} in the editor")
+        changed = self.state.edit(customer_id, column, value)
+        if changed:
+            self._after_edit({customer_id}, select=customer_id)
+        return changed
+
+    def apply_expression(self, *exprs: Any, **named: Any) -> int:
+        """Apply polars expressions to the edited frame (``with_columns`` arguments) and
+        put the result into the grid as edits; the number of cells changed.
+
+        Hand and bulk edits form one plan. Changing a read-only or unknown column,
+        or adding a column, raises ``ReadOnlyColumnError`` and applies nothing.
+        """
+        current = self.state.edited()
+        updated = current.with_columns(_flattened(exprs), **named)
+        changes, cells = _differences(current, updated)
+        touched = self.state.edit_many(changes)
+        touched |= self.state.refresh_problems()
+        self._after_edit(touched)
+        self._say("info", f"Applied: {cells:,} cells changed in {len(changes):,} rows.")
+        return cells
+
+    def revert(self, customer_id: str | None = None) -> int:
+        """Drop the edits of one customer, or of all when ``customer_id`` is None."""
+        ids = self.state.revert(None if customer_id is None else [customer_id])
+        if ids:
+            self._after_edit(ids)
+        return len(ids)
+
+    def show(self, text: str | None = None, rows: str | None = None) -> None:
+        """Filter the grid: ``text`` anywhere in the id or shown columns; ``rows`` is
+        ``"all"``, ``"changed"`` or ``"problems"``."""
+        if text is not None:
+            self.filter_box.value = text
+        if rows is not None:
+            self.show_toggle.value = rows
+        self._show_rows()
+
+    def preview(self) -> ChangePlan:
+        """Show the plan of the current edits below the grid and allow Push."""
+        plan = self.plan
+        self._clear_progress()
+        touched = self.state.adopt_plan(plan) | self.state.refresh_problems()
+        self._previewed = (self.version, plan)
+        self._sync(touched)
+        self.output.value = plan._repr_html_()
+        self._say("info", f"Preview: {html.escape(plan.summary())}.")
+        self._refresh()
+        return plan
+
+    def dry_run(self) -> PushResult:
+        """Preview, then check every planned row against the API without writing."""
+        plan = self.preview()
+        return self._apply(plan, dry_run=True)
+
+    def push(self) -> PushResult:
+        """Push the previewed plan (what the Confirm button does)."""
+        plan = self._previewed_plan()
+        if plan is None:
+            raise RuntimeError("preview the current edits before pushing them")
+        return self._apply(plan, dry_run=False)
+
+    # -- grid events ---------------------------------------------------------------------------
+
+    def _on_cell_change(self, event: dict[str, Any]) -> None:
+        """A cell edited in the browser: ``row`` is its position in the frame the grid was
+        given, so the customer comes from that frame's ids, never from the view."""
+        customer = self.grid.id_at(event.get("row"))
+        column = str(event.get("column"))
+        if customer is None:
+            self._say("warn", "That row is no longer in the grid; the edit was ignored.")
+            return
+        self._selected = customer
+        try:
+            changed = self._set_from_grid(customer, column, event.get("value"))
+        except ReadOnlyColumnError as exc:
+            self._sync([customer])
+            self._say("error", f"{html.escape(str(exc))}. The change was reverted.")
+            return
+        if changed:
+            self._after_edit({customer}, select=customer)
+
+    def _set_from_grid(self, customer: str, column: str, value: Any) -> bool:
+        if column == STATUS or column not in fields.EDITABLE_COLUMNS:
+            if display_value(value) == self._shown_value(customer, column):
+                return False
+            name = "row status" if column == STATUS else column
+            raise ReadOnlyColumnError(
+                f"{name} is read-only"
+                if column == STATUS or column in fields.READ_ONLY_COLUMNS
+                else f"{name} is not a field the update body has, so it is read-only here"
+            )
+        return self.state.edit(customer, column, value)
+
+    def _on_cell_click(self, event: dict[str, Any]) -> None:
+        customer = self.grid.id_at(event.get("primary_key_row"))
+        if customer is not None and event.get("region") in ("body", "row-header"):
+            self._selected = customer
+            self._show_row(customer)
+
+    # -- after changes -------------------------------------------------------------------------
+
+    def _after_edit(self, ids: Collection[str], *, select: str | None = None) -> None:
+        self.version += 1
+        if self._previewed is not None:
+            self.output.value = _note(
+                "warn", "The edits changed since the preview: press Preview again to push."
+            )
+        self._previewed = None
+        self.confirm_box.layout.display = "none"
+        self._sync(ids)
+        if select is not None:
+            self._show_row(select)
+        self._refresh()
+
+    def _sync(self, ids: Iterable[str]) -> None:
+        """Send these rows' values and marks to the grid (or all shown rows if many)."""
+        rows = [(self._shown_at[c], c) for c in ids if c in self._shown_at]
+        if len(rows) > SYNC_LIMIT:
+            self._show_rows()
+            return
+        for position, customer in sorted(rows):
+            self.grid.set_row(position, self._row_values(customer))
+
+    def _row_values(self, customer: str) -> list[str | None]:
+        values: list[str | None] = [self.state.marks(customer)]
+        values += [display_value(self.state.value(customer, c)) for c in self.columns]
+        return values
+
+    def _shown_value(self, customer: str, column: str) -> str | None:
+        if column == STATUS:
+            return self.state.marks(customer)
+        return display_value(self.state.value(customer, column))
+
+    def _frame(self, ids: list[str]) -> Any:
+        edited = self.state.edited()
+        at = self.state.position
+        if len(ids) != edited.height:
+            edited = edited.filter(pl.col(fields.ID).is_in(ids))
+            at = {customer: i for i, customer in enumerate(ids)}
+        marks = [""] * len(ids)
+        for customer in self.state.marked():
+            if customer in at:
+                marks[at[customer]] = self.state.marks(customer)
+        return grid_frame(edited.select(fields.ID, *self.columns), self.columns, marks)
+
+    def _show_rows(self, *_: Any) -> None:
+        ids = self.state.matching(self.filter_box.value, self.columns, self.show_toggle.value)
+        self._rows_shown = ids
+        self._shown_at = (
+            self.state.position if ids is self.state.ids else {c: i for i, c in enumerate(ids)}
+        )
+        self.grid.show(self._frame(ids))
+        self._refresh()
+
+    # -- pushing -------------------------------------------------------------------------------
+
+    def _previewed_plan(self) -> ChangePlan | None:
+        if self._previewed is None or self._previewed[0] != self.version:
+            return None
+        return self._previewed[1]
+
+    def _apply(self, plan: ChangePlan, *, dry_run: bool) -> PushResult:
+        if self.client is None:
+            raise RuntimeError("the editor has no client: open it with client=...")
+        self._set_busy(True)
+        try:
+            self._clear_progress()
+            self._progress_shown = True
+            with self.progress_area:
+                result = plan.apply(
+                    self.client,
+                    dry_run=dry_run,
+                    on_conflict=self.on_conflict,
+                    max_workers=self.max_workers,
+                    journal=self.journal,
+                    progress=self.progress,
+                )
+        finally:
+            self._set_busy(False)
+        self._after_apply(plan, result)
+        return result
+
+    def _after_apply(self, plan: ChangePlan, result: PushResult) -> None:
+        self.result = result
+        touched = self.state.record_result(result)
+        if not result.dry_run:
+            touched |= self.state.refresh_problems()
+            self.version += 1
+            self._previewed = None
+        self._sync(touched)
+        shown = plan._repr_html_() if result.dry_run else ""
+        self.output.value = shown + result._repr_html_()
+        failed = sum(row.status in ("failed", "conflict", "invalid") for row in result.rows)
+        tone = "error" if failed else "ok"
+        tail = f" {failed} rows are marked in the grid." if failed else ""
+        self._say(tone, f"{html.escape(result.summary().capitalize())}.{tail}")
+        self._refresh()
+
+    # -- buttons -------------------------------------------------------------------------------
+
+    def _on_preview(self, _: Any) -> None:
+        self._guard(self.preview)
+
+    def _on_dry_run(self, _: Any) -> None:
+        self._guard(self.dry_run)
+
+    def _on_push(self, _: Any) -> None:
+        plan = self._previewed_plan()
+        if plan is None or self.client is None:
+            self._refresh()
+            return
+        count = len(plan)
+        noun = "update" if count == 1 else "updates"
+        url = html.escape(self.client.base_url)
+        self.confirm_text.value = (
+            f'<span class="snb-editor-msg" style="background:#fff5f5;color:#c92a2a">'
+            f"Push <b>{count}</b> {noun} to <code>{url}</code>?</span>"
+        )
+        self.confirm_box.layout.display = "flex"
+        self.push_button.disabled = True
+
+    def _on_confirm(self, _: Any) -> None:
+        self.confirm_box.layout.display = "none"
+        if self._previewed_plan() is None:
+            self._say("warn", "The edits changed since the preview: press Preview again.")
+            self._refresh()
+            return
+        self._guard(self.push)
+
+    def _on_cancel(self, _: Any) -> None:
+        self.confirm_box.layout.display = "none"
+        self._say("info", "Push cancelled: nothing was sent.")
+        self._refresh()
+
+    def _on_revert_row(self, _: Any) -> None:
+        if self._selected is None:
+            self._say("warn", "Click a cell of the row to revert first.")
+            return
+        name = html.escape(self.state.legal_name(self._selected) or self._selected)
+        if self.revert(self._selected):
+            self._say("ok", f"Reverted the edits of <b>{name}</b>.")
+        else:
+            self._say("info", f"<b>{name}</b> has no edits to revert.")
+
+    def _on_revert_all(self, _: Any) -> None:
+        count = self.revert()
+        self._say("ok" if count else "info", f"Reverted the edits of {count:,} rows.")
+
+    def _guard(self, action: Any) -> None:
+        """Run a button's action; show an error in the widget instead of losing it."""
+        try:
+            action()
+        except Exception as exc:
+            self._say("error", html.escape(f"{type(exc).__name__}: {exc}"))
+            self._refresh()
+
+    def _clear_progress(self) -> None:
+        """Remove the last push's progress bar (only if one was shown: outside a kernel
+        clearing prints control characters)."""
+        if self._progress_shown:
+            self.progress_area.clear_output()
+            self._progress_shown = False
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self._refresh()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        button = widgets.Layout(width="auto", min_width="96px")
+        self.status_line = widgets.HTML()
+        self.filter_box = widgets.Text(
+            placeholder="Filter: text in the id or any shown column, then Enter",
+            continuous_update=False,
+            layout=widgets.Layout(width="360px"),
+        )
+        self.show_toggle = widgets.ToggleButtons(
+            options=_SHOW_OPTIONS,
+            value="all",
+            tooltips=["Every row", "Rows with edits", "Rows with data problems or invalid edits"],
+            style={"button_width": "86px"},
+        )
+        self.revert_row_button = widgets.Button(
+            description="Revert row", icon="undo", layout=button, tooltip="Drop this row's edits"
+        )
+        self.revert_all_button = widgets.Button(
+            description="Revert all", icon="trash", layout=button, tooltip="Drop every edit"
+        )
+        self.legend = widgets.HTML(_legend())
+        self.message = widgets.HTML()
+        self.preview_button = widgets.Button(
+            description="Preview", icon="eye", button_style="info", layout=button
+        )
+        self.dry_run_button = widgets.Button(description="Dry run", icon="search", layout=button)
+        self.push_button = widgets.Button(
+            description="Push", icon="upload", button_style="danger", layout=button
+        )
+        self.hint = widgets.HTML()
+        self.confirm_text = widgets.HTML()
+        self.confirm_button = widgets.Button(
+            description="Confirm", icon="check", button_style="danger", layout=button
+        )
+        self.cancel_button = widgets.Button(description="Cancel", icon="times", layout=button)
+        self.confirm_box = widgets.HBox(
+            [self.confirm_text, self.confirm_button, self.cancel_button],
+            layout=widgets.Layout(display="none", align_items="center", margin="4px 0"),
+        )
+        self.progress_area = widgets.Output()
+        self.output = widgets.HTML()
+        self.filter_box.observe(self._show_rows, names="value")
+        self.show_toggle.observe(self._show_rows, names="value")
+        self.revert_row_button.on_click(self._on_revert_row)
+        self.revert_all_button.on_click(self._on_revert_all)
+        self.preview_button.on_click(self._on_preview)
+        self.dry_run_button.on_click(self._on_dry_run)
+        self.push_button.on_click(self._on_push)
+        self.confirm_button.on_click(self._on_confirm)
+        self.cancel_button.on_click(self._on_cancel)
+
+    def _layout(self) -> tuple[Any, ...]:
+        row = widgets.Layout(align_items="center", flex_flow="row wrap", width="100%")
+        spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
+        return (
+            widgets.HTML(_STYLE),
+            widgets.HBox([self.status_line, spacer, self.legend], layout=row),
+            widgets.HBox(
+                [
+                    self.filter_box,
+                    self.show_toggle,
+                    widgets.Box(layout=widgets.Layout(flex="1 1 auto")),
+                    self.revert_row_button,
+                    self.revert_all_button,
+                ],
+                layout=row,
+            ),
+            self.grid,
+            self.message,
+            widgets.HBox(
+                [self.preview_button, self.dry_run_button, self.push_button, self.hint],
+                layout=widgets.Layout(align_items="center", margin="6px 0 0 0"),
+            ),
+            self.confirm_box,
+            self.progress_area,
+            self.output,
+        )
+
+    def _refresh(self) -> None:
+        """Redraw the status line and the buttons' states from the edit state."""
+        counts = self.state.counts()
+        self.status_line.value = _status_html(counts, len(self._rows_shown))
+        has_client = self.client is not None
+        plan = self._previewed_plan()
+        ready = has_client and plan is not None and len(plan) > 0 and not self._busy
+        self.push_button.disabled = not ready or self.confirm_box.layout.display == "flex"
+        self.dry_run_button.disabled = not has_client or not self.state.edits or self._busy
+        self.preview_button.disabled = self._busy
+        self.hint.value = _hint(has_client, bool(self.state.edits), plan)
+        self.push_button.tooltip = _strip_tags(self.hint.value)
+
+    def _show_row(self, customer: str) -> None:
+        name = self.state.legal_name(customer)
+        title = f"<b>{html.escape(name)}</b> " if name else ""
+        head = f'{title}<code style="font-size:12px">{html.escape(customer)}</code>'
+        lines = self.state.messages(customer)
+        if not lines:
+            self._say("info", f"{head}: no edits and no problems.")
+            return
+        items = "".join(
+            f'<li><span class="snb-chip" style="background:{COLOURS[k][0]};color:{COLOURS[k][1]}">'
+            f"{_KIND_NAMES[k]}</span>{html.escape(text)}</li>"
+            for k, text in lines
+        )
+        tone = "error" if any(k in ("x", "f") for k, _ in lines) else "info"
+        self._say(tone, f"{head}<ul>{items}</ul>")
+
+    def _say(self, tone: str, text: str) -> None:
+        self.message.value = _note(tone, text)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_KIND_NAMES: Final = {
+    "x": "invalid",
+    "f": "push",
+    "c": "changed",
+    "u": "pushed",
+    "p": "problem",
+}
+
+
+def _shown_columns(df: pl.DataFrame, columns: Sequence[str] | None) -> list[str]:
+    if columns is None:
+        return [c for c in fields.EDITABLE_COLUMNS if c in df.columns]
+    chosen = list(dict.fromkeys(columns))
+    missing = [c for c in chosen if c not in df.columns]
+    if missing:
+        raise ValueError(f"the frame has no column {', '.join(map(repr, missing))}")
+    if fields.ID in chosen or STATUS in chosen:
+        raise ValueError("the id is always shown as the row header; leave it out of columns")
+    return chosen
+
+
+def _flattened(exprs: Iterable[Any]) -> list[Any]:
+    """Expressions and lists of them (what ``clean`` helpers return) as one list."""
+    out: list[Any] = []
+    for item in exprs:
+        if isinstance(item, list | tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
+def _differences(
+    current: pl.DataFrame, updated: pl.DataFrame
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """The cells ``updated`` changes, as ``{id: {column: value}}``, and their count.
+
+    Raises ``ReadOnlyColumnError`` naming any added or read-only column it changes.
+    """
+    added = [c for c in updated.columns if c not in current.columns]
+    if added:
+        raise ReadOnlyColumnError(
+            f"the expression adds {', '.join(added)}: only existing columns can be edited; "
+            "nothing was applied"
+        )
+    changes: dict[str, dict[str, Any]] = {}
+    refused: list[str] = []
+    cells = 0
+    ids = current.get_column(fields.ID)
+    for column in current.columns:
+        before, after = current.get_column(column), updated.get_column(column)
+        if before.dtype != after.dtype:
+            before, after = before.cast(pl.String), after.cast(pl.String, strict=False)
+        differs = before.ne_missing(after)
+        if not differs.any():
+            continue
+        if column not in fields.EDITABLE_COLUMNS:
+            refused.append(column)
+            continue
+        for customer, value in zip(ids.filter(differs), after.filter(differs), strict=True):
+            changes.setdefault(customer, {})[column] = value
+            cells += 1
+    if refused:
+        raise ReadOnlyColumnError(
+            f"the expression changes read-only columns ({', '.join(refused)}); nothing was applied"
+        )
+    return changes, cells
+
+
+def _note(tone: str, text: str) -> str:
+    background, colour = _TONES[tone]
+    return (
+        f'<div class="snb-editor-msg" style="background:{background};color:{colour}">{text}</div>'
+    )
+
+
+def _legend() -> str:
+    chips = "".join(
+        f'<span class="snb-chip" style="background:{COLOURS[code][0]};color:{COLOURS[code][1]}">'
+        f"{name}</span>"
+        for code, name in _LEGEND
+    )
+    return f'<div class="snb-editor-legend">{chips}</div>'
+
+
+def _status_html(counts: dict[str, int], shown: int) -> str:
+    sep = '<span class="snb-sep">·</span>'
+    parts = [
+        f"<b>{counts['rows']:,}</b> rows",
+        f"<b>{counts['changed']:,}</b> changed",
+        f"<b>{counts['invalid']:,}</b> invalid",
+        f"<b>{counts['problems']:,}</b> with data problems",
+    ]
+    if counts["failed"]:
+        parts.append(f"<b>{counts['failed']:,}</b> failed to push")
+    if shown != counts["rows"]:
+        parts.append(f"showing <b>{shown:,}</b>")
+    return f'<div class="snb-editor-status">{sep.join(parts)}</div>'
+
+
+def _hint(has_client: bool, has_edits: bool, plan: ChangePlan | None) -> str:
+    if not has_client:
+        text = "No client: open the editor with client=… to dry-run and push."
+    elif not has_edits:
+        text = "Edit cells (double-click) or call apply_expression(); then Preview."
+    elif plan is None:
+        text = "Preview the current edits to enable Push."
+    elif len(plan) == 0:
+        text = "Nothing to push: every changed row is invalid."
+    else:
+        noun = "update" if len(plan) == 1 else "updates"
+        text = f"Ready to push {len(plan):,} {noun}."
+    return f'<span class="snb-editor-hint">{html.escape(text)}</span>'
+
+
+def _strip_tags(markup: str) -> str:
+    text = markup.split(">", 1)[-1].rsplit("<", 1)[0]
+    return html.unescape(text)
