@@ -79,12 +79,7 @@ def main() -> None:
             drop_rate=args.drop_rate,
         )
         server.reset_stats()
-        env = dict(
-            os.environ,
-            SEQUENCE_BASE_URL=server.url,
-            SEQUENCE_CLIENT_ID=server.client_id,
-            SEQUENCE_CLIENT_SECRET=server.client_secret,
-        )
+        env = dict(os.environ, **server.environ())
         child = subprocess.run(
             [sys.executable, "-c", PUSHER, str(plan_file), str(Path(folder) / "journal.sqlite3")],
             env=env,

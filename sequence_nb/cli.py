@@ -116,12 +116,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         return 2
     with sandbox.start(customers=args.customers, seed=args.seed, port=args.port) as server:
         print(f"Sandbox: {server.url} (client id {server.client_id}, demo credentials)")
-        env = dict(
-            os.environ,
-            SEQUENCE_BASE_URL=server.url,
-            SEQUENCE_CLIENT_ID=server.client_id,
-            SEQUENCE_CLIENT_SECRET=server.client_secret,
-        )
+        env = dict(os.environ, **server.environ())
         command = [jupyter, "lab", str(notebook), f"--ServerApp.port={args.lab_port}"]
         if args.no_browser:
             command.append("--no-browser")

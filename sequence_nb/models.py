@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
@@ -85,6 +85,13 @@ def _is_alpha2(value: str) -> bool:
     )
 
 
+def _integration_service(value: str) -> str:
+    if value not in fields.INTEGRATION_SERVICES:
+        services = ", ".join(fields.INTEGRATION_SERVICES)
+        raise ValueError(f"{value!r} is not a service Sequence links to ({services})")
+    return value
+
+
 def _country_code(value: str) -> str:
     if not _is_alpha2(value):
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. GB)")
@@ -95,19 +102,7 @@ RequiredText = Annotated[str, AfterValidator(_not_blank)]
 Text = Annotated[str, AfterValidator(_printable)]
 EmailAddress = Annotated[str, AfterValidator(_email_address)]
 CountryCode = Annotated[str, AfterValidator(_country_code)]
-IntegrationService = Literal[
-    "Amazon_Redshift",
-    "Google_BigQuery",
-    "Google_Sheets",
-    "HubSpot",
-    "NetSuite",
-    "QuickBooks_Online",
-    "Salesforce",
-    "Slack",
-    "Snowflake",
-    "Stripe",
-    "Xero",
-]
+IntegrationService = Annotated[str, AfterValidator(_integration_service)]
 
 
 class Address(BaseModel):

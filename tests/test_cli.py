@@ -22,9 +22,8 @@ from tests.conftest import SandboxFactory
 def server(make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """A sandbox whose credentials are in the environment, as a shell user would set them."""
     sandbox = make_sandbox(customers=40, seed=21)
-    monkeypatch.setenv("SEQUENCE_BASE_URL", sandbox.url)
-    monkeypatch.setenv("SEQUENCE_CLIENT_ID", sandbox.client_id)
-    monkeypatch.setenv("SEQUENCE_CLIENT_SECRET", sandbox.client_secret)
+    for name, value in sandbox.environ().items():
+        monkeypatch.setenv(name, value)
     return sandbox
 
 

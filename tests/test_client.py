@@ -28,7 +28,7 @@ from sequence_nb import (
 )
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory, contract_client
-from tests.test_models import SEED_BODY
+from tests.seed import SEED_BODY
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

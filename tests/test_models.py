@@ -9,39 +9,7 @@ import pytest
 
 from sequence_nb import CustomerUpdate, InvalidBodyError, TaxStatus
 from sequence_nb.models import Customer, update_body_of, validate_update_body
-
-SEED_BODY: dict[str, Any] = {
-    "address": {"country": "GB", "line1": "Flat 1", "postCode": "AB1 2EF", "town": "London"},
-    "email": "john@example.com",
-    "legalName": "John Doe",
-    "taxStatus": "TAXED",
-}
-
-SEED_RECORD: dict[str, Any] = {
-    "address": {
-        "country": "GB",
-        "line1": "Flat 1",
-        "line2": "123 Fake Street",
-        "postCode": "AB1 2EF",
-        "town": "London",
-    },
-    "billingEmail": "exampleCorpInvoices@example.com",
-    "billingEmails": ["exampleCorpInvoices@example.com"],
-    "contactName": "John Doe",
-    "createdAt": "2022-06-28T16:47:00Z",
-    "email": "john@example.com",
-    "id": "e309e948-088e-4d77-b654-cd85498f1555",
-    "label": "Example customer",
-    "legalName": "John Doe",
-    "linkedServices": [
-        {"externalId": "ID", "externalService": "Xero", "syncTime": "2022-06-28T16:47:00Z"}
-    ],
-    "paymentReference": "Example reference",
-    "sequenceAccountId": "25b3c342-6fa6-4375-9ed3-616f05abb77a",
-    "taxStatus": "TAXED",
-    "telephone": "02010001000",
-    "url": "https://example.com/",
-}
+from tests.seed import SEED_BODY, SEED_RECORD
 
 
 def with_change(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -240,12 +240,7 @@ def test_a_push_killed_midway_resumes_with_every_row_landing_once(
     plan = plan_updates(original, relabelled(original, 40, prefix="crash"))
     plan_file = plan.save(tmp_path / "plan.json")
     journal_file = tmp_path / "journal.sqlite3"
-    env = dict(
-        os.environ,
-        SEQUENCE_BASE_URL=server.url,
-        SEQUENCE_CLIENT_ID=server.client_id,
-        SEQUENCE_CLIENT_SECRET=server.client_secret,
-    )
+    env = dict(os.environ, **server.environ())
     child = subprocess.Popen(
         [sys.executable, "-c", CRASHING_PUSH, str(plan_file), str(journal_file)], env=env
     )

@@ -23,7 +23,7 @@ from sequence_nb import (
 )
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory
-from tests.test_models import SEED_BODY
+from tests.seed import SEED_BODY
 
 
 def secret_forms(client_id: str, secret: str) -> list[str]:

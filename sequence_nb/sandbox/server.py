@@ -47,6 +47,14 @@ class Sandbox:
             **kwargs,
         )
 
+    def environ(self) -> dict[str, str]:
+        """The ``SEQUENCE_*`` variables that point a client (or a notebook) at this sandbox."""
+        return {
+            "SEQUENCE_BASE_URL": self.url,
+            "SEQUENCE_CLIENT_ID": self.client_id,
+            "SEQUENCE_CLIENT_SECRET": self.client_secret,
+        }
+
     @property
     def running(self) -> bool:
         """Whether the server thread is still serving."""
