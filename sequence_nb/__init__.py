@@ -1,5 +1,7 @@
 """sequence_nb: clean the customer records of a Sequence billing account from a notebook."""
 
+from typing import TYPE_CHECKING, Any
+
 from sequence_nb import clean
 from sequence_nb.client import SequenceClient
 from sequence_nb.errors import (
@@ -35,7 +37,20 @@ from sequence_nb.plan import ChangePlan, FieldChange, PlanError, RowChange, plan
 from sequence_nb.push import PushResult, RowResult, apply_plan, resume, undo
 from sequence_nb.quality import PROBLEMS, check
 
+if TYPE_CHECKING:
+    from sequence_nb.editor import CustomerEditor
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import the widget stack (ipywidgets, ipydatagrid) only when the editor is used."""
+    if name == "CustomerEditor":
+        from sequence_nb.editor import CustomerEditor
+
+        return CustomerEditor
+    raise AttributeError(f"module 'sequence_nb' has no attribute {name!r}")
+
 
 __all__ = [
     "PROBLEMS",
@@ -50,6 +65,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Customer",
+    "CustomerEditor",
     "CustomerUpdate",
     "ExportError",
     "ExternalId",
