@@ -113,7 +113,7 @@ def _column_json(column: pd.Series) -> Any:
     values = column.to_numpy()
     if np.issubdtype(values.dtype, np.integer):  # as ipydatagrid sends them: int32 bytes
         ints = np.ascontiguousarray(values, dtype=np.int32)
-        return {"value": memoryview(ints), "dtype": "int32", "shape": ints.shape, "type": None}
+        return {"value": ints.data, "dtype": "int32", "shape": ints.shape, "type": None}
     if values.dtype != object:
         values = values.astype(object)
     return values

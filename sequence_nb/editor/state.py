@@ -31,6 +31,7 @@ __all__ = [
     "ReadOnlyColumnError",
     "RowStatus",
     "overlay",
+    "read_only_message",
 ]
 
 ID: Final = fields.ID
@@ -133,16 +134,16 @@ class EditState:
         if status is None and not problems:
             return ""
         codes: list[str] = []
-        label = "problem"
+        label = _label(status) if status is not None else ""
         if status is not None:
             codes += [f"x:{column}" for column, _ in status.invalid]
             if status.outcome in FAILED_OUTCOMES:
                 codes += [f"f:{column}" for column in status.changed]
             codes += [f"c:{column}" for column in status.changed]
             codes += [f"u:{column}" for column in status.pushed]
-            label = _label(status) or label
         if problems:
             codes += [f"p:{column}" for column in problems]
+            label = label or "problem"
         return label + "|" + "".join(f"{code}|" for code in codes)
 
     def messages(self, customer_id: str) -> list[tuple[str, str]]:
@@ -153,11 +154,7 @@ class EditState:
         for column, message in status.invalid:
             lines.append(("x", f"{column}: {message} (not sent)"))
         if status.outcome is not None:
-            kind = "f" if status.outcome in FAILED_OUTCOMES else "u"
-            text = f"last push: {status.outcome}"
-            if status.outcome_message:
-                text += f": {status.outcome_message}"
-            lines.append((kind, text))
+            lines.append(_outcome_line(status))
         for column in status.changed:
             old, new = self.original_value(customer_id, column), self.value(customer_id, column)
             lines.append(("c", f"{column}: {_quoted(old)} → {_quoted(new)}"))
@@ -176,7 +173,7 @@ class EditState:
         :class:`ReadOnlyColumnError`.
         """
         if column not in fields.EDITABLE_COLUMNS or column not in self._columns:
-            raise ReadOnlyColumnError(_read_only_message(column))
+            raise ReadOnlyColumnError(read_only_message(column))
         original = self.original_value(customer_id, column)
         value = _normalized(value, original)
         if value == self.value(customer_id, column):
@@ -190,7 +187,7 @@ class EditState:
         for row in changes.values():
             for column in row:
                 if column not in fields.EDITABLE_COLUMNS or column not in self._columns:
-                    raise ReadOnlyColumnError(_read_only_message(column))
+                    raise ReadOnlyColumnError(read_only_message(column))
         touched = self._store(changes)
         self._replan(touched)
         return touched
@@ -443,6 +440,20 @@ def _normalized(value: Any, original: Any) -> Any:
     return value
 
 
+def _outcome_line(status: RowStatus) -> tuple[str, str]:
+    """The message line (mark code, text) of a row's last push or dry run."""
+    outcome = str(status.outcome)
+    if outcome in FAILED_OUTCOMES:
+        kind, text = "f", f"last push: {outcome}"
+    elif outcome == "would-update":
+        kind, text = "c", "dry run: would update"
+    else:
+        kind, text = ("u" if status.pushed else "c"), f"last push: {outcome}"
+    if status.outcome_message:
+        text += f": {status.outcome_message}"
+    return kind, text
+
+
 def _label(status: RowStatus) -> str:
     if status.invalid:
         return "invalid"
@@ -466,7 +477,8 @@ def _toggle(members: set[str], item: str, present: bool) -> None:
         members.discard(item)
 
 
-def _read_only_message(column: str) -> str:
+def read_only_message(column: str) -> str:
+    """Why a column cannot be edited, in words."""
     if column in fields.READ_ONLY_COLUMNS:
         return f"{column} is read-only: the API does not take it in an update"
     return f"{column} is not a field the update body has, so it is read-only here"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import ipywidgets as widgets
@@ -19,10 +20,11 @@ from sequence_nb.editor.grid import (
     COLOURS,
     STATUS,
     display_value,
+    display_values,
     grid_frame,
     make_grid,
 )
-from sequence_nb.editor.state import EditState, ReadOnlyColumnError
+from sequence_nb.editor.state import EditState, ReadOnlyColumnError, read_only_message
 from sequence_nb.plan import ChangePlan
 from sequence_nb.push import PushResult
 
@@ -36,12 +38,13 @@ __all__ = ["CustomerEditor"]
 SYNC_LIMIT: Final = 20
 
 _SHOW_OPTIONS: Final = (("All rows", "all"), ("Changed", "changed"), ("Problems", "problems"))
+#: The legend uses the words of the row-status column.
 _LEGEND: Final = (
-    ("c", "changed"),
-    ("x", "invalid: not sent"),
-    ("p", "data problem"),
-    ("f", "push failed"),
-    ("u", "pushed"),
+    ("c", "changed", "Edited; Preview shows what would be sent"),
+    ("x", "invalid", "The edit breaks a rule: this row would not be sent"),
+    ("p", "problem", "check() found a problem in this value"),
+    ("f", "failed", "The last push of this row failed or conflicted"),
+    ("u", "pushed", "Written to Sequence by the last push"),
 )
 _TONES: Final = {
     "info": ("#e7f5ff", "#1864ab"),
@@ -59,6 +62,9 @@ _STYLE: Final = """<style>
 .snb-editor-msg { font-size: 13px; padding: 6px 10px; border-radius: 4px; line-height: 1.45; }
 .snb-editor-msg ul { margin: 2px 0 0 0; padding-left: 18px; }
 .snb-editor-hint { font-size: 12.5px; color: var(--jp-ui-font-color2, #495057); }
+.snb-editor .snb-result table { border-collapse: collapse; font-size: 13px; }
+.snb-editor .snb-result th, .snb-editor .snb-result td {
+  padding: 2px 10px; text-align: left; border-bottom: 1px solid #e9ecef; }
 </style>"""
 
 
@@ -70,7 +76,9 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     ones the frame has; read-only and unknown columns may be added, and refuse
     edits). ``problems`` is ``check(df)`` when you already have it (else it is run).
     ``journal``, ``on_conflict``, ``max_workers`` and ``progress`` go to
-    ``ChangePlan.apply``.
+    ``ChangePlan.apply``. ``page_size`` caps the rows sent to the browser at once
+    (``None``: all): a larger selection is paged, and sorting a column of the grid then
+    sorts the whole selection, here, before the page is cut.
 
     From Python: :attr:`edited`, :attr:`plan`, :attr:`result`, :meth:`edit`,
     :meth:`apply_expression`, :meth:`revert`, :meth:`preview`, :meth:`dry_run`
@@ -84,13 +92,17 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         *,
         columns: Sequence[str] | None = None,
         problems: pl.DataFrame | None = None,
-        journal: Journal | str | None = None,
+        journal: Journal | str | Path | None = None,
         on_conflict: Literal["skip", "overwrite"] = "skip",
         max_workers: int = 8,
         progress: bool | None = None,
+        page_size: int | None = 20_000,
         height: str = "440px",
     ) -> None:
+        if page_size is not None and page_size < 1:
+            raise ValueError("page_size must be at least 1 (or None for every row)")
         super().__init__(layout=widgets.Layout(width="100%"))
+        self.add_class("snb-editor")
         self.client = client
         self.journal = journal
         self.on_conflict: Literal["skip", "overwrite"] = on_conflict
@@ -105,11 +117,16 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._selected: str | None = None
         self._busy = False
         self._progress_shown = False
-        self._rows_shown = self.state.ids
-        self._shown_at: dict[str, int] = self.state.position
-        self.grid = make_grid(self._frame(self.state.ids), self.columns, height)
+        self.page_size = page_size
+        self._page = 0
+        self._sort: tuple[str, bool] | None = None
+        self._selection = self.state.ids
+        self._rows_shown = self._page_of(self._selection)
+        self._shown_at = self._positions(self._rows_shown)
+        self.grid = make_grid(self._frame(self._rows_shown), self.columns, height)
         self.grid.on_cell_change(self._on_cell_change)
         self.grid.on_cell_click(self._on_cell_click)
+        self.grid.observe(self._on_transforms, names="_transforms")
         self._build_controls()
         self.children = self._layout()
         self._refresh()
@@ -228,15 +245,13 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             self._after_edit({customer}, select=customer)
 
     def _set_from_grid(self, customer: str, column: str, value: Any) -> bool:
+        """Take a grid edit; a read-only cell the browser merely repeats is no edit."""
         if column == STATUS or column not in fields.EDITABLE_COLUMNS:
             if display_value(value) == self._shown_value(customer, column):
                 return False
-            name = "row status" if column == STATUS else column
-            raise ReadOnlyColumnError(
-                f"{name} is read-only"
-                if column == STATUS or column in fields.READ_ONLY_COLUMNS
-                else f"{name} is not a field the update body has, so it is read-only here"
-            )
+            if column == STATUS:
+                raise ReadOnlyColumnError(f"{STATUS} is read-only: the editor writes it")
+            raise ReadOnlyColumnError(read_only_message(column))
         return self.state.edit(customer, column, value)
 
     def _on_cell_click(self, event: dict[str, Any]) -> None:
@@ -264,7 +279,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         """Send these rows' values and marks to the grid (or all shown rows if many)."""
         rows = [(self._shown_at[c], c) for c in ids if c in self._shown_at]
         if len(rows) > SYNC_LIMIT:
-            self._show_rows()
+            self._send_page()
             return
         for position, customer in sorted(rows):
             self.grid.set_row(position, self._row_values(customer))
@@ -280,25 +295,72 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         return display_value(self.state.value(customer, column))
 
     def _frame(self, ids: list[str]) -> Any:
-        edited = self.state.edited()
-        at = self.state.position
-        if len(ids) != edited.height:
-            edited = edited.filter(pl.col(fields.ID).is_in(ids))
-            at = {customer: i for i, customer in enumerate(ids)}
+        """The grid's frame for these ids, in this order."""
+        edited = self.state.edited().select(fields.ID, *self.columns)
+        if ids is not self.state.ids:
+            edited = edited[[self.state.position[c] for c in ids]]
+        at = self._positions(ids)
         marks = [""] * len(ids)
         for customer in self.state.marked():
             if customer in at:
                 marks[at[customer]] = self.state.marks(customer)
-        return grid_frame(edited.select(fields.ID, *self.columns), self.columns, marks)
+        return grid_frame(edited, self.columns, marks)
+
+    def _positions(self, ids: list[str]) -> dict[str, int]:
+        if ids is self.state.ids:
+            return self.state.position
+        return {customer: i for i, customer in enumerate(ids)}
+
+    def _page_of(self, ids: list[str]) -> list[str]:
+        """The current page of a selection (all of it when it fits)."""
+        size = self.page_size
+        if size is None or len(ids) <= size:
+            self._page = 0
+            return ids
+        self._page = max(0, min(self._page, (len(ids) - 1) // size))
+        return ids[self._page * size : (self._page + 1) * size]
 
     def _show_rows(self, *_: Any) -> None:
+        """Select rows (filter box, toggle, sort when paged) and send the first page."""
         ids = self.state.matching(self.filter_box.value, self.columns, self.show_toggle.value)
-        self._rows_shown = ids
-        self._shown_at = (
-            self.state.position if ids is self.state.ids else {c: i for i, c in enumerate(ids)}
-        )
-        self.grid.show(self._frame(ids))
+        if self._sort is not None and self.page_size is not None and len(ids) > self.page_size:
+            ids = self._sorted(ids, *self._sort)
+        self._selection = ids
+        self._page = 0
+        self._send_page()
+
+    def _send_page(self) -> None:
+        """Send the current page of the selection to the grid, values and marks anew."""
+        self._rows_shown = self._page_of(self._selection)
+        self._shown_at = self._positions(self._rows_shown)
+        self.grid.show(self._frame(self._rows_shown))
         self._refresh()
+
+    def _sorted(self, ids: list[str], column: str, descending: bool) -> list[str]:
+        """Ids ordered as the grid orders a column: by its text, empty cells last."""
+        if column == STATUS:
+            keys = pl.Series([self.state.marks(c) for c in ids], dtype=pl.String)
+        else:
+            frame = self.state.edited()[[self.state.position[c] for c in ids]]
+            keys = pl.Series(display_values(frame.get_column(column)), dtype=pl.String)
+        order = pl.DataFrame({"id": ids, "key": keys}).sort(
+            "key", descending=descending, nulls_last=True, maintain_order=True
+        )
+        ordered: list[str] = order.get_column("id").to_list()
+        return ordered
+
+    def _on_transforms(self, change: dict[str, Any]) -> None:
+        """The grid's sort changed: when paged, sort the whole selection here."""
+        sort = _sort_of(change["new"], [fields.ID, *self.grid.body_columns()])
+        if sort == self._sort:
+            return
+        self._sort = sort
+        if self.page_size is not None and len(self._selection) > self.page_size:
+            self._show_rows()
+
+    def _turn_page(self, step: int) -> None:
+        self._page += step
+        self._send_page()
 
     # -- pushing -------------------------------------------------------------------------------
 
@@ -338,10 +400,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._sync(touched)
         shown = plan._repr_html_() if result.dry_run else ""
         self.output.value = shown + result._repr_html_()
-        failed = sum(row.status in ("failed", "conflict", "invalid") for row in result.rows)
-        tone = "error" if failed else "ok"
-        tail = f" {failed} rows are marked in the grid." if failed else ""
-        self._say(tone, f"{html.escape(result.summary().capitalize())}.{tail}")
+        self._say(*_outcome_note(result))
         self._refresh()
 
     # -- buttons -------------------------------------------------------------------------------
@@ -419,9 +478,9 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         button = widgets.Layout(width="auto", min_width="96px")
         self.status_line = widgets.HTML()
         self.filter_box = widgets.Text(
-            placeholder="Filter: text in the id or any shown column, then Enter",
+            placeholder="Filter: any text in the id or the columns, then Enter",
             continuous_update=False,
-            layout=widgets.Layout(width="360px"),
+            layout=widgets.Layout(width="330px"),
         )
         self.show_toggle = widgets.ToggleButtons(
             options=_SHOW_OPTIONS,
@@ -456,6 +515,19 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         )
         self.progress_area = widgets.Output()
         self.output = widgets.HTML()
+        self.previous_button = widgets.Button(
+            icon="chevron-left", tooltip="Previous rows", layout=widgets.Layout(width="36px")
+        )
+        self.next_button = widgets.Button(
+            icon="chevron-right", tooltip="Next rows", layout=widgets.Layout(width="36px")
+        )
+        self.page_label = widgets.HTML()
+        self.pager = widgets.HBox(
+            [self.previous_button, self.page_label, self.next_button],
+            layout=widgets.Layout(align_items="center", display="none"),
+        )
+        self.previous_button.on_click(lambda _: self._turn_page(-1))
+        self.next_button.on_click(lambda _: self._turn_page(+1))
         self.filter_box.observe(self._show_rows, names="value")
         self.show_toggle.observe(self._show_rows, names="value")
         self.revert_row_button.on_click(self._on_revert_row)
@@ -471,7 +543,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
         return (
             widgets.HTML(_STYLE),
-            widgets.HBox([self.status_line, spacer, self.legend], layout=row),
+            widgets.HBox([self.status_line, spacer, self.pager], layout=row),
             widgets.HBox(
                 [
                     self.filter_box,
@@ -485,8 +557,17 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             self.grid,
             self.message,
             widgets.HBox(
-                [self.preview_button, self.dry_run_button, self.push_button, self.hint],
-                layout=widgets.Layout(align_items="center", margin="6px 0 0 0"),
+                [
+                    self.preview_button,
+                    self.dry_run_button,
+                    self.push_button,
+                    self.hint,
+                    widgets.Box(layout=widgets.Layout(flex="1 1 auto")),
+                    self.legend,
+                ],
+                layout=widgets.Layout(
+                    align_items="center", flex_flow="row wrap", width="100%", margin="6px 0 0 0"
+                ),
             ),
             self.confirm_box,
             self.progress_area,
@@ -496,7 +577,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     def _refresh(self) -> None:
         """Redraw the status line and the buttons' states from the edit state."""
         counts = self.state.counts()
-        self.status_line.value = _status_html(counts, len(self._rows_shown))
+        self.status_line.value = _status_html(counts, len(self._selection))
+        self._refresh_pager()
         has_client = self.client is not None
         plan = self._previewed_plan()
         ready = has_client and plan is not None and len(plan) > 0 and not self._busy
@@ -505,6 +587,21 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self.preview_button.disabled = self._busy
         self.hint.value = _hint(has_client, bool(self.state.edits), plan)
         self.push_button.tooltip = _strip_tags(self.hint.value)
+
+    def _refresh_pager(self) -> None:
+        total, size = len(self._selection), self.page_size
+        paged = size is not None and total > size
+        self.pager.layout.display = "flex" if paged else "none"
+        if not paged or size is None:
+            return
+        first = self._page * size
+        last = first + len(self._rows_shown)
+        self.page_label.value = (
+            '<span class="snb-editor-hint" style="margin:0 6px">'
+            f"rows <b>{first + 1:,}&ndash;{last:,}</b> of {total:,}</span>"
+        )
+        self.previous_button.disabled = self._page == 0
+        self.next_button.disabled = last >= total
 
     def _show_row(self, customer: str) -> None:
         name = self.state.legal_name(customer)
@@ -535,6 +632,17 @@ _KIND_NAMES: Final = {
     "u": "pushed",
     "p": "problem",
 }
+
+
+def _sort_of(transforms: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[str, bool] | None:
+    """The grid's last sort transform as ``(column, descending)``, or None."""
+    for transform in reversed(list(transforms)):
+        if transform.get("type") != "sort":
+            continue
+        column = transform.get("column")
+        if isinstance(column, str) and column in names:
+            return column, bool(transform.get("desc"))
+    return None
 
 
 def _shown_columns(df: pl.DataFrame, columns: Sequence[str] | None) -> list[str]:
@@ -597,6 +705,20 @@ def _differences(
     return changes, cells
 
 
+def _outcome_note(result: PushResult) -> tuple[str, str]:
+    """The message after a push or dry run: counts, the run id, failed rows."""
+    failed = sum(row.status in ("failed", "conflict", "invalid") for row in result.rows)
+    counts = html.escape(", ".join(f"{n} {status}" for status, n in result.counts().items()))
+    if result.dry_run:
+        text = f"Dry run: {counts or 'nothing to check'}. Nothing was written."
+    else:
+        run = f" Run <code>{html.escape(result.run_id)}</code>." if result.run_id else ""
+        text = f"Pushed: {counts or 'nothing to push'}.{run}"
+    if failed:
+        text += f" {failed} rows are marked in the grid: click one to read why."
+    return ("error" if failed else "ok"), text
+
+
 def _note(tone: str, text: str) -> str:
     background, colour = _TONES[tone]
     return (
@@ -606,9 +728,9 @@ def _note(tone: str, text: str) -> str:
 
 def _legend() -> str:
     chips = "".join(
-        f'<span class="snb-chip" style="background:{COLOURS[code][0]};color:{COLOURS[code][1]}">'
-        f"{name}</span>"
-        for code, name in _LEGEND
+        f'<span class="snb-chip" title="{html.escape(meaning)}" '
+        f'style="background:{COLOURS[code][0]};color:{COLOURS[code][1]}">{name}</span>'
+        for code, name, meaning in _LEGEND
     )
     return f'<div class="snb-editor-legend">{chips}</div>'
 

@@ -1,0 +1,345 @@
+"""The editor in a real JupyterLab + Chromium, driven by Playwright.
+
+The test starts a sandbox, then JupyterLab on 127.0.0.1 with its own HOME and Jupyter
+directories and the sandbox's SEQUENCE_* settings in its environment, opens a copy of
+``notebooks/quickstart.ipynb``, runs it all, sorts the grid, edits cells by
+double-clicking and typing, previews, pushes and confirms, then checks the sandbox over
+its API. Screenshots of each step go to ``test-artifacts/browser/``.
+
+The helpers (JupyterLab, Chromium, notebook actions) are reused by
+``benchmarks/editor.py --browser``. See /work/shared/browser-testing.md for what held here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sequence_nb import fields
+from sequence_nb.editor.grid import COLUMN_HEADER_SIZE, ROW_HEADER_SIZE, ROW_SIZE, column_widths
+from sequence_nb.errors import InvalidBodyError
+from sequence_nb.models import update_body_of, validate_update_body
+from sequence_nb.sandbox import Sandbox, start
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Generous but bounded waits (milliseconds).
+LONG = 45_000
+SHORT = 10_000
+
+# -- JupyterLab ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab: its URL, token and the folder it serves."""
+
+    url: str
+    token: str
+    root: Path
+
+    def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the server's REST API (POST when ``body`` is given)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def jupyter_lab(root: Path, scratch: Path, env: dict[str, str]) -> Iterator[Lab]:
+    """JupyterLab serving ``root``, with HOME and every Jupyter directory under ``scratch``."""
+    dirs = {
+        name: scratch / sub
+        for name, sub in (
+            ("HOME", "home"),
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_DATA_DIR", "data"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+        )
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    # No "get notified about Jupyter news?" toast over the notebook.
+    settings = dirs["JUPYTER_CONFIG_DIR"] / "lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    bin_dir = str(Path(sys.executable).parent)
+    full_env = {
+        **os.environ,
+        **{k: str(v) for k, v in dirs.items()},
+        **env,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (scratch / "jupyterlab.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(Path(bin_dir) / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            "--LabApp.news_url=None",
+        ],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    lab = Lab(f"http://127.0.0.1:{port}", token, root)
+    try:
+        _wait_until_up(lab, process)
+        yield lab
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+def _wait_until_up(lab: Lab, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("JupyterLab exited at start; see jupyterlab.log")
+        try:
+            lab.api("/api/status")
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("JupyterLab did not answer within 30 s")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium, headless (never ``playwright install``)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+    )
+
+
+def open_notebook(page: Any, lab: Lab, name: str) -> None:
+    """Open ``name`` in a fresh workspace, with its kernel started beforehand, until Idle."""
+    lab.api("/api/sessions", {"path": name, "type": "notebook", "name": name,
+                              "kernel": {"name": "python3"}})  # fmt: skip
+    workspace = f"w{secrets.token_hex(4)}"
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab.token}")
+    wait_idle(page)
+
+
+def wait_idle(page: Any, timeout: int = LONG) -> None:
+    """Wait until the status bar shows the kernel Idle."""
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar')?.textContent || '').includes('Idle')",
+        timeout=timeout,
+    )
+
+
+def run_all(page: Any) -> None:
+    """Run > Run All Cells (menu items picked by command, not by label)."""
+    page.locator("li.lm-MenuBar-item", has_text="Run").click()
+    page.locator("li[data-command='runmenu:run-all']").click()
+
+
+def cell_centre(
+    box: dict[str, float], columns: list[str], row: int, column: str
+) -> tuple[float, float]:
+    """Where a body cell of the editor's grid is on the page (the geometry is fixed)."""
+    order = ["row status", *columns]
+    widths = column_widths(columns)
+    left = box["x"] + ROW_HEADER_SIZE + sum(widths[c] for c in order[: order.index(column)])
+    top = box["y"] + COLUMN_HEADER_SIZE + row * ROW_SIZE
+    return left + widths[column] / 2, top + ROW_SIZE / 2
+
+
+def header_menu_point(
+    box: dict[str, float], columns: list[str], column: str
+) -> tuple[float, float]:
+    """The small menu button at the bottom right of a column header (sort, filter)."""
+    x, _ = cell_centre(box, columns, 0, column)
+    right = x + column_widths(columns)[column] / 2
+    return right - 8, box["y"] + COLUMN_HEADER_SIZE - 8
+
+
+def type_into_cell(page: Any, point: tuple[float, float], text: str) -> None:
+    """Double-click a cell, replace its text and press Enter."""
+    page.mouse.dblclick(*point)
+    field = page.locator(".lm-DataGrid-cellEditorInput")
+    field.wait_for(timeout=SHORT)
+    field.fill(text)
+    field.press("Enter")
+
+
+def wait_for_text(page: Any, selector: str, text: str, timeout: int = SHORT) -> None:
+    """Wait until an element matching ``selector`` contains ``text``."""
+    page.wait_for_function(
+        "([selector, text]) => [...document.querySelectorAll(selector)]"
+        ".some(e => e.textContent.includes(text))",
+        arg=[selector, text],
+        timeout=timeout,
+    )
+
+
+# -- the test ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_on_sandbox(tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]]:
+    """A sandbox and JupyterLab whose notebooks connect to it through SEQUENCE_*."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "quickstart.ipynb", root / "quickstart.ipynb")
+    with start(customers=120, seed=3) as server:
+        env = {
+            "SEQUENCE_BASE_URL": server.url,
+            "SEQUENCE_CLIENT_ID": server.client_id,
+            "SEQUENCE_CLIENT_SECRET": server.client_secret,
+            "SEQUENCE_NB_JOURNAL": str(tmp_path / "journal.sqlite3"),
+        }
+        with jupyter_lab(root, tmp_path / "scratch", env) as lab:
+            yield lab, server
+
+
+def test_quickstart_sorted_edit_preview_push(
+    chromium: Any, lab_on_sandbox: tuple[Lab, Sandbox]
+) -> None:
+    lab, server = lab_on_sandbox
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1500, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        open_notebook(page, lab, "quickstart.ipynb")
+        run_all(page)
+        page.get_by_text("customers to").wait_for(state="attached", timeout=LONG)
+        wait_idle(page)
+
+        editor = page.locator(".widget-vbox", has=page.locator(".lm-DataGrid")).first
+        grid = editor.locator(".lm-DataGrid").first
+        grid.scroll_into_view_if_needed()
+        editor.screenshot(path=ARTIFACTS / "01-opened.png")
+        columns = list(fields.EDITABLE_COLUMNS)
+
+        def at(row: int, column: str) -> tuple[float, float]:
+            return cell_centre(grid.bounding_box(), columns, row, column)
+
+        # Sort by legal name (the header's context menu); row 0 on screen is now the first name.
+        page.mouse.click(*header_menu_point(grid.bounding_box(), columns, "legalName"))
+        page.locator(".lm-Menu-itemLabel", has_text="Sort Ascending").click()
+        page.wait_for_timeout(300)
+
+        # An invalid email turns the cell red and says why; Revert row puts it back.
+        type_into_cell(page, at(0, "email"), "not an email")
+        wait_for_text(page, ".snb-editor-status", "1 invalid")
+        wait_for_text(page, ".snb-editor-msg", "not an email address")
+        editor.screenshot(path=ARTIFACTS / "02-invalid.png")
+
+        # The status column is read-only: the edit is refused with a message.
+        type_into_cell(page, at(0, "row status"), "ok")
+        wait_for_text(page, ".snb-editor-msg", "row status is read-only")
+        page.get_by_role("button", name="Revert row").click()
+        wait_for_text(page, ".snb-editor-status", "0 changed")
+
+        # A valid new email for a customer whose record is valid (row 0 may be one
+        # with a planted problem, which would make the row invalid).
+        row, target = first_sendable_by_name(server)
+        new_email = f"browser.{secrets.token_hex(3)}@example.com"
+        type_into_cell(page, at(row, "email"), new_email)
+        wait_for_text(page, ".snb-editor-status", "1 changed")
+        editor.screenshot(path=ARTIFACTS / "03-edited.png")
+
+        page.get_by_role("button", name="Preview").click()
+        editor.locator("ins", has_text=new_email).wait_for(timeout=SHORT)
+        editor.screenshot(path=ARTIFACTS / "04-preview.png")
+
+        page.get_by_role("button", name="Push").click()
+        confirm = page.get_by_role("button", name="Confirm")
+        confirm.wait_for(timeout=SHORT)
+        wait_for_text(page, ".widget-html", "Push 1 update to")
+        editor.screenshot(path=ARTIFACTS / "05-confirm.png")
+        confirm.click()
+        wait_for_text(page, ".snb-editor-msg", "Pushed: 1 updated", timeout=LONG)
+        editor.screenshot(path=ARTIFACTS / "06-pushed.png")
+    finally:
+        page.screenshot(path=ARTIFACTS / "99-page.png")
+        page.close()
+
+    with server.client() as client:
+        updated = [c["id"] for c in client.list_customers() if c["email"] == new_email]
+    assert updated == [target], "the customer on that row of the sorted grid got the email"
+    assert server.get_record(target)["email"] == new_email
+    assert not errors, errors
+
+
+def first_sendable_by_name(server: Sandbox) -> tuple[int, str]:
+    """The on-screen row (sorted by legal name) and id of the first customer whose
+    record is valid, among rows whose names are unique so far (ties sort unpredictably)."""
+    with server.client() as client:
+        customers = sorted(client.list_customers(), key=lambda c: c["legalName"])
+    names = [c["legalName"] for c in customers]
+    for row, customer in enumerate(customers[:12]):
+        if names.count(customer["legalName"]) > 1:
+            break
+        try:
+            validate_update_body(update_body_of(customer))
+        except InvalidBodyError:
+            continue
+        return row, customer["id"]
+    raise AssertionError("no valid customer among the first rows by name")

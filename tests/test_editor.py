@@ -1,0 +1,494 @@
+"""CustomerEditor in Python: edits arrive as the browser sends them, keyed by customer id.
+
+Edits are driven through the grid's own message handler with the custom message the
+browser sends (``event_type: "cell-changed"``, ``row``, ``column_index`` not counting
+the index, ``value``), so the code path is the one a person's edit takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pytest
+from ipywidgets.widgets.widget import _remove_buffers
+from jupyter_client.session import json_packer, orjson_packer
+
+from sequence_nb import SequenceClient
+from sequence_nb.editor import CustomerEditor, EditState, ReadOnlyColumnError
+from sequence_nb.editor.grid import STATUS
+from sequence_nb.frames import to_frame
+from sequence_nb.quality import check
+from sequence_nb.sandbox import Sandbox
+from tests.conftest import contract_client
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def browser_message(editor: CustomerEditor, content: dict[str, Any]) -> None:
+    """Deliver a custom message to the grid exactly as it comes from the browser."""
+    message = {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+    editor.grid._handle_msg(message)
+
+
+def edit_cell(editor: CustomerEditor, row: int, column: str, value: Any) -> None:
+    """What the browser sends when a person edits a cell: ``row`` is the position in the
+    frame the grid was given, ``column_index`` counts the body columns only."""
+    index = editor.grid.body_columns().index(column)
+    browser_message(
+        editor,
+        {"event_type": "cell-changed", "row": row, "column_index": index, "value": value},
+    )
+
+
+def click_cell(editor: CustomerEditor, row: int, column: str) -> None:
+    index = editor.grid.body_columns().index(column)
+    browser_message(
+        editor,
+        {
+            "event_type": "cell-click",
+            "region": "body",
+            "column": column,
+            "column_index": index,
+            "row": row,
+            "primary_key_row": row,
+            "cell_value": None,
+        },
+    )
+
+
+def grid_value(editor: CustomerEditor, customer_id: str, column: str) -> Any:
+    """The value the kernel-side grid holds for a customer's cell."""
+    row = editor.grid.ids.index(customer_id)
+    return editor.grid._data["data"].at[row, column]
+
+
+def value_of(frame: pl.DataFrame, customer_id: str, column: str) -> Any:
+    return frame.filter(pl.col("id") == customer_id).get_column(column).item()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Messages the kernel sends to grids (patched per editor by ``record_sends``)."""
+    return []
+
+
+def record_sends(editor: CustomerEditor, sent: list[dict[str, Any]]) -> None:
+    editor.grid.send = lambda content, buffers=None: sent.append(content)
+
+
+@pytest.fixture(scope="module")
+def frame(sandbox: Sandbox) -> pl.DataFrame:
+    """The sandbox's customers as first read (tests edit distinct rows)."""
+    with contract_client(sandbox) as client:
+        return to_frame(client.list_customers())
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[SequenceClient]:
+    with contract_client(sandbox) as sequence:
+        yield sequence
+
+
+def fresh_frame(sandbox: Sandbox) -> pl.DataFrame:
+    with contract_client(sandbox) as client:
+        return to_frame(client.list_customers())
+
+
+# -- the grid ----------------------------------------------------------------------------------
+
+
+def test_grid_shows_status_and_editable_columns_with_ids_as_row_headers(
+    frame: pl.DataFrame,
+) -> None:
+    editor = CustomerEditor(frame.head(20))
+    assert editor.grid.body_columns()[0] == STATUS
+    assert editor.grid.body_columns()[1:] == editor.columns
+    assert "createdAt" not in editor.columns and "id" not in editor.columns
+    assert editor.grid.ids == frame.head(20)["id"].to_list()
+    assert editor.grid.editable
+    assert editor.counts()["rows"] == 20
+
+
+def test_data_goes_to_the_browser_as_plain_lists_with_nulls(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(10))
+    state, _, buffers = _remove_buffers(editor.grid.get_state("_data"))  # as ipywidgets does
+    assert len(buffers) == 1  # the row numbers, as bytes
+    for packer in (orjson_packer, json_packer):  # as the kernel packs the message
+        packed = orjson.loads(packer(state))["_data"]["data"]
+        assert packed["email"] == frame.head(10)["email"].to_list()
+        lines = packed["address.line2"]
+        assert None in lines and all(v is None or isinstance(v, str) for v in lines)
+
+
+def test_a_browser_edit_changes_that_customer(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(30))
+    target = frame["id"][4]
+    edit_cell(editor, 4, "email", "new.address@example.com")
+    assert value_of(editor.edited, target, "email") == "new.address@example.com"
+    assert editor.counts()["changed"] == 1
+    changed = editor.edited.filter(pl.col("email") != frame.head(30)["email"])
+    assert changed["id"].to_list() == [target]
+    assert "c:email" in editor.state.marks(target)
+    assert "new.address@example.com" in editor.message.value
+
+
+def test_sorting_then_editing_changes_the_right_customer(frame: pl.DataFrame) -> None:
+    """ipydatagrid #340: after a sort the browser still sends the row's position in the
+    frame it was given. Mapping through the on-screen order would edit someone else."""
+    editor = CustomerEditor(frame.head(30))
+    names = frame.head(30)["legalName"].to_list()
+    on_screen = sorted(range(30), key=lambda i: names[i])  # the browser sorted by name
+    editor.grid._visible_rows = on_screen  # what the browser syncs back after sorting
+    first_on_screen = on_screen[0]
+    assert first_on_screen != 0
+    target = frame["id"][first_on_screen]
+    edit_cell(editor, first_on_screen, "telephone", "+44 20 7946 0018")
+    assert list(editor.state.edits) == [target]
+    assert value_of(editor.edited, target, "telephone") == "+44 20 7946 0018"
+
+
+def test_editing_a_filtered_grid_changes_the_right_customer(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(50))
+    wanted = frame["legalName"][37]
+    editor.show(text=wanted.upper())  # the filter ignores case
+    assert frame["id"][37] in editor.grid.ids
+    row = editor.grid.ids.index(frame["id"][37])
+    edit_cell(editor, row, "label", "Key account")
+    assert list(editor.state.edits) == [frame["id"][37]]
+    editor.show(text="")
+    assert len(editor.grid.ids) == 50
+
+
+def test_read_only_edit_is_refused_and_reverted(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    editor = CustomerEditor(frame.head(10), columns=["legalName", "email", "createdAt"])
+    record_sends(editor, sent)
+    before = grid_value(editor, frame["id"][2], "createdAt")
+    edit_cell(editor, 2, "createdAt", "2030-01-01T00:00:00Z")
+    assert "createdAt is read-only" in editor.message.value
+    assert "reverted" in editor.message.value
+    assert editor.state.edits == {}
+    assert grid_value(editor, frame["id"][2], "createdAt") == before
+    assert sent[-1]["event_type"] == "row-changed" and sent[-1]["row"] == 2
+    assert before in sent[-1]["value"]
+
+
+def test_the_status_column_is_read_only_and_echoes_are_ignored(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    edit_cell(editor, 1, "email", "someone@example.com")
+    marks = editor.state.marks(frame["id"][1])
+    edit_cell(editor, 1, STATUS, marks)  # the browser repeating the value it was sent
+    assert "read-only" not in editor.message.value
+    edit_cell(editor, 1, STATUS, "pushed|")
+    assert "row status is read-only" in editor.message.value
+    assert editor.state.marks(frame["id"][1]) == marks
+    with pytest.raises(ReadOnlyColumnError, match="read-only"):
+        editor.edit(frame["id"][1], "id", "other")
+
+
+def test_an_invalid_value_is_marked_and_explained(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(10))
+    target = frame["id"][3]
+    edit_cell(editor, 3, "email", "not an email")
+    assert editor.counts()["invalid"] == 1
+    marks = editor.state.marks(target)
+    assert marks.startswith("invalid|") and "|x:email|" in marks
+    assert "not an email address" in editor.message.value
+    click_cell(editor, 0, "email")
+    click_cell(editor, 3, "legalName")
+    assert "not sent" in editor.message.value
+    assert "1</b> invalid" in editor.status_line.value
+    edit_cell(editor, 3, "email", "valid@example.com")
+    assert editor.counts() | {"problems": 0} == {
+        "rows": 10,
+        "changed": 1,
+        "invalid": 0,
+        "problems": 0,
+        "failed": 0,
+    }
+
+
+def test_an_edit_back_to_the_original_is_no_edit(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(5))
+    original = frame["email"][0]
+    edit_cell(editor, 0, "email", "x@example.com")
+    edit_cell(editor, 0, "email", original)
+    assert editor.state.edits == {} and editor.counts()["changed"] == 0
+    empty_line2 = next(i for i, v in enumerate(frame.head(5)["address.line2"]) if v is None)
+    edit_cell(editor, empty_line2, "address.line2", "")  # an empty cell stays null
+    assert editor.state.edits == {}
+
+
+def test_revert_row_and_revert_all(frame: pl.DataFrame) -> None:
+    editor = CustomerEditor(frame.head(10))
+    edit_cell(editor, 1, "label", "A")
+    edit_cell(editor, 2, "label", "B")
+    edit_cell(editor, 3, "label", "C")
+    click_cell(editor, 2, "legalName")
+    editor.revert_row_button.click()
+    assert set(editor.state.edits) == {frame["id"][1], frame["id"][3]}
+    assert grid_value(editor, frame["id"][2], "label") == frame["label"][2]
+    editor.revert_all_button.click()
+    assert editor.state.edits == {}
+    assert editor.edited.equals(frame.head(10))
+
+
+def test_only_changed_and_only_problem_rows(frame: pl.DataFrame) -> None:
+    head = frame.head(60)
+    editor = CustomerEditor(head)
+    edit_cell(editor, 5, "label", "Changed")
+    editor.show(rows="changed")
+    assert editor.grid.ids == [head["id"][5]]
+    assert "showing <b>1</b>" in editor.status_line.value
+    editor.show(rows="problems")
+    with_problems = set(check(head)["id"].to_list())
+    assert with_problems and set(editor.grid.ids) == with_problems
+    editor.show(rows="all")
+    assert editor.grid.ids == head["id"].to_list()
+
+
+def test_large_selections_are_paged_and_edits_still_land_by_id(frame: pl.DataFrame) -> None:
+    head = frame.head(25)
+    editor = CustomerEditor(head, page_size=10)
+    assert editor.grid.ids == head["id"].to_list()[:10]
+    assert editor.pager.layout.display == "flex" and "of 25" in editor.page_label.value
+    editor.next_button.click()
+    editor.next_button.click()
+    assert editor.grid.ids == head["id"].to_list()[20:]
+    assert editor.next_button.disabled and "21&ndash;25" in editor.page_label.value
+    edit_cell(editor, 2, "label", "Page three")
+    assert list(editor.state.edits) == [head["id"][22]]
+
+
+def test_sorting_a_paged_grid_sorts_every_row_first(frame: pl.DataFrame) -> None:
+    """With pages, the grid alone could only sort the page it holds: the kernel sorts the
+    whole selection when the grid reports a sort, and the page follows."""
+    head = frame.head(40)
+    editor = CustomerEditor(head, page_size=15)
+    editor.grid._transforms = [{"type": "sort", "column": "email", "desc": True}]  # as synced
+    by_email = head.sort("email", descending=True)["id"].to_list()
+    assert editor.grid.ids == by_email[:15]
+    edit_cell(editor, 0, "label", "Last email")
+    assert list(editor.state.edits) == [by_email[0]]
+    editor.grid._transforms = []
+    assert editor.grid.ids == head["id"].to_list()[:15]
+
+
+# -- preview and push --------------------------------------------------------------------------
+
+
+def test_push_needs_a_client_and_a_current_preview(
+    frame: pl.DataFrame, client: SequenceClient
+) -> None:
+    without = CustomerEditor(frame.head(10))
+    edit_cell(without, 0, "label", "x")
+    without.preview_button.click()
+    assert without.push_button.disabled and without.dry_run_button.disabled
+    assert "No client" in without.hint.value
+
+    editor = CustomerEditor(frame.head(10), client)
+    assert editor.push_button.disabled  # no edits, no preview
+    edit_cell(editor, 0, "label", "x")
+    assert editor.push_button.disabled  # not previewed yet
+    assert "Preview the current edits" in editor.hint.value
+    editor.preview_button.click()
+    assert not editor.push_button.disabled
+    assert "<ins>x</ins>" in editor.output.value
+    edit_cell(editor, 1, "label", "y")
+    assert editor.push_button.disabled  # the preview is out of date
+    assert "Preview again" in editor.output.value
+    with pytest.raises(RuntimeError, match="preview"):
+        editor.push()
+
+
+def test_only_invalid_edits_leave_push_disabled(
+    frame: pl.DataFrame, client: SequenceClient
+) -> None:
+    editor = CustomerEditor(frame.head(10), client)
+    edit_cell(editor, 0, "email", "broken")
+    editor.preview_button.click()
+    assert editor.push_button.disabled
+    assert "every changed row is invalid" in editor.hint.value
+
+
+def test_push_through_the_sandbox_changes_the_record(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "journal.sqlite3", progress=False)
+    target = df["id"][100]
+    row = editor.grid.ids.index(target)
+    edit_cell(editor, row, "email", "pushed.from.grid@example.com")
+    editor.preview_button.click()
+    editor.push_button.click()
+    assert editor.confirm_box.layout.display == "flex"
+    assert f"Push <b>1</b> update to <code>{sandbox.url}</code>?" in editor.confirm_text.value
+    assert editor.push_button.disabled
+    assert sandbox.get_record(target)["email"] != "pushed.from.grid@example.com"
+    editor.confirm_button.click()
+    assert sandbox.get_record(target)["email"] == "pushed.from.grid@example.com"
+    assert editor.result is not None and editor.result.counts() == {"updated": 1}
+    assert "1 updated" in editor.output.value
+    assert editor.state.edits == {}  # the pushed value is the new original
+    assert editor.state.marks(target).startswith("pushed|")
+    assert grid_value(editor, target, STATUS).startswith("pushed|")
+    assert value_of(editor.original, target, "email") == "pushed.from.grid@example.com"
+    assert editor.push_button.disabled
+    assert editor.plan.summary() == "no changes"
+
+
+def test_cancel_sends_nothing(sandbox: Sandbox, client: SequenceClient) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client)
+    target = df["id"][110]
+    before = sandbox.get_record(target)
+    editor.edit(target, "label", "Cancelled")
+    editor.preview_button.click()
+    editor.push_button.click()
+    editor.cancel_button.click()
+    assert editor.confirm_box.layout.display == "none"
+    assert "nothing was sent" in editor.message.value
+    assert sandbox.get_record(target) == before
+    assert not editor.push_button.disabled  # the preview still holds
+
+
+def test_an_edit_while_confirming_stops_the_push(sandbox: Sandbox, client: SequenceClient) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client)
+    target, other = df["id"][115], df["id"][116]
+    editor.edit(target, "label", "First")
+    editor.preview_button.click()
+    editor.push_button.click()
+    editor.edit(other, "label", "Second")
+    assert editor.confirm_box.layout.display == "none"
+    editor.confirm_button.click()
+    assert sandbox.get_record(target).get("label") != "First"
+
+
+def test_dry_run_checks_conflicts_and_writes_nothing(
+    sandbox: Sandbox, client: SequenceClient
+) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, progress=False)
+    calm, clash = df["id"][120], df["id"][121]
+    editor.edit(calm, "label", "Dry")
+    editor.edit(clash, "label", "Dry too")
+    sandbox.edit_remote(clash, {"label": "Changed elsewhere"})
+    before = {calm: sandbox.get_record(calm), clash: sandbox.get_record(clash)}
+    puts_before = sandbox.stats.requests["PUT"]
+    editor.dry_run_button.click()
+    assert sandbox.stats.requests["PUT"] == puts_before
+    assert {c: sandbox.get_record(c) for c in before} == before
+    result = editor.result
+    assert result is not None and result.dry_run
+    assert {r.id: r.status for r in result.rows} == {calm: "would-update", clash: "conflict"}
+    assert editor.state.marks(clash).startswith("conflict|")
+    assert set(editor.state.edits) == {calm, clash}  # a dry run keeps every edit
+    assert not editor.push_button.disabled  # a dry run is a preview too
+
+
+def test_failed_rows_stay_marked_in_the_grid(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "j.sqlite3", progress=False)
+    ok, clash = df["id"][130], df["id"][131]
+    editor.edit(ok, "paymentReference", "PO-1")
+    editor.edit(clash, "paymentReference", "PO-2")
+    sandbox.edit_remote(clash, {"paymentReference": "PO-remote"})
+    editor.preview()
+    result = editor.push()
+    assert {r.id: r.status for r in result.rows} == {ok: "updated", clash: "conflict"}
+    assert sandbox.get_record(clash)["paymentReference"] == "PO-remote"
+    assert editor.state.marks(clash).startswith("conflict|")
+    assert "|f:paymentReference|" in editor.state.marks(clash)
+    assert grid_value(editor, clash, STATUS).startswith("conflict|")
+    assert set(editor.state.edits) == {clash}
+    assert editor.counts()["failed"] == 1
+    assert "1 rows are marked in the grid" in editor.message.value
+    assert "Pushed: 1 updated, 1 conflict" in editor.message.value
+
+
+def test_apply_expression_and_hand_edits_form_one_plan(frame: pl.DataFrame) -> None:
+    head = frame.head(80)
+    editor = CustomerEditor(head)
+    hand = head["id"][0]
+    edit_cell(editor, 0, "label", "By hand")
+    bulk = pl.col("address.town").str.to_uppercase()
+    changed = editor.apply_expression(bulk)
+    expected = head.with_columns(bulk)
+    assert changed == int((expected["address.town"] != head["address.town"]).sum()) > 1
+    plan = editor.preview()
+    assert editor.plan is plan
+    by_id = {row.id: row for row in plan.rows}
+    assert set(by_id[hand].columns) == {"label", "address.town"}
+    assert len(by_id) == changed
+    assert editor.edited.drop("label").equals(expected.drop("label"))
+    assert value_of(editor.edited, hand, "label") == "By hand"
+    other = head["id"][1]  # the bulk edit shows in the grid too
+    assert grid_value(editor, other, "address.town") == value_of(expected, other, "address.town")
+    assert "|c:address.town|" in grid_value(editor, other, STATUS)
+
+
+def test_apply_expression_refuses_read_only_columns_and_applies_nothing(
+    frame: pl.DataFrame,
+) -> None:
+    editor = CustomerEditor(frame.head(10))
+    with pytest.raises(ReadOnlyColumnError, match="sequenceAccountId"):
+        editor.apply_expression(
+            pl.col("email").str.to_uppercase(), pl.lit("other").alias("sequenceAccountId")
+        )
+    with pytest.raises(ReadOnlyColumnError, match="adds"):
+        editor.apply_expression(pl.lit(1).alias("brandNew"))
+    assert editor.state.edits == {}
+
+
+def test_an_edit_re_plans_only_its_row(
+    frame: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sequence_nb.editor import state as state_module
+
+    editor = CustomerEditor(frame)
+    heights: list[int] = []
+    real = state_module.plan_updates
+
+    def spy(original: pl.DataFrame, edited: pl.DataFrame) -> Any:
+        heights.append(original.height)
+        return real(original, edited)
+
+    monkeypatch.setattr(state_module, "plan_updates", spy)
+    edit_cell(editor, 7, "contactName", "Someone Else")
+    assert heights == [1]
+
+
+def test_the_editor_needs_unique_ids(frame: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="repeats ids"):
+        CustomerEditor(pl.concat([frame.head(3), frame.head(1)]))
+    with pytest.raises(ValueError, match="no 'id' column"):
+        EditState(frame.drop("id"))
+
+
+def test_marks_name_the_row_and_each_cell(frame: pl.DataFrame) -> None:
+    """The status column's value: a label, then a code per marked cell (what colours it)."""
+    head = frame.head(40)
+    problems = check(head)
+    state = EditState(head, problems)
+    clean_row = next(i for i in head["id"] if i not in set(problems["id"]))
+    assert state.marks(clean_row) == ""
+    state.edit(clean_row, "email", "a@example.com")
+    assert state.marks(clean_row) == "changed|c:email|"
+    state.edit(clean_row, "address.country", "Narnia")
+    marks = state.marks(clean_row)
+    assert marks.startswith("invalid|") and "|x:address.country|" in marks
+    state.revert([clean_row])
+    assert state.marks(clean_row) == ""
+    flagged, column = problems.row(0)[:2]
+    assert state.marks(flagged).startswith("problem|") and f"|p:{column}|" in state.marks(flagged)
