@@ -566,7 +566,7 @@ def render_plan_html(plan: ChangePlan) -> str:
     """The plan for a notebook: counts, old struck through, new highlighted, invalid in red."""
     if not plan:
         return f'<div class="snb-plan"><b>{html.escape(plan.summary().capitalize())}.</b></div>'
-    parts = [_PLAN_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b></p>"]
+    parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b></p>"]
     parts.append(
         "<table><thead><tr><th>id</th><th>legal name</th><th>column</th>"
         "<th>old</th><th>new</th><th>status</th></tr></thead><tbody>"
@@ -609,7 +609,8 @@ def _cell(value: str | None) -> str:
     return '<span class="snb-null">empty</span>' if value is None else html.escape(value)
 
 
-_PLAN_STYLE = """<style>
+#: The style of the HTML views of plans and push results.
+HTML_STYLE = """<style>
 .snb-plan table { border-collapse: collapse; font-size: 13px; }
 .snb-plan th, .snb-plan td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: left; }
 .snb-plan del { color: #8a1c1c; background: #fbe9e9; }

@@ -29,7 +29,7 @@ from sequence_nb.errors import APIError, InvalidBodyError, NotFoundError, Sequen
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, WriteRecord
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
-from sequence_nb.plan import ChangePlan, RowChange, get_path, plan_updates, set_path
+from sequence_nb.plan import HTML_STYLE, ChangePlan, RowChange, get_path, plan_updates, set_path
 from sequence_nb.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -129,21 +129,29 @@ class PushResult:
         return f"<PushResult{run}: {self.summary()}>"
 
     def _repr_html_(self) -> str:
-        colours = {"updated": "#0f5a1f", "would-update": "#0f5a1f", "conflict": "#8a5a00"}
+        colours = {
+            "updated": "#0f5a1f",
+            "would-update": "#0f5a1f",
+            "conflict": "#8a5a00",
+            "skipped": "#666",
+        }
         rows = "".join(
             f'<tr><td>{html.escape(r.id)}</td><td style="color:{colours.get(r.status, "#b00020")}">'
             f"{r.status}</td><td>{html.escape(r.message or '')}</td><td>{r.attempts}</td></tr>"
-            for r in self.rows[:500]
+            for r in self.rows[:_HTML_ROW_LIMIT]
         )
+        more = len(self.rows) - _HTML_ROW_LIMIT
+        tail = f"<p>… and {more} more rows: see result.to_frame().</p>" if more > 0 else ""
         run = f" · run <code>{html.escape(self.run_id)}</code>" if self.run_id else ""
         return (
-            f'<div class="snb-result"><p><b>{html.escape(self.summary())}</b>{run}</p>'
+            f'{HTML_STYLE}<div class="snb-plan"><p><b>{html.escape(self.summary())}</b>{run}</p>'
             "<table><thead><tr><th>id</th><th>status</th><th>message</th><th>attempts</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table></div>"
+            f"</tr></thead><tbody>{rows}</tbody></table>{tail}</div>"
         )
 
 
 _INTERRUPTED = "interrupted before it was sent"
+_HTML_ROW_LIMIT = 500
 
 
 def _interrupted(row: RowResult) -> bool:
