@@ -27,7 +27,7 @@ import polars as pl
 
 from sequence_nb.errors import APIError, InvalidBodyError, NotFoundError, SequenceError
 from sequence_nb.frames import to_frame
-from sequence_nb.journal import Journal, WriteRecord
+from sequence_nb.journal import Journal, RunRecord, WriteRecord
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
 from sequence_nb.plan import HTML_STYLE, ChangePlan, RowChange, get_path, plan_updates, set_path
 from sequence_nb.progress import progress_bar
@@ -429,11 +429,7 @@ def resume(
     Rows the run never reached are pushed like any plan.
     """
     store = _open_journal(journal)
-    run = store.run(run_id)
-    if run.base_url != client.base_url:
-        raise SequenceError(
-            f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
-        )
+    run = _run_of(store, run_id, client)
     plan = ChangePlan.from_json(run.plan_json)
     recorded = {write.customer_id: write for write in store.writes(run_id)}
     pusher = _RowPusher(plan, client, False, on_conflict, store, run_id)
@@ -470,6 +466,16 @@ def resume(
     )
 
 
+def _run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRecord:
+    """The journal's run, refusing a client of another server than the run wrote to."""
+    run = store.run(run_id)
+    if client is not None and run.base_url != client.base_url:
+        raise SequenceError(
+            f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
+        )
+    return run
+
+
 def _status(value: str) -> Status:
     for status in STATUSES:
         if status == value:
@@ -488,11 +494,7 @@ def undo(
     given a ``client``, the run must have been pushed to the same base URL.
     """
     store = _open_journal(journal)
-    run = store.run(run_id)
-    if client is not None and run.base_url != client.base_url:
-        raise SequenceError(
-            f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
-        )
+    run = _run_of(store, run_id, client)
     edited = {row.id: row.columns for row in ChangePlan.from_json(run.plan_json).rows}
     landed = [w for w in store.writes(run_id) if w.status == "updated" and w.after and w.before]
     afters = [w.after for w in landed if w.after is not None]
