@@ -16,8 +16,9 @@ import html
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -158,8 +159,39 @@ def _interrupted(row: RowResult) -> bool:
     return row.message == _INTERRUPTED
 
 
-def _open_journal(journal: JournalArg) -> Journal:
-    return journal if isinstance(journal, Journal) else Journal(journal)
+@contextmanager
+def _opened(journal: JournalArg) -> Iterator[Journal]:
+    """The journal given, or the one at a path (default location for ``None``),
+    which is closed again afterwards."""
+    if isinstance(journal, Journal):
+        yield journal
+        return
+    store = Journal(journal)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _result(
+    plan: ChangePlan,
+    results: Mapping[str, RowResult],
+    *,
+    run_id: str | None,
+    store: Journal | None,
+    interrupted: bool,
+) -> PushResult:
+    """The push's result, in the plan's row order; a run that reached its end is marked so."""
+    if store is not None and run_id is not None and not interrupted:
+        store.finish_run(run_id)
+    return PushResult(
+        plan=plan,
+        rows=tuple(results[row.id] for row in plan.rows if row.id in results),
+        run_id=run_id,
+        dry_run=store is None,
+        interrupted=interrupted,
+        journal_path=store.path if store is not None else None,
+    )
 
 
 # -- applying ---------------------------------------------------------------------------------
@@ -187,29 +219,33 @@ def apply_plan(
         raise ValueError(f"on_conflict must be 'skip' or 'overwrite', not {on_conflict!r}")
     if max_workers < 1:
         raise ValueError("max_workers must be at least 1")
-    store = None if dry_run else _open_journal(journal)
+    if dry_run:
+        return _push_rows(plan, client, None, on_conflict, max_workers, progress)
+    with _opened(journal) as store:
+        return _push_rows(plan, client, store, on_conflict, max_workers, progress)
+
+
+def _push_rows(
+    plan: ChangePlan,
+    client: SequenceClient,
+    store: Journal | None,
+    on_conflict: OnConflict,
+    max_workers: int,
+    progress: bool | None,
+) -> PushResult:
+    """Push (or, without a journal, dry-run) every row of the plan."""
     run_id = None
     if store is not None:
         run_id = store.start_run(
             kind="push", plan_id=plan.plan_id, base_url=client.base_url, plan_json=plan.to_json()
         )
-    pusher = _RowPusher(plan, client, dry_run, on_conflict, store, run_id)
+    pusher = _RowPusher(plan, client, store is None, on_conflict, store, run_id)
     results = {row.id: pusher.invalid(row) for row in plan.invalid}
     jobs = [(row.id, _bind(pusher.push, row)) for row in plan.sendable]
-    done, interrupted = _run_concurrently(
-        jobs, max_workers, progress, "Checking" if dry_run else "Pushing"
-    )
+    description = "Pushing" if store is not None else "Checking"
+    done, interrupted = _run_concurrently(jobs, max_workers, progress, description)
     results.update(done)
-    if store is not None and run_id is not None and not interrupted:
-        store.finish_run(run_id)
-    return PushResult(
-        plan=plan,
-        rows=tuple(results[row.id] for row in plan.rows),
-        run_id=run_id,
-        dry_run=dry_run,
-        interrupted=interrupted,
-        journal_path=store.path if store is not None else None,
-    )
+    return _result(plan, results, run_id=run_id, store=store, interrupted=interrupted)
 
 
 Job = Callable[[threading.Event], RowResult]
@@ -428,7 +464,18 @@ def resume(
     before-image it is sent again with the same key; anything else is a conflict.
     Rows the run never reached are pushed like any plan.
     """
-    store = _open_journal(journal)
+    with _opened(journal) as store:
+        return _resume(store, run_id, client, on_conflict, max_workers, progress)
+
+
+def _resume(
+    store: Journal,
+    run_id: str,
+    client: SequenceClient,
+    on_conflict: OnConflict,
+    max_workers: int,
+    progress: bool | None,
+) -> PushResult:
     run = _run_of(store, run_id, client)
     plan = ChangePlan.from_json(run.plan_json)
     recorded = {write.customer_id: write for write in store.writes(run_id)}
@@ -454,16 +501,7 @@ def resume(
     results.update(done)
     for row in plan.invalid:
         results.setdefault(row.id, pusher.invalid(row))
-    if not interrupted:
-        store.finish_run(run_id)
-    return PushResult(
-        plan=plan,
-        rows=tuple(results[row.id] for row in plan.rows if row.id in results),
-        run_id=run_id,
-        dry_run=False,
-        interrupted=interrupted,
-        journal_path=store.path,
-    )
+    return _result(plan, results, run_id=run_id, store=store, interrupted=interrupted)
 
 
 def _run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRecord:
@@ -493,10 +531,11 @@ def undo(
     overwritten by default. Nothing is read or sent until the plan is applied;
     given a ``client``, the run must have been pushed to the same base URL.
     """
-    store = _open_journal(journal)
-    run = _run_of(store, run_id, client)
+    with _opened(journal) as store:
+        run = _run_of(store, run_id, client)
+        writes = store.writes(run_id)
     edited = {row.id: row.columns for row in ChangePlan.from_json(run.plan_json).rows}
-    landed = [w for w in store.writes(run_id) if w.status == "updated" and w.after and w.before]
+    landed = [w for w in writes if w.status == "updated" and w.after and w.before]
     afters = [w.after for w in landed if w.after is not None]
     restored = [_restored(w, edited.get(w.customer_id, ())) for w in landed]
     return plan_updates(to_frame(afters), to_frame(restored))
