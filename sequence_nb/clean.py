@@ -59,12 +59,6 @@ __all__ = [
     "telephones_to_e164",
 ]
 
-_EMAIL: Final = "email"
-_COUNTRY: Final = "address.country"
-_TELEPHONE: Final = "telephone"
-_TAX_STATUS: Final = "taxStatus"
-for _name in (_EMAIL, _COUNTRY, _TELEPHONE, _TAX_STATUS):
-    assert _name in fields.EDITABLE_COLUMNS, _name
 
 #: Every ISO 3166-1 alpha-2 code pycountry knows, with the country's common name.
 COUNTRY_NAMES: Final[dict[str, str]] = {
@@ -113,7 +107,7 @@ def _refuse_read_only(columns: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- emails
 
 
-def lowercase_email_domain(column: str = _EMAIL) -> pl.Expr:
+def lowercase_email_domain(column: str = fields.EMAIL) -> pl.Expr:
     """Lower-case the domain part (after the last ``@``) of an email address.
 
     Domains are not case-sensitive; the part before the ``@`` is left as it is.
@@ -134,7 +128,7 @@ def lowercase_email_domain(column: str = _EMAIL) -> pl.Expr:
 # --------------------------------------------------------------------------- tax status
 
 
-def normalize_tax_status(column: str = _TAX_STATUS) -> pl.Expr:
+def normalize_tax_status(column: str = fields.TAX_STATUS) -> pl.Expr:
     """Write a tax status the way the API spells it (``"taxed"``, ``"Tax exempt"``,
     ``"reverse-charged"`` become ``TAXED``, ``TAX_EXEMPT``, ``REVERSE_CHARGED``).
 
@@ -294,7 +288,7 @@ def _fix_countries(values: pl.Series) -> pl.Series:
     return pl.select(pl.coalesce(countries_to_alpha2(as_text), as_text)).to_series()
 
 
-def country_to_alpha2(column: str = _COUNTRY) -> pl.Expr:
+def country_to_alpha2(column: str = fields.COUNTRY) -> pl.Expr:
     """Replace country names, alpha-3/numeric codes and common aliases by the ISO
     3166-1 alpha-2 code (``"United Kingdom"``, ``"uk"``, ``"GBR"``, ``" gb "`` become
     ``GB``). Values that do not name exactly one country, and nulls, are unchanged.
@@ -310,7 +304,9 @@ def country_to_alpha2(column: str = _COUNTRY) -> pl.Expr:
 # --------------------------------------------------------------------------- telephones
 
 
-def telephone_to_e164(column: str = _TELEPHONE, *, country: str | None = _COUNTRY) -> pl.Expr:
+def telephone_to_e164(
+    column: str = fields.TELEPHONE, *, country: str | None = fields.COUNTRY
+) -> pl.Expr:
     """Rewrite valid telephone numbers in E.164 form (``+442010001000``).
 
     A number written without its ``+<country code>`` is read in the country of the row
@@ -702,15 +698,15 @@ def suggest(df: pl.DataFrame) -> pl.DataFrame:
         return df.clone()
     out = df.with_columns(strip_whitespace(*strings))
     second = [lowercase_email_domain(c) for c in fields.EMAIL_COLUMNS if c in strings]
-    if _COUNTRY in strings:
-        second.append(country_to_alpha2(_COUNTRY))
-    if _TAX_STATUS in strings:
-        second.append(normalize_tax_status(_TAX_STATUS))
+    if fields.COUNTRY in strings:
+        second.append(country_to_alpha2(fields.COUNTRY))
+    if fields.TAX_STATUS in strings:
+        second.append(normalize_tax_status(fields.TAX_STATUS))
     if second:
         out = out.with_columns(second)
-    if _TELEPHONE in strings:
-        country = _COUNTRY if _COUNTRY in strings else None
-        out = out.with_columns(telephone_to_e164(_TELEPHONE, country=country))
+    if fields.TELEPHONE in strings:
+        country = fields.COUNTRY if fields.COUNTRY in strings else None
+        out = out.with_columns(telephone_to_e164(fields.TELEPHONE, country=country))
     if out.schema != schema:  # pragma: no cover - a bug, never a user error
         raise AssertionError("suggest changed the frame's schema")
     return out

@@ -123,10 +123,17 @@ INTEGRATION_SERVICES: Final = (
     "Xero",
 )
 
-# --- Added for frames.py (records <-> polars): single names the mapping needs. ---
+# --- Single names, for the modules that look at one field or column by name. ---
 
 #: The record's identity field.
 ID: Final = "id"
+#: Single columns the checks and clean-ups look at by name.
+LEGAL_NAME: Final = "legalName"
+EMAIL: Final = "email"
+BILLING_EMAIL: Final = "billingEmail"
+COUNTRY: Final = "address.country"
+TELEPHONE: Final = "telephone"
+URL: Final = "url"
 #: When the customer was created: ISO 8601 UTC text in JSON.
 CREATED_AT: Final = "createdAt"
 #: The nested address object; its parts are ``ADDRESS_FIELDS``.

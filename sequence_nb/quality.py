@@ -57,17 +57,6 @@ RESULT_SCHEMA: Final = pl.Schema(
     }
 )
 
-_ID: Final = "id"
-_LEGAL_NAME: Final = "legalName"
-_EMAIL: Final = "email"
-_BILLING_EMAIL: Final = "billingEmail"
-_COUNTRY: Final = "address.country"
-_TAX_STATUS: Final = "taxStatus"
-_TELEPHONE: Final = "telephone"
-_URL: Final = "url"
-for _name in (_LEGAL_NAME, _EMAIL, _BILLING_EMAIL, _COUNTRY, _TAX_STATUS, _TELEPHONE, _URL):
-    assert _name in fields.EDITABLE_COLUMNS, _name
-assert _ID in fields.READ_ONLY_COLUMNS
 
 _ROW: Final = "__row"
 _STATUSES: Final = ", ".join(fields.TAX_STATUSES)
@@ -119,12 +108,12 @@ def check(df: pl.DataFrame) -> pl.DataFrame:
     parts += _tax_status(lazy)
     parts += _urls(lazy)
     parts += _billing_email(lazy, absent)
-    parts += _duplicates(lazy, _LEGAL_NAME, "duplicate_legal_name", "legal name")
-    parts += _duplicates(lazy, _EMAIL, "duplicate_email", "email address")
+    parts += _duplicates(lazy, fields.LEGAL_NAME, "duplicate_legal_name", "legal name")
+    parts += _duplicates(lazy, fields.EMAIL, "duplicate_email", "email address")
 
     columns = list(df.columns)
     order = {c: i for i, c in enumerate(columns)}
-    for c in (_ID, *fields.EDITABLE_COLUMNS):
+    for c in (fields.ID, *fields.EDITABLE_COLUMNS):
         order.setdefault(c, len(order))
     found = pl.concat(parts, how="vertical").collect()
     if not found.height:
@@ -163,7 +152,7 @@ def _working_frame(df: pl.DataFrame) -> pl.DataFrame:
 
     base = df.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
-        as_text(_ID).alias(_ID),
+        as_text(fields.ID).alias(fields.ID),
         *(as_text(c) for c in fields.EDITABLE_COLUMNS),
     )
     return base.with_columns(
@@ -186,7 +175,7 @@ def _problems(
     assert problem in PROBLEMS, problem
     return frame.select(
         pl.col(_ROW),
-        pl.col(_ID).alias("id"),
+        pl.col(fields.ID).alias("id"),
         pl.lit(column, dtype=pl.String).alias("column"),
         pl.lit(problem, dtype=pl.String).alias("problem"),
         message.cast(pl.String).alias("message"),
@@ -230,7 +219,7 @@ def _missing(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
 
 
 def _whitespace(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    no_blank_check = {*fields.REQUIRED_COLUMNS, _BILLING_EMAIL}  # blank there: "missing"
+    no_blank_check = {*fields.REQUIRED_COLUMNS, fields.BILLING_EMAIL}  # blank there: "missing"
     parts = []
     for c in fields.EDITABLE_COLUMNS:
         raw, stripped = pl.col(c), pl.col(_s(c))
@@ -352,10 +341,10 @@ def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
 
 
 def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
-    regions = clean.countries_to_alpha2(work.get_column(_s(_COUNTRY))).rename("__region")
-    e164 = clean.telephones_to_e164(work.get_column(_s(_TELEPHONE)), regions).rename("__e164")
+    regions = clean.countries_to_alpha2(work.get_column(_s(fields.COUNTRY))).rename("__region")
+    e164 = clean.telephones_to_e164(work.get_column(_s(fields.TELEPHONE)), regions).rename("__e164")
     frame = work.lazy().with_columns(regions, e164)
-    country, region = pl.col(_s(_COUNTRY)), pl.col("__region")
+    country, region = pl.col(_s(fields.COUNTRY)), pl.col("__region")
     bad_country = (country != "") & ~country.is_in(list(clean.ALPHA2_CODES))
     country_message = pl.format(
         "address.country {} is not a two-letter ISO 3166-1 country code. {}",
@@ -371,7 +360,7 @@ def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
         )
         .otherwise(pl.lit("No country matches it: enter the code by hand (e.g. GB, US, DE).")),
     )
-    telephone = pl.col(_s(_TELEPHONE))
+    telephone = pl.col(_s(fields.TELEPHONE))
     bad_telephone = (telephone != "") & pl.col("__e164").is_null()
     telephone_message = pl.format(
         "telephone {} is not a valid phone number{}",
@@ -394,13 +383,15 @@ def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
         ),
     )
     return [
-        _problems(frame.filter(bad_country), _COUNTRY, "invalid_country", country_message),
-        _problems(frame.filter(bad_telephone), _TELEPHONE, "invalid_telephone", telephone_message),
+        _problems(frame.filter(bad_country), fields.COUNTRY, "invalid_country", country_message),
+        _problems(
+            frame.filter(bad_telephone), fields.TELEPHONE, "invalid_telephone", telephone_message
+        ),
     ]
 
 
 def _tax_status(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    status = pl.col(_s(_TAX_STATUS))
+    status = pl.col(_s(fields.TAX_STATUS))
     bad = (status != "") & ~status.is_in(list(fields.TAX_STATUSES))
     meant = clean.tax_status_spelling(status)
     message = pl.format(
@@ -411,11 +402,11 @@ def _tax_status(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
         .then(pl.format("It probably means {} (clean.normalize_tax_status() writes it so).", meant))
         .otherwise(pl.lit("Choose the right one by hand.")),
     )
-    return [_problems(frame.filter(bad), _TAX_STATUS, "invalid_tax_status", message)]
+    return [_problems(frame.filter(bad), fields.TAX_STATUS, "invalid_tax_status", message)]
 
 
 def _urls(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    url = pl.col(_s(_URL))
+    url = pl.col(_s(fields.URL))
     bad = (url != "") & ~url.str.contains(_URL_OK)
     message = pl.format(
         "url {} is not a full web address: it must start with http:// or https:// and "
@@ -425,11 +416,11 @@ def _urls(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
         .then(pl.format("It probably means {}.", _q(pl.concat_str([pl.lit("https://"), url]))))
         .otherwise(pl.lit("Correct it by hand.")),
     )
-    return [_problems(frame.filter(bad), _URL, "invalid_url", message)]
+    return [_problems(frame.filter(bad), fields.URL, "invalid_url", message)]
 
 
 def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
-    if _BILLING_EMAIL in absent:
+    if fields.BILLING_EMAIL in absent:
         message: pl.Expr = pl.lit(
             "The frame has no billingEmail column, so no customer has a billing email: "
             "invoices have no address to go to. Add the column and fill it in."
@@ -437,14 +428,14 @@ def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
     else:
         message = pl.format(
             "billingEmail is empty: invoices have no address to go to. Add one{}.",
-            pl.when(pl.col(_s(_EMAIL)).fill_null("") != "")
-            .then(pl.format(" (the customer's email is {})", _q(pl.col(_s(_EMAIL)))))
+            pl.when(pl.col(_s(fields.EMAIL)).fill_null("") != "")
+            .then(pl.format(" (the customer's email is {})", _q(pl.col(_s(fields.EMAIL)))))
             .otherwise(pl.lit("")),
         )
     return [
         _problems(
-            frame.filter(_blank(_BILLING_EMAIL)),
-            _BILLING_EMAIL,
+            frame.filter(_blank(fields.BILLING_EMAIL)),
+            fields.BILLING_EMAIL,
             "missing_billing_email",
             message,
         )
@@ -453,7 +444,7 @@ def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
 
 def _duplicates(frame: pl.LazyFrame, column: str, problem: str, what: str) -> list[pl.LazyFrame]:
     key = pl.col(_s(column)).str.to_lowercase()
-    label = pl.coalesce(pl.col(_ID), pl.format("row {}", pl.col(_ROW)))
+    label = pl.coalesce(pl.col(fields.ID), pl.format("row {}", pl.col(_ROW)))
     rows = (
         frame.filter(pl.col(_s(column)) != "")
         .with_columns(__key=key)
