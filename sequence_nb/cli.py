@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         "push", help="push the edits in a file (plans against a fresh fetch)"
     )
     push.add_argument("path", type=Path, help="the edited customers: .parquet or .json")
+    push.add_argument(
+        "--base",
+        type=Path,
+        help="the export the edits started from, unedited: changes made in Sequence since "
+        "then are kept, or reported as conflicts, instead of being written over",
+    )
     _add_push_options(push)
     push.add_argument("--on-conflict", choices=["skip", "overwrite"], default="skip")
     push.set_defaults(run=_run_push)
@@ -161,6 +167,7 @@ def _run_export(args: argparse.Namespace) -> int:
         frame = fetch_customers(client, includeArchived=args.include_archived)
     written = export(frame, args.path, format=args.format)
     print(f"Wrote {frame.height} customers to {written}")
+    print(f"To push edits, edit a copy and keep this file as it is: push COPY --base {written}")
     return 0
 
 
@@ -184,10 +191,19 @@ def _run_push(args: argparse.Namespace) -> int:
     from sequence_nb.plan import plan_updates
 
     edited = _read_edited(args.path)
+    ids = edited["id"].drop_nulls().implode()
     with _client() as client:
-        ids = edited["id"].drop_nulls().implode()
-        original = fetch_customers(client, includeArchived=True).filter(pl.col("id").is_in(ids))
-        plan = plan_updates(original, edited)
+        if args.base is not None:
+            original = _read_edited(args.base)
+        else:
+            original = fetch_customers(client, includeArchived=True)
+            print(
+                f"Planned against Sequence's current records: any value in {args.path.name} "
+                "older than Sequence's is written back as if it were an edit. Pass the "
+                "unedited export as --base to keep changes made since.",
+                file=sys.stderr,
+            )
+        plan = plan_updates(original.filter(pl.col("id").is_in(ids)), edited)
         return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
 
 

@@ -67,6 +67,44 @@ def test_push_dry_run_shows_the_plan_and_writes_nothing(
     assert server.stats.requests["PUT"] == 0
 
 
+def test_push_with_a_base_keeps_changes_made_in_sequence_since_the_export(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = exported(server, tmp_path)
+    edited = relabel(base, server, 2)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    kept, clashing = edited.filter(pl.col("label") == "from the shell")["id"].to_list()
+    server.edit_remote(kept, {"contactName": "Changed In Sequence"})
+    server.edit_remote(clashing, {"label": "set in the dashboard"})
+    base_file = str(tmp_path / "customers.parquet")
+    journal = str(tmp_path / "journal.sqlite3")
+    status = main(
+        [
+            "push",
+            str(tmp_path / "edited.parquet"),
+            "--base",
+            base_file,
+            "--yes",
+            "--journal",
+            journal,
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 1  # a conflict is reported
+    assert "1 updated, 1 conflict" in out and "--base" not in err
+    assert server.get_record(kept)["contactName"] == "Changed In Sequence"
+    assert server.get_record(kept)["label"] == "from the shell"
+    assert server.get_record(clashing)["label"] == "set in the dashboard"
+
+
+def test_push_without_a_base_says_older_values_are_written_back(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relabel(exported(server, tmp_path), server, 1).write_parquet(tmp_path / "edited.parquet")
+    main(["push", str(tmp_path / "edited.parquet"), "--dry-run", "--journal", str(tmp_path / "j")])
+    assert "Pass the unedited export as --base" in capsys.readouterr().err
+
+
 def test_push_without_a_terminal_needs_yes(
     server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
