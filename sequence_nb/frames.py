@@ -5,9 +5,13 @@ No I/O of its own: :func:`fetch_customers` reads through a client.
 One row per customer and one column per leaf field, named by its JSON path joined
 with dots as ``pandas.json_normalize`` names it (``address.postCode``). Known
 columns come first in the stable order of :data:`fields.KNOWN_COLUMNS`, then any
-field the toolkit does not know, in the order it was first seen; the new parts of
-an object keep to their object (``address.state`` leads the unknown columns,
-since ``address`` itself is known).
+field the toolkit does not know, in first-seen order: by the first record holding
+a value for it, fields first holding one in the same record in that record's
+order, and fields never holding a value last, by name. The new parts of an object
+keep to their object (``address.state`` leads the unknown columns, since
+``address`` itself is known), and the parts of objects inside lists are ordered
+the same way. The order depends on the data only, never on how the reader's
+threads split the work.
 
 Dtypes (:func:`schema`): every known scalar is ``String``, except ``createdAt``
 (``Datetime("us", "UTC")``) and ``taxStatus`` (``Enum(fields.TAX_STATUSES)``);
@@ -50,17 +54,22 @@ follow the frame's column order.
 Speed: records are never built as Python rows on the way in. Raw ``GET
 /customers`` page bodies go straight to Arrow's multi-threaded JSON reader with a
 fixed schema for the known fields (unknown ones are inferred), and its columns
-become the frame's. Only input with an irregular field (one of the mixed cases
-above) takes a slower path that parses the records and reads field by field
-(seconds, not a fraction of one, for 100k records).
+become the frame's. :func:`to_frame` serializes parsed records a page at a time
+as the reader asks for more, so serializing and parsing overlap. Only input with
+an irregular field (one of the mixed cases above) takes a slower path that parses
+the records and reads field by field (seconds, not a fraction of one, for 100k
+records).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -100,6 +109,14 @@ CREATED_AT_DTYPE: Final = pl.Datetime("us", "UTC")
 #: ``taxStatus`` when every value of a frame is one the seed allows.
 TAX_STATUS_DTYPE: Final = pl.Enum(fields.TAX_STATUSES)
 
+#: A ``createdAt`` in whole seconds, each part in its range (the date is checked
+#: by parsing it): such text reads and writes back unchanged.
+_WHOLE_SECONDS: Final = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+)
+_WHOLE_SECONDS_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+
 _LINKED_SERVICE: Final = pl.Struct({name: pl.String() for name in fields.LINKED_SERVICE_FIELDS})
 _NESTED: Final[dict[str, pl.DataType]] = {
     fields.BILLING_EMAILS: pl.List(pl.String()),
@@ -107,7 +124,7 @@ _NESTED: Final[dict[str, pl.DataType]] = {
 }
 
 #: Records sent to the JSON reader in one synthetic page by :func:`to_frame`.
-_PAGE_SIZE: Final = 1000
+_PAGE_SIZE: Final = 100
 #: Bytes of pages read first to learn which unknown fields look like timestamps.
 _SAMPLE_BYTES: Final = 1 << 20
 #: Arrow's default block; a block must be at least as long as the longest line.
@@ -138,16 +155,25 @@ def schema() -> dict[str, pl.DataType]:
 def to_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """Build the customer frame from parsed records (dicts as the API returns them).
 
-    The records are serialized once with orjson and parsed by the same fixed-schema
-    reader as :func:`frame_from_pages`, rather than built row by row in Python.
+    The records are serialized with orjson a page at a time, while Arrow's
+    fixed-schema reader (the one :func:`frame_from_pages` uses) parses the pages
+    already made, rather than built row by row in Python.
     ``to_records(to_frame(r)) == r`` up to null-valued keys (module docstring).
     """
-    it = iter(records)
-    pages: list[bytes] = []
-    while chunk := list(islice(it, _PAGE_SIZE)):
-        body = orjson.dumps(chunk, default=_jsonable, option=orjson.OPT_UTC_Z)
-        pages.append(b'{"' + fields.PAGE_ITEMS.encode() + b'":' + body + b"}")
-    return _frame(pages)
+    rows = list(records)
+
+    def items(number: int) -> list[Mapping[str, Any]]:
+        return rows[number * _PAGE_SIZE : (number + 1) * _PAGE_SIZE]
+
+    try:
+        count = -(-len(rows) // _PAGE_SIZE)
+        lines = _Lines(lambda: _serialized(rows), _MIN_BLOCK - 2, count, items)
+        return _frame(lines)
+    except _LineTooLong:
+        # A page of records longer than a block: serialize them all to learn the
+        # longest page, then read with blocks that fit it.
+        lines = _Lines.of(list(_serialized(rows)))
+        return _frame(_Lines(lines.make, lines.longest, lines.count, items))
 
 
 def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
@@ -166,7 +192,7 @@ def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
             line = line.replace(b"\r", b" ").replace(b"\n", b" ")
         if line:
             lines.append(line)
-    return _frame(lines)
+    return _frame(_Lines.of(lines))
 
 
 def fetch_customers(
@@ -190,6 +216,22 @@ def fetch_customers(
     return frame_from_pages(bodies)
 
 
+def _serialized(records: list[Mapping[str, Any]]) -> Iterator[bytes]:
+    """The records as synthetic page lines of :data:`_PAGE_SIZE` records each."""
+    head = b'{"' + fields.PAGE_ITEMS.encode() + b'":'
+    for start in range(0, len(records), _PAGE_SIZE):
+        chunk = records[start : start + _PAGE_SIZE]
+        try:
+            body = _dumps(chunk)
+        except orjson.JSONEncodeError:
+            raise _not_json(chunk, start) from None
+        yield head + body + b"}"
+
+
+def _dumps(value: object) -> bytes:
+    return orjson.dumps(value, default=_jsonable, option=orjson.OPT_UTC_Z)
+
+
 def _jsonable(value: object) -> object:
     """orjson fallback: serialize any mapping as an object."""
     if isinstance(value, Mapping):
@@ -197,15 +239,118 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"cannot put a {type(value).__name__} into a customer record")
 
 
-def _frame(lines: list[bytes]) -> pl.DataFrame:
+def _not_json(chunk: list[Mapping[str, Any]], start: int) -> TypeError:
+    """The error naming the first record (and field) of ``chunk`` that is not JSON."""
+    for number, record in enumerate(chunk, start):
+        parts = record.items() if isinstance(record, Mapping) else [(None, record)]
+        for key, value in parts:
+            try:
+                _dumps(value)
+            except orjson.JSONEncodeError as exc:
+                where = f"record {number}" + ("" if key is None else f", field {key!r}")
+                return TypeError(f"{where} cannot be written as JSON: {exc}")
+    return TypeError(f"records {start} to {start + len(chunk) - 1} cannot be written as JSON")
+
+
+class _LineTooLong(Exception):
+    """A line made lazily turned out longer than the block size chosen for it."""
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """NDJSON lines to read, made afresh by ``make`` for every pass over them.
+
+    ``longest`` bounds the length of every line (it sets Arrow's block size, which
+    must hold the longest line); a line made longer than that raises
+    :class:`_LineTooLong`. ``count`` is how many lines ``make`` gives. ``items``
+    gives the parsed items of line ``n`` when there is a quicker way than parsing
+    it again.
+    """
+
+    make: Callable[[], Iterator[bytes]]
+    longest: int
+    count: int
+    items: Callable[[int], Any] | None = None
+
+    @classmethod
+    def of(cls, lines: list[bytes]) -> _Lines:
+        return cls(lambda: iter(lines), max(map(len, lines), default=0), len(lines))
+
+    def items_of(self, number: int) -> Any:
+        """The items of page line ``number``, parsed (None for a page without any)."""
+        if self.items is not None:
+            return self.items(number)
+        page = orjson.loads(next(islice(self.make(), number, None)))
+        return page.get(fields.PAGE_ITEMS) if isinstance(page, dict) else None
+
+    def stream(self) -> _LineStream:
+        return _LineStream(self.make(), self.longest)
+
+    def prefix(self, size: int) -> tuple[_Lines, bool]:
+        """The first lines holding at least ``size`` bytes, and whether that is all."""
+        taken: list[bytes] = []
+        total = 0
+        for line in islice(self.make(), self.count):
+            taken.append(line)
+            total += len(line)
+            if total >= size:
+                break
+        prefix = _Lines(lambda: iter(taken), self.longest, len(taken), self.items)
+        return prefix, len(taken) == self.count
+
+
+class _LineStream(io.RawIOBase):
+    """A readable stream of the lines an iterator makes, each ended by a newline.
+
+    Arrow's reader pulls blocks from it on its I/O thread, so lines made lazily
+    (records serialized a page at a time) are made while earlier blocks parse,
+    and the whole input is never joined into one buffer.
+    """
+
+    def __init__(self, lines: Iterator[bytes], longest: int) -> None:
+        super().__init__()
+        self._lines = lines
+        self._longest = longest
+        self._parts: deque[bytes | memoryview] = deque()
+        self._buffered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or self._buffered < size:
+            line = next(self._lines, None)
+            if line is None:
+                break
+            if len(line) > self._longest:
+                raise _LineTooLong(f"a line of {len(line)} bytes, over {self._longest}")
+            self._parts.extend((line, b"\n"))
+            self._buffered += len(line) + 1
+        return self._take(self._buffered if size < 0 else min(size, self._buffered))
+
+    def _take(self, size: int) -> bytes:
+        out: list[bytes | memoryview] = []
+        left = size
+        while left:
+            part = self._parts.popleft()
+            if len(part) > left:
+                self._parts.appendleft(memoryview(part)[left:])
+                part = memoryview(part)[:left]
+            out.append(part)
+            left -= len(part)
+        self._buffered -= size
+        return b"".join(out)
+
+
+def _frame(lines: _Lines) -> pl.DataFrame:
     """Parse page lines (fast path, else the lenient one) and finish the frame."""
-    if not lines:
+    if not lines.count:
         return pl.DataFrame(schema=schema())
     try:
         raw = _read_pages(lines)
     except pa.ArrowException:
         with _gc_paused():
-            raw = _read_leniently(lines)
+            raw = _read_leniently(list(lines.make()))
     frame = _finish(raw)
     # The reader's scratch memory is freed into Arrow's pool, which keeps it for
     # reuse; give it back to the system so a big read does not stay resident.
@@ -213,80 +358,198 @@ def _frame(lines: list[bytes]) -> pl.DataFrame:
     return frame
 
 
-def _read_pages(lines: list[bytes]) -> pl.DataFrame:
+def _read_pages(lines: _Lines) -> pl.DataFrame:
     """Read page lines with Arrow: known fields fixed, unknown ones inferred.
 
     Arrow infers text that looks like a timestamp as a timestamp, losing the exact
     text. So a prefix of the pages is read first: unknown fields it shows to be
     such text are declared as text for the full read (whose own inference still
-    finds every field), and the columns are then put back in first-seen order.
-    Only a timestamp-like field first seen after the prefix costs a second read.
+    finds every field). Only a timestamp-like field first seen after the prefix
+    costs a second read. Unknown fields are then put in first-seen order
+    (:func:`_first_seen`).
     """
     known = _arrow_record_type()
-    declared, template = known, None
-    sample = _prefix(lines, _SAMPLE_BYTES)
-    if len(sample) < len(lines):
-        seen = _page_items(sample, known).type
-        declared, template = _merged(known, _temporal_branches(seen)), _untemporal(seen)
-    items = _page_items(lines, declared)
-    if _has_temporal(items.type):
-        items = _page_items(lines, _untemporal(items.type))
-    if template is not None:
-        # All-null fields become text here as in _finish: Arrow's cast of a struct
-        # holding a null-typed child inside a list can build an invalid array.
-        ordered = _denulled(_ordered(items.type, template))
-        if not ordered.equals(items.type):
-            items = _reordered(items, ordered, lines)
-    series = cast(pl.Series, pl.from_arrow(items))
+    sample, complete = lines.prefix(_SAMPLE_BYTES)
+    source = sample if complete else lines
+    declared = known
+    if not complete:
+        declared = _merged(known, _temporal_branches(_page_lists(sample, known).type.value_type))
+    pages = _page_lists(source, declared)
+    if _has_temporal(pages.type):
+        pages = _page_lists(source, _untemporal(pages.type.value_type))
+    pages = _in_first_seen_order(
+        pages,
+        pa.list_(known),
+        functools.cache(source.items_of),
+        lambda ordered: _page_lists(source, ordered.value_type),
+    )
+    series = cast(pl.Series, pl.from_arrow(pc.list_flatten(pages)))
     return series.struct.unnest()
 
 
-def _reordered(items: Any, ordered: Any, lines: list[bytes]) -> Any:
-    """``items`` cast to ``ordered`` (the same fields in another order), checked.
+#: Finds the JSON value at an entry of an array being put in order (None if absent).
+_Locate = Callable[[int], Any]
 
-    Should the cast not give a valid array, the pages are read again with the
-    whole ordered type declared, which gives the same columns the slow way.
+
+def _in_first_seen_order(
+    values: Any, known: Any, locate: _Locate, read_as: Callable[[Any], Any]
+) -> Any:
+    """``values`` with unknown struct fields in first-seen order (:func:`_first_seen`).
+
+    The values are cast to the ordered type and checked; should the cast not give
+    a valid array, ``read_as(ordered type)`` reads them again with that whole type
+    declared, which gives the same values the slow way.
     """
+    ordered = _first_seen(values, known, locate)
+    if ordered.equals(values.type):
+        return values
+    # All-null fields become text here as in _finish: Arrow's cast of a struct
+    # holding a null-typed child inside a list can build an invalid array.
+    ordered = _denulled(ordered)
     try:
-        moved = items.cast(ordered)
+        moved = values.cast(ordered)
         moved.validate()
     except pa.ArrowException:
-        return _page_items(lines, ordered)
+        return read_as(ordered)
     return moved
 
 
-def _prefix(lines: list[bytes], size: int) -> list[bytes]:
-    """The first lines holding at least ``size`` bytes (or all of them)."""
-    total = 0
-    for count, line in enumerate(lines, 1):
-        total += len(line)
-        if total >= size:
-            return lines[:count]
-    return lines
+def _first_seen(values: Any, known: Any, locate: _Locate) -> Any:
+    """The type of ``values`` with its unknown struct fields in first-seen order.
+
+    Arrow's threads merge what each block of input found in no fixed order, so the
+    order is rebuilt from the data. Fields of ``known`` keep their place, first.
+    The others follow by the first entry holding a value for them, and fields
+    first holding one in the same entry in the order that entry's JSON object
+    (found by ``locate``) holds them; fields with no value anywhere come last, by
+    name. Nested objects and the entries of lists are ordered the same way.
+    """
+    have = values.type
+    if _only_known(have, known):
+        return have
+    if pa.types.is_struct(have):
+        parts = [(f, pc.struct_field(values, [i])) for i, f in enumerate(_fields(have))]
+        ordered = sorted(parts, key=_ranker(_names(known), locate))
+        return pa.struct(
+            [
+                field.with_type(
+                    _first_seen(part, _field_type(known, field.name), _member(locate, field.name))
+                )
+                for field, part in ordered
+            ]
+        )
+    if pa.types.is_list(have):
+        entries = _first_seen(pc.list_flatten(values), _value_type(known), _entry(values, locate))
+        return pa.list_(have.value_field.with_type(entries))
+    return have
 
 
-def _page_items(lines: list[bytes], item_type: Any) -> Any:
-    """Every page's items as one Arrow struct array, ``item_type`` declared."""
+def _only_known(have: Any, known: Any) -> bool:
+    """Whether a type holds no field beyond ``known`` (nothing to put in order)."""
+    if known is None:
+        return False
+    if pa.types.is_struct(have):
+        return all(_only_known(f.type, _field_type(known, f.name)) for f in _fields(have))
+    if pa.types.is_list(have):
+        return _only_known(have.value_type, _value_type(known))
+    return True
+
+
+def _ranker(known: list[str], locate: _Locate) -> Callable[[tuple[Any, Any]], tuple[Any, ...]]:
+    """Sort key of a ``(field, values)`` part of a struct (see :func:`_first_seen`)."""
+    place = {name: number for number, name in enumerate(known)}
+
+    def rank(part: tuple[Any, Any]) -> tuple[Any, ...]:
+        field, values = part
+        if field.name in place:
+            return (0, place[field.name])
+        first = _first_value(values)
+        if first is None:
+            return (2, field.name)
+        found = locate(first)
+        keys = list(found) if isinstance(found, Mapping) else []
+        place_in_entry = keys.index(field.name) if field.name in keys else len(keys)
+        return (1, first, place_in_entry, field.name)
+
+    return rank
+
+
+def _member(locate: _Locate, name: str) -> _Locate:
+    """Locate the values of field ``name`` of the objects ``locate`` finds."""
+
+    def member(index: int) -> Any:
+        found = locate(index)
+        return found.get(name) if isinstance(found, Mapping) else None
+
+    return member
+
+
+def _entry(lists: Any, locate: _Locate) -> _Locate:
+    """Locate the entries of the lists ``locate`` finds, by their flattened index."""
+    parents: list[Any] = []
+
+    def entry(index: int) -> Any:
+        if not parents:
+            parents.append(pc.list_parent_indices(lists))
+        row = parents[0][index].as_py()
+        found = locate(row)
+        place = index - pc.index(parents[0], row).as_py()
+        if isinstance(found, (list, tuple)) and place < len(found):
+            return found[place]
+        return None
+
+    return entry
+
+
+def _first_value(values: Any) -> int | None:
+    """Index of the first non-null entry, or None when every entry is null."""
+    found: int = pc.index(pc.is_valid(values), True).as_py()
+    return None if found < 0 else found
+
+
+def _names(arrow_type: Any) -> list[str]:
+    """The field names of a struct type (none for anything else or None)."""
+    return [f.name for f in _fields(arrow_type)] if _is_struct(arrow_type) else []
+
+
+def _field_type(arrow_type: Any, name: str) -> Any:
+    """The type of field ``name`` of a struct type, or None."""
+    if _is_struct(arrow_type) and arrow_type.get_field_index(name) >= 0:
+        return arrow_type.field(name).type
+    return None
+
+
+def _value_type(arrow_type: Any) -> Any:
+    """The entry type of a list type, or None."""
+    if arrow_type is not None and pa.types.is_list(arrow_type):
+        return arrow_type.value_type
+    return None
+
+
+def _is_struct(arrow_type: Any) -> bool:
+    return arrow_type is not None and bool(pa.types.is_struct(arrow_type))
+
+
+def _page_lists(lines: _Lines, item_type: Any) -> Any:
+    """Every page's list of items (one Arrow list a line), ``item_type`` declared."""
     page_type = pa.schema([pa.field(fields.PAGE_ITEMS, pa.list_(item_type))])
-    return pc.list_flatten(_read_ndjson(lines, page_type).column(fields.PAGE_ITEMS))
+    return _read_ndjson(lines, page_type).column(fields.PAGE_ITEMS)
 
 
-def _read_ndjson(lines: list[bytes], explicit: Any) -> Any:
+def _read_ndjson(lines: _Lines, explicit: Any) -> Any:
     """One pass of Arrow's JSON reader: ``explicit`` fields fixed, others inferred."""
-    longest = max(map(len, lines), default=0)
-    read = pa_json.ReadOptions(block_size=max(_MIN_BLOCK, longest + 2))
+    read = pa_json.ReadOptions(block_size=max(_MIN_BLOCK, lines.longest + 2))
     options = pa_json.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
-    return pa_json.read_json(
-        io.BytesIO(b"\n".join(lines)), read_options=read, parse_options=options
-    )
+    return pa_json.read_json(lines.stream(), read_options=read, parse_options=options)
 
 
 def _read_table(lines: list[bytes], explicit: Any) -> Any:
     """Like :func:`_read_ndjson`, read again with text declared if Arrow made timestamps."""
-    table = _read_ndjson(lines, explicit)
+    source = _Lines.of(lines)
+    table = _read_ndjson(source, explicit)
     if any(_has_temporal(field.type) for field in table.schema):
         untemporal = [field.with_type(_untemporal(field.type)) for field in table.schema]
-        table = _read_ndjson(lines, pa.schema(untemporal))
+        table = _read_ndjson(source, pa.schema(untemporal))
     return table
 
 
@@ -314,7 +577,12 @@ def _arrow_type(dtype: PolarsDataType) -> Any:
         return pa.list_(_arrow_type(dtype.inner))
     if isinstance(dtype, pl.Struct):
         return pa.struct([pa.field(f.name, _arrow_type(f.dtype)) for f in dtype.fields])
-    return pa.string()
+    # Text as views: polars keeps text as views, so they become its columns uncopied.
+    return pa.string_view()
+
+
+def _is_text(arrow_type: Any) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_string_view(arrow_type))
 
 
 def _has_temporal(arrow_type: Any) -> bool:
@@ -376,18 +644,6 @@ def _denulled(arrow_type: Any) -> Any:
     return arrow_type
 
 
-def _ordered(have: Any, template: Any) -> Any:
-    """``have`` with struct fields in ``template``'s order, new fields after them."""
-    if pa.types.is_struct(have) and pa.types.is_struct(template):
-        by_name = {f.name: f for f in _fields(have)}
-        order = [f for f in _fields(template) if f.name in by_name]
-        order += [f for f in _fields(have) if f.name not in {t.name for t in order}]
-        return pa.struct([pa.field(f.name, _ordered(by_name[f.name].type, f.type)) for f in order])
-    if pa.types.is_list(have) and pa.types.is_list(template):
-        return pa.list_(_ordered(have.value_type, template.value_type))
-    return have
-
-
 def _read_leniently(lines: list[bytes]) -> pl.DataFrame:
     """Slow path for irregular data: parse the records, then read field by field.
 
@@ -413,12 +669,32 @@ def _read_leniently(lines: list[bytes]) -> pl.DataFrame:
     rows: list[dict[str, Any]] = [item or {} for item in items]
     record_type = _arrow_record_type()
     known = {field.name: field.type for field in _fields(record_type)}
-    keys = dict.fromkeys(known)
-    for row in rows:
-        keys.update(dict.fromkeys(row))
+    keys = [*known, *(key for key in _keys_in_first_seen_order(rows) if key not in known)]
     return pl.DataFrame(
         [_read_field(key, [row.get(key) for row in rows], known.get(key)) for key in keys]
     )
+
+
+def _keys_in_first_seen_order(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of the rows in the order :func:`_first_seen` gives the fast path.
+
+    By the first row holding a value for the key, keys of one row in that row's
+    order; keys with no value in any row last, by name.
+    """
+    first: dict[str, int] = {}
+    keys: set[str] = set()
+    for number, row in enumerate(rows):
+        keys.update(row)
+        for key, value in row.items():
+            if value is not None:
+                first.setdefault(key, number)
+
+    def rank(key: str) -> tuple[Any, ...]:
+        if key not in first:
+            return (2, key)
+        return (1, first[key], list(rows[first[key]]).index(key))
+
+    return sorted(keys, key=rank)
 
 
 def _read_field(key: str, values: list[Any], arrow_type: Any) -> pl.Series:
@@ -428,7 +704,7 @@ def _read_field(key: str, values: list[Any], arrow_type: Any) -> pl.Series:
     seed has text becomes its JSON text, also inside the address or a list.
     """
     if arrow_type is not None:
-        if pa.types.is_string(arrow_type):
+        if _is_text(arrow_type):
             return pl.Series(key, [_to_text(value) for value in values], dtype=pl.String())
         coerce = _coercer(arrow_type)
         values = [None if value is None else coerce(value) for value in values]
@@ -438,7 +714,16 @@ def _read_field(key: str, values: list[Any], arrow_type: Any) -> pl.Series:
         table = _read_table(lines, declared)
     except pa.ArrowException:
         return pl.Series(key, [_to_text(value) for value in values], dtype=pl.String())
-    return cast(pl.Series, pl.from_arrow(table.column("v"))).alias(key)
+    column = table.column("v")
+    ordered = _in_first_seen_order(
+        column, arrow_type, values.__getitem__, lambda t: _reread(lines, t)
+    )
+    return cast(pl.Series, pl.from_arrow(ordered)).alias(key)
+
+
+def _reread(lines: list[bytes], value_type: Any) -> Any:
+    """The ``v`` column of one field's lines, read with ``value_type`` declared."""
+    return _read_table(lines, pa.schema([pa.field("v", value_type)])).column("v")
 
 
 def _to_text(value: Any) -> str | None:
@@ -452,7 +737,7 @@ def _coercer(arrow_type: Any) -> Callable[[Any], Any]:
     A value of another shape is left as it is: the reader then rejects it and the
     column becomes text.
     """
-    if pa.types.is_string(arrow_type):
+    if _is_text(arrow_type):
         return _to_text
     if pa.types.is_struct(arrow_type):
         parts = {field.name: _coercer(field.type) for field in _fields(arrow_type)}
@@ -530,14 +815,30 @@ def _strict_columns(frame: pl.DataFrame) -> list[pl.Series]:
     out: list[pl.Series] = []
     created = frame.get_column(fields.CREATED_AT)
     if created.dtype == pl.String:
-        parsed = created.str.strptime(CREATED_AT_DTYPE, fields.TIMESTAMP_FORMAT, strict=False)
-        written = parsed.dt.strftime(fields.TIMESTAMP_FORMAT)
-        if (created.is_null() | (written == created).fill_null(False)).all():
+        parsed = _timestamps_in_whole_seconds(created)
+        if parsed is None:
+            parsed = created.str.strptime(CREATED_AT_DTYPE, fields.TIMESTAMP_FORMAT, strict=False)
+            written = parsed.dt.strftime(fields.TIMESTAMP_FORMAT)
+            if not (created.is_null() | (written == created).fill_null(False)).all():
+                parsed = None
+        if parsed is not None:
             out.append(parsed)
     status = frame.get_column(fields.TAX_STATUS)
     if status.dtype == pl.String and (status.is_null() | status.is_in(fields.TAX_STATUSES)).all():
         out.append(status.cast(TAX_STATUS_DTYPE))
     return out
+
+
+def _timestamps_in_whole_seconds(created: pl.Series) -> pl.Series | None:
+    """``createdAt`` parsed, when every value is a real moment as ``...T16:47:00Z``.
+
+    The API's usual form, which writes back to the same text by construction; a
+    quicker fixed-format parse than the general one (None: use the general one).
+    """
+    if not created.str.contains(_WHOLE_SECONDS).fill_null(True).all():
+        return None
+    parsed = created.str.strptime(CREATED_AT_DTYPE, _WHOLE_SECONDS_FORMAT, strict=False)
+    return parsed if parsed.null_count() == created.null_count() else None
 
 
 # -------------------------------------------------------------------------- out

@@ -280,6 +280,74 @@ def test_columns_are_known_ones_then_unknown_in_first_seen_order() -> None:
         assert frame_from_pages(pages).columns == expected
 
 
+def unknown_fields_in_many_blocks() -> tuple[list[dict[str, Any]], list[str]]:
+    """Records whose unknown fields are spread far apart, and their expected columns."""
+    rs: list[dict[str, Any]] = [dict(SEED_RECORD, id=str(i)) for i in range(600)]
+    rs[2]["also"] = None  # present, never holding a value: last, by name
+    rs[5]["zeta"] = None  # present early, first holding a value at 300
+    rs[300].update(beta="b", zeta="z")  # both first hold one here: in this record's order
+    rs[450]["alpha"] = {"y": 1, "x": 2}
+    rs[500]["tags"] = [{"z": 1, "a": 2}]
+    rs[599]["never"] = None
+    columns = [*fields.KNOWN_COLUMNS, "beta", "zeta", "alpha.y", "alpha.x", "tags", "also"]
+    return rs, [*columns, "never"]
+
+
+def test_unknown_columns_keep_one_order_however_the_reader_splits_the_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arrow's threads merge what each block found in no fixed order; the data decides."""
+    rs, expected = unknown_fields_in_many_blocks()
+    pages = [page(rs[i : i + 7]) for i in range(0, len(rs), 7)]
+    monkeypatch.setattr(frames, "_MIN_BLOCK", 4096)  # dozens of blocks for two threads
+    for _ in range(10):
+        assert to_frame(rs).columns == expected
+        assert frame_from_pages(pages).columns == expected
+    assert to_frame(rs).schema["tags"] == pl.List(pl.Struct({"z": pl.Int64, "a": pl.Int64}))
+
+
+def test_the_lenient_read_orders_unknown_columns_the_same_way() -> None:
+    rs, expected = unknown_fields_in_many_blocks()
+    rs[0]["mixed"], rs[1]["mixed"] = 1, "one"  # a field of two types: the lenient path
+    df = to_frame(rs)
+    assert df.schema["mixed"] == pl.String
+    assert df.columns == [*expected[: len(fields.KNOWN_COLUMNS)], "mixed", *expected[-7:]]
+    assert df.schema["tags"] == pl.List(pl.Struct({"z": pl.Int64, "a": pl.Int64}))
+
+
+def test_a_page_of_records_longer_than_a_block_is_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(frames, "_MIN_BLOCK", 2048)
+    rs = [dict(SEED_RECORD, id=str(i), label="x" * (100 * i)) for i in range(300)]
+    assert to_records(to_frame(rs)) == rs
+
+
+def test_a_record_that_is_not_json_is_refused_by_name() -> None:
+    rs = [dict(SEED_RECORD, id=str(i)) for i in range(150)]
+    rs[120]["label"] = {"a", "b"}
+    with pytest.raises(TypeError, match=r"record 120, field 'label' cannot be written as JSON"):
+        to_frame(rs)
+
+
+def _is_real_moment(text: str) -> bool:
+    """Whether ``YYYY-MM-DD...`` names a day of the proleptic Gregorian calendar."""
+    year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    return day <= days
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(frames._WHOLE_SECONDS, fullmatch=True), min_size=1, max_size=4))
+def test_whole_second_created_at_is_a_datetime_only_for_real_moments(texts: list[str]) -> None:
+    rs = [{"createdAt": text} for text in texts]
+    df = to_frame(rs)
+    as_datetime = df.schema["createdAt"] == pl.Datetime("us", "UTC")
+    assert as_datetime == all(_is_real_moment(text) for text in texts)
+    assert to_records(df) == rs
+
+
 def test_unknown_fields_keep_their_json_types() -> None:
     r = {
         "archivedAt": "2024-01-01T00:00:00Z",
