@@ -7,7 +7,7 @@ Prints, in one run: raw page bodies -> frame (``frame_from_pages``) against
 records -> frame (``to_frame``) against ``pandas.json_normalize`` (target 3x),
 ``to_records``, the frame's memory (``estimated_size`` and RSS growth, target at
 most 100 MB) and ``quality.check`` when that module is there. Timings are the
-best of ``--runs`` (5); each comparison runs ours and the peer in turn, so both
+best of ``--runs`` (10); each comparison runs ours and the peer in turn, so both
 meet the same passing load, and also prints the median ratio of those pairs.
 """
 
@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each (best counts)")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs of each (best counts)")
     args = parser.parse_args()
 
     records, source = customers(args.rows)

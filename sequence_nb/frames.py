@@ -428,20 +428,29 @@ def _first_seen(values: Any, known: Any, locate: _Locate) -> Any:
     if _only_known(have, known):
         return have
     if pa.types.is_struct(have):
-        parts = [(f, pc.struct_field(values, [i])) for i, f in enumerate(_fields(have))]
+        parts = [_part(values, number, f, known) for number, f in enumerate(_fields(have))]
         ordered = sorted(parts, key=_ranker(_names(known), locate))
-        return pa.struct(
-            [
-                field.with_type(
-                    _first_seen(part, _field_type(known, field.name), _member(locate, field.name))
-                )
-                for field, part in ordered
-            ]
-        )
+        return pa.struct([_ordered_field(part, known, locate) for part in ordered])
     if pa.types.is_list(have):
         entries = _first_seen(pc.list_flatten(values), _value_type(known), _entry(values, locate))
         return pa.list_(have.value_field.with_type(entries))
     return have
+
+
+def _part(values: Any, number: int, field: Any, known: Any) -> tuple[Any, Any]:
+    """A struct's field and its values (None when nothing in it is unknown)."""
+    if _only_known(field.type, _field_type(known, field.name)):
+        return field, None
+    return field, pc.struct_field(values, [number])
+
+
+def _ordered_field(part: tuple[Any, Any], known: Any, locate: _Locate) -> Any:
+    """The field of a ``(field, values)`` part with its own parts put in order."""
+    field, values = part
+    if values is None:
+        return field
+    inner = _first_seen(values, _field_type(known, field.name), _member(locate, field.name))
+    return field.with_type(inner)
 
 
 def _only_known(have: Any, known: Any) -> bool:
