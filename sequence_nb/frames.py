@@ -127,8 +127,9 @@ _NESTED: Final[dict[str, pl.DataType]] = {
 _PAGE_SIZE: Final = 100
 #: Bytes of pages read first to learn which unknown fields look like timestamps.
 _SAMPLE_BYTES: Final = 1 << 20
-#: Arrow's default block; a block must be at least as long as the longest line.
-_MIN_BLOCK: Final = 1 << 20
+#: Bytes Arrow's reader parses as one task: twice its default, which measured a
+#: little quicker on two cores. A block must be at least as long as the longest line.
+_MIN_BLOCK: Final = 2 << 20
 
 
 def _wire_schema() -> dict[str, pl.DataType]:
