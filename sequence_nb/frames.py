@@ -173,8 +173,7 @@ def to_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     except _LineTooLong:
         # A page of records longer than a block: serialize them all to learn the
         # longest page, then read with blocks that fit it.
-        lines = _Lines.of(list(_serialized(rows)))
-        return _frame(_Lines(lines.make, lines.longest, lines.count, items))
+        return _frame(_Lines.of(list(_serialized(rows)), items))
 
 
 def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
@@ -224,8 +223,8 @@ def _serialized(records: list[Mapping[str, Any]]) -> Iterator[bytes]:
         chunk = records[start : start + _PAGE_SIZE]
         try:
             body = _dumps(chunk)
-        except orjson.JSONEncodeError:
-            raise _not_json(chunk, start) from None
+        except orjson.JSONEncodeError as exc:
+            raise _not_json(chunk, start, exc) from None
         yield head + body + b"}"
 
 
@@ -234,23 +233,36 @@ def _dumps(value: object) -> bytes:
 
 
 def _jsonable(value: object) -> object:
-    """orjson fallback: serialize any mapping as an object."""
+    """orjson fallback: serialize any mapping as an object (orjson names other types)."""
     if isinstance(value, Mapping):
         return dict(value)
-    raise TypeError(f"cannot put a {type(value).__name__} into a customer record")
+    raise TypeError
 
 
-def _not_json(chunk: list[Mapping[str, Any]], start: int) -> TypeError:
-    """The error naming the first record (and field) of ``chunk`` that is not JSON."""
+def _not_json(chunk: list[Mapping[str, Any]], start: int, error: Exception) -> TypeError:
+    """The error naming the first record of ``chunk`` that is not JSON, and its field."""
     for number, record in enumerate(chunk, start):
-        parts = record.items() if isinstance(record, Mapping) else [(None, record)]
-        for key, value in parts:
-            try:
-                _dumps(value)
-            except orjson.JSONEncodeError as exc:
-                where = f"record {number}" + ("" if key is None else f", field {key!r}")
-                return TypeError(f"{where} cannot be written as JSON: {exc}")
-    return TypeError(f"records {start} to {start + len(chunk) - 1} cannot be written as JSON")
+        try:
+            _dumps(record)
+        except orjson.JSONEncodeError as exc:
+            where = f"record {number}{_field_not_json(record)}"
+            return TypeError(f"{where} cannot be written as JSON: {exc}")
+    return TypeError(
+        f"records {start} to {start + len(chunk) - 1} cannot be written as JSON: {error}"
+    )
+
+
+def _field_not_json(record: Mapping[str, Any]) -> str:
+    """``", field 'name'"`` for the first value of ``record`` orjson refuses, else ``""``.
+
+    A record can be refused for its keys (not text) rather than a value.
+    """
+    for key, value in record.items() if isinstance(record, Mapping) else ():
+        try:
+            _dumps(value)
+        except orjson.JSONEncodeError:
+            return f", field {key!r}"
+    return ""
 
 
 class _LineTooLong(Exception):
@@ -274,8 +286,8 @@ class _Lines:
     items: Callable[[int], Any] | None = None
 
     @classmethod
-    def of(cls, lines: list[bytes]) -> _Lines:
-        return cls(lambda: iter(lines), max(map(len, lines), default=0), len(lines))
+    def of(cls, lines: list[bytes], items: Callable[[int], Any] | None = None) -> _Lines:
+        return cls(lambda: iter(lines), max(map(len, lines), default=0), len(lines), items)
 
     def items_of(self, number: int) -> Any:
         """The items of page line ``number``, parsed (None for a page without any)."""
@@ -296,8 +308,7 @@ class _Lines:
             total += len(line)
             if total >= size:
                 break
-        prefix = _Lines(lambda: iter(taken), self.longest, len(taken), self.items)
-        return prefix, len(taken) == self.count
+        return _Lines.of(taken, self.items), len(taken) == self.count
 
 
 class _LineStream(io.RawIOBase):
@@ -824,19 +835,23 @@ def _strict_columns(frame: pl.DataFrame) -> list[pl.Series]:
     """``createdAt`` and ``taxStatus`` in their strict dtypes where nothing is lost."""
     out: list[pl.Series] = []
     created = frame.get_column(fields.CREATED_AT)
-    if created.dtype == pl.String:
-        parsed = _timestamps_in_whole_seconds(created)
-        if parsed is None:
-            parsed = created.str.strptime(CREATED_AT_DTYPE, fields.TIMESTAMP_FORMAT, strict=False)
-            written = parsed.dt.strftime(fields.TIMESTAMP_FORMAT)
-            if not (created.is_null() | (written == created).fill_null(False)).all():
-                parsed = None
-        if parsed is not None:
-            out.append(parsed)
+    if created.dtype == pl.String and (parsed := _exact_timestamps(created)) is not None:
+        out.append(parsed)
     status = frame.get_column(fields.TAX_STATUS)
     if status.dtype == pl.String and (status.is_null() | status.is_in(fields.TAX_STATUSES)).all():
         out.append(status.cast(TAX_STATUS_DTYPE))
     return out
+
+
+def _exact_timestamps(created: pl.Series) -> pl.Series | None:
+    """``createdAt`` parsed, when every value writes back to exactly its text."""
+    parsed = _timestamps_in_whole_seconds(created)
+    if parsed is not None:
+        return parsed
+    parsed = created.str.strptime(CREATED_AT_DTYPE, fields.TIMESTAMP_FORMAT, strict=False)
+    written = parsed.dt.strftime(fields.TIMESTAMP_FORMAT)
+    exact = (created.is_null() | (written == created).fill_null(False)).all()
+    return parsed if exact else None
 
 
 def _timestamps_in_whole_seconds(created: pl.Series) -> pl.Series | None:
