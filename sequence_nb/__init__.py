@@ -14,6 +14,7 @@ from sequence_nb.errors import (
     ConfigurationError,
     ConflictError,
     InvalidBodyError,
+    InvalidIdError,
     NotFoundError,
     PaginationError,
     PermissionDeniedError,
@@ -33,9 +34,17 @@ from sequence_nb.models import (
     LinkedService,
     TaxStatus,
 )
-from sequence_nb.plan import ChangePlan, FieldChange, PlanError, RowChange, plan_updates
+from sequence_nb.plan import (
+    ChangePlan,
+    FieldChange,
+    PlanError,
+    PlanFileError,
+    RowChange,
+    plan_updates,
+)
 from sequence_nb.push import PushResult, RowResult, apply_plan, resume, undo
 from sequence_nb.quality import PROBLEMS, check
+from sequence_nb.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from sequence_nb.editor import CustomerEditor
@@ -71,14 +80,17 @@ __all__ = [
     "ExternalId",
     "FieldChange",
     "InvalidBodyError",
+    "InvalidIdError",
     "Journal",
     "LinkedService",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
     "PlanError",
+    "PlanFileError",
     "PushResult",
     "RateLimitError",
+    "RetryPolicy",
     "RowChange",
     "RowResult",
     "SequenceClient",

@@ -21,9 +21,10 @@ call side by side, each on the input frame).
 
 Rules every fix keeps: it never drops a row or a column, never changes a column's
 dtype, never turns a null into a value, and leaves alone any value it cannot fix with
-certainty. ``suggest`` only touches the editable columns (``fields.EDITABLE_COLUMNS``)
-that hold strings; read-only columns (``id``, ``createdAt``, ...) and unknown columns are
-returned as they came.
+certainty. Text a fix writes is in Unicode NFC (the composed form: ``"é"`` as one
+character), so the same name is the same bytes however it was typed. ``suggest`` only
+touches the editable columns (``fields.EDITABLE_COLUMNS``) that hold strings; read-only
+columns (``id``, ``createdAt``, ...) and unknown columns are returned as they came.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "country_to_alpha2",
     "lowercase_email_domain",
     "normalize_tax_status",
+    "normalize_unicode",
     "resolve_country",
     "strip_whitespace",
     "suggest",
@@ -72,7 +74,7 @@ ALPHA2_CODES: Final[frozenset[str]] = frozenset(COUNTRY_NAMES)
 
 
 def strip_whitespace(*columns: str) -> list[pl.Expr]:
-    """Remove leading and trailing whitespace.
+    """Remove leading and trailing whitespace, and write the text in Unicode NFC.
 
     With no argument: every editable column of the frame that holds strings (columns
     that are absent, or hold an Enum such as ``taxStatus``, are left out). With names:
@@ -80,11 +82,31 @@ def strip_whitespace(*columns: str) -> list[pl.Expr]:
     A value made only of whitespace becomes the empty string (not null); see
     ``blank_to_null``.
     """
+    return [_nfc(expr.str.strip_chars()) for expr in _text_columns(columns)]
+
+
+def normalize_unicode(*columns: str) -> list[pl.Expr]:
+    """Write text in Unicode NFC, the composed form most systems send.
+
+    ``"Zoe\\u0308"`` (an ``e`` then a combining diaeresis, NFD) becomes ``"Zoë"``: both
+    look the same, but compare, sort and deduplicate differently. Columns are chosen
+    as ``strip_whitespace`` chooses them.
+    """
+    return [_nfc(expr) for expr in _text_columns(columns)]
+
+
+def _text_columns(columns: tuple[str, ...]) -> list[pl.Expr]:
+    """The named columns, or every editable column holding strings; read-only refused."""
     if not columns:
         editable = cs.by_name(*fields.EDITABLE_COLUMNS, require_all=False) & cs.string()
-        return [editable.as_expr().str.strip_chars()]
+        return [editable.as_expr()]
     _refuse_read_only(columns)
-    return [pl.col(c).str.strip_chars() for c in columns]
+    return [pl.col(c) for c in columns]
+
+
+def _nfc(text: pl.Expr) -> pl.Expr:
+    """Text in Unicode NFC, keeping the column's name."""
+    return text.str.normalize("NFC").name.keep()
 
 
 def blank_to_null(*columns: str) -> list[pl.Expr]:
@@ -110,8 +132,9 @@ def _refuse_read_only(columns: tuple[str, ...]) -> None:
 def lowercase_email_domain(column: str = fields.EMAIL) -> pl.Expr:
     """Lower-case the domain part (after the last ``@``) of an email address.
 
-    Domains are not case-sensitive; the part before the ``@`` is left as it is.
-    Values without an ``@`` and nulls are unchanged.
+    Domains are not case-sensitive; the part before the ``@`` keeps its case. An
+    address it rewrites is in Unicode NFC. Values without an ``@`` and nulls are
+    unchanged.
     """
     _refuse_read_only((column,))
     col = pl.col(column)
@@ -119,7 +142,7 @@ def lowercase_email_domain(column: str = fields.EMAIL) -> pl.Expr:
     domain = col.str.extract(r"(?s)@([^@]*)$", 1).str.to_lowercase()
     return (
         pl.when(col.str.contains("@"))
-        .then(pl.coalesce(pl.concat_str([local, domain]), col))
+        .then(pl.coalesce(pl.concat_str([local, domain]), col).str.normalize("NFC"))
         .otherwise(col)
         .alias(column)
     )
@@ -686,7 +709,8 @@ def _other_regions(code: str, pending: pl.DataFrame) -> list[pl.DataFrame]:
 def suggest(df: pl.DataFrame) -> pl.DataFrame:
     """A copy of ``df`` with every safe fix applied.
 
-    In order: strip whitespace from the editable string columns; lower-case the domain
+    In order: strip whitespace from the editable string columns and write them in
+    Unicode NFC (``normalize_unicode``); lower-case the domain
     of ``email`` and ``billingEmail``; countries to alpha-2 codes; tax statuses spelled
     the API's way (String column only); telephones to E.164 (read in the row's, now
     fixed, country). Same rows, columns and dtypes; read-only and unknown columns are

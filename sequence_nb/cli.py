@@ -63,15 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_run_export)
 
     push = commands.add_parser(
-        "push", help="push the edits in a file (plans against a fresh fetch)"
+        "push", help="push the edits in a file, or a saved plan, after showing the plan"
     )
-    push.add_argument("path", type=Path, help="the edited customers: .parquet or .json")
+    push.add_argument("path", type=Path, nargs="?", help="the edited customers: .parquet or .json")
     push.add_argument(
         "--base",
         type=Path,
         help="the export the edits started from, unedited: changes made in Sequence since "
         "then are kept, or reported as conflicts, instead of being written over",
     )
+    push.add_argument(
+        "--against-current",
+        action="store_true",
+        help="plan against Sequence's current records instead of --base: any value in the "
+        "file that Sequence has changed since is written back",
+    )
+    push.add_argument(
+        "--plan", type=Path, help="apply a saved, reviewed plan file (see --save-plan) as it is"
+    )
+    push.add_argument("--save-plan", type=Path, help="write the plan to this file for review")
     _add_push_options(push)
     push.add_argument("--on-conflict", choices=["skip", "overwrite"], default="skip")
     push.set_defaults(run=_run_push)
@@ -92,6 +102,9 @@ def _add_push_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask before writing")
     parser.add_argument("--journal", type=Path, help="the journal file (default: see README)")
     parser.add_argument("--max-workers", type=int, default=8)
+    parser.add_argument(
+        "--digest", help="the plan's digest as reviewed (sha256:...): any other plan is refused"
+    )
 
 
 def _add_sandbox_options(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -185,6 +198,49 @@ def _read_edited(path: Path) -> pl.DataFrame:
 
 
 def _run_push(args: argparse.Namespace) -> int:
+    refusal = _push_refusal(args)
+    if refusal:
+        print(f"sequence-nb push: {refusal}", file=sys.stderr)
+        return 2
+    with _client() as client:
+        plan = _saved_plan(args.plan) if args.plan is not None else _planned(args, client)
+        if args.save_plan is not None:
+            written = plan.save(args.save_plan)
+            print(f"Saved the plan to {written}. To apply it as reviewed:")
+            print(f"sequence-nb push --plan {written} --digest {plan.digest}")
+        return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+
+
+def _push_refusal(args: argparse.Namespace) -> str | None:
+    """Why ``push`` will not run as asked (one line), or ``None``."""
+    if args.plan is not None:
+        if args.path is not None or args.base is not None or args.against_current:
+            return (
+                "--plan applies a saved plan as it is: give no edited file, --base or "
+                "--against-current with it"
+            )
+        return None
+    if args.path is None:
+        return "give the edited file (with --base EXPORT), or --plan FILE"
+    if args.base is not None and args.against_current:
+        return "give --base EXPORT or --against-current, not both"
+    if args.base is None and not args.against_current:
+        return (
+            f"not planning {args.path.name} without --base EXPORT (the unedited export the "
+            "edits started from); pass --against-current to plan against Sequence's current "
+            "records, writing back any value Sequence has changed since"
+        )
+    return None
+
+
+def _saved_plan(path: Path) -> ChangePlan:
+    from sequence_nb.plan import ChangePlan
+
+    return ChangePlan.load(path)
+
+
+def _planned(args: argparse.Namespace, client: SequenceClient) -> ChangePlan:
+    """The plan of the edited file against ``--base`` or Sequence's current records."""
     import polars as pl
 
     from sequence_nb.frames import fetch_customers
@@ -192,19 +248,18 @@ def _run_push(args: argparse.Namespace) -> int:
 
     edited = _read_edited(args.path)
     ids = edited["id"].drop_nulls().implode()
-    with _client() as client:
-        if args.base is not None:
-            original = _read_edited(args.base)
-        else:
-            original = fetch_customers(client, includeArchived=True)
-            print(
-                f"Planned against Sequence's current records: any value in {args.path.name} "
-                "older than Sequence's is written back as if it were an edit. Pass the "
-                "unedited export as --base to keep changes made since.",
-                file=sys.stderr,
-            )
-        plan = plan_updates(original.filter(pl.col("id").is_in(ids)), edited)
-        return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+    if args.base is not None:
+        original = _read_edited(args.base)
+    else:
+        original = fetch_customers(client, includeArchived=True)
+        print(
+            f"Planned against Sequence's current records: any value in {args.path.name} "
+            "older than Sequence's is written back as if it were an edit. Pass the "
+            "unedited export as --base to keep changes made since.",
+            file=sys.stderr,
+        )
+    original = original.filter(pl.col("id").is_in(ids))
+    return plan_updates(original, edited, base_url=client.base_url)
 
 
 def _run_undo(args: argparse.Namespace) -> int:
@@ -220,7 +275,7 @@ def _confirm_and_apply(
 ) -> int:
     import polars as pl
 
-    print(f"Plan: {plan.summary()}")
+    print(f"Plan: {plan.summary()} (digest {plan.digest})")
     with pl.Config(tbl_rows=50, tbl_cols=8, fmt_str_lengths=40, tbl_width_chars=160):
         if plan.rows:
             print(plan.preview())
@@ -244,6 +299,7 @@ def _confirm_and_apply(
         on_conflict="overwrite" if on_conflict == "overwrite" else "skip",
         max_workers=args.max_workers,
         journal=args.journal,
+        expected_digest=args.digest,
     )
     print(result.summary())
     if result.run_id:

@@ -4,17 +4,22 @@ It authenticates, pages, paces requests under the rate limit, retries what is
 safe to retry (every write carries an ``Idempotency-Key`` reused across its
 retries, so a retried write is applied once) and turns failures into typed
 errors. It knows nothing about polars. Many threads may share one client.
+
+Every attempt is bounded as a whole: :class:`_BoundedTransport` wraps the real
+transport and gives each phase of an exchange (connection pool, connect, send,
+headers, body) only the time left of ``answer_deadline``, and caps the answer's size.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
-import random
 import re
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,14 +35,15 @@ from sequence_nb.errors import (
     APIError,
     APITimeoutError,
     ConfigurationError,
+    InvalidIdError,
     PaginationError,
     RateLimitError,
-    ServerError,
     UnexpectedResponseError,
     status_error_class,
 )
-from sequence_nb.models import validate_update_body
+from sequence_nb.models import validate_create_body, validate_update_body
 from sequence_nb.ratelimit import RateLimiter
+from sequence_nb.retry import RetryPolicy
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "CustomerPage", "Response", "SequenceClient"]
 
@@ -59,10 +65,14 @@ _FILTERS = {
     "sortOrder": "sortOrder",
     "sort_order": "sortOrder",
 }
-_RETRYABLE_STATUS = frozenset({408, 429})
 #: The largest answer the client reads (a page of 100 customers is about 100 kB).
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _MESSAGE_LIMIT = 500
+#: Methods that change something on the server.
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: httpx errors raised before a request could leave: such an attempt wrote nothing.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,145 @@ class _BasicAuth(httpx.Auth):
         return f"_BasicAuth(client_id={self._client_id!r})"
 
 
+class _TimeLeft(Mapping[str, float | None]):
+    """httpx's per-phase timeouts, each cut to the time left before a deadline.
+
+    httpcore looks a timeout up when a phase starts (waiting for a pooled
+    connection, connecting, sending, waiting for the headers, reading the body),
+    so every phase gets at most what remains of the attempt's deadline.
+    """
+
+    def __init__(self, timeouts: Mapping[str, float | None], deadline: float) -> None:
+        self._timeouts = timeouts
+        self.deadline = deadline
+
+    def __getitem__(self, phase: str) -> float | None:
+        left = max(self.deadline - time.monotonic(), 0.001)
+        configured = self._timeouts.get(phase)
+        return left if configured is None else min(configured, left)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._timeouts)
+
+    def __len__(self) -> int:
+        return len(self._timeouts)
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    """An answer's body that fails once it passes the deadline or the size cap."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        request: httpx.Request,
+        deadline: float,
+        seconds: float,
+        max_bytes: int,
+    ) -> None:
+        self._inner = inner
+        self._request = request
+        self._deadline = deadline
+        self._seconds = seconds
+        self._max_bytes = max_bytes
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        chunks = iter(self._inner)
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except httpx.TimeoutException as exc:
+                if time.monotonic() < self._deadline - 0.01:
+                    raise  # httpx's own read timeout, shorter than the time left
+                raise self._late() from exc
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise _too_large(self._max_bytes, self._request)
+            if time.monotonic() > self._deadline:
+                raise self._late()
+            yield chunk
+
+    def _late(self) -> httpx.ReadTimeout:
+        return httpx.ReadTimeout(
+            f"the answer took longer than {self._seconds:g} s (answer_deadline) to arrive",
+            request=self._request,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _BoundedTransport(httpx.BaseTransport):
+    """Wraps a transport so that one exchange, headers and body, is bounded by ``seconds``.
+
+    httpx's own timeouts bound each connect or read, not the whole: a server that
+    never sends its headers, or trickles its body, would hold a call for as long
+    as it liked. Here the request and the headers get only the time left, and
+    the body is checked after every piece. httpcore fixes the body's read
+    timeout when the body starts, so a body that stalls may overshoot the
+    deadline by one read wait, at most the time left when it began (and at most
+    ``timeout``): an attempt ends within twice ``seconds`` at worst. Answers
+    declared or found larger than ``max_bytes`` are refused.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, seconds: float, max_bytes: int) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.max_bytes = max_bytes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.seconds
+        timeouts = request.extensions.get("timeout", {})
+        if isinstance(timeouts, _TimeLeft):  # the same request sent again
+            timeouts = timeouts._timeouts
+        request.extensions = {**request.extensions, "timeout": _TimeLeft(timeouts, deadline)}
+        try:
+            answer = self.inner.handle_request(request)
+        except httpx.TimeoutException as exc:
+            if time.monotonic() < deadline - 0.01:
+                raise
+            raise type(exc)(
+                f"no answer within {self.seconds:g} s (answer_deadline)", request=request
+            ) from exc
+        declared = answer.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            answer.close()
+            raise _too_large(self.max_bytes, request)
+        if not isinstance(answer.stream, httpx.SyncByteStream):
+            raise TypeError(f"{type(self.inner).__name__} answered with an async stream")
+        stream = _BoundedStream(answer.stream, request, deadline, self.seconds, self.max_bytes)
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, stream=stream, extensions=answer.extensions
+        )
+
+
+def _too_large(max_bytes: int, request: httpx.Request) -> httpx.ReadError:
+    return httpx.ReadError(f"the answer is larger than {max_bytes} bytes", request=request)
+
+
+def _bounded_transport(
+    transport: httpx.BaseTransport | None, base_url: str, answer_deadline: float
+) -> httpx.BaseTransport:
+    """The transport every call goes through, bounded in time and size.
+
+    Given ``transport=``, httpx no longer reads proxies from the environment, so the
+    default transport takes the proxy the standard library finds for the base URL's
+    host (``HTTPS_PROXY``, ``NO_PROXY`` ...), as httpx itself would.
+    """
+    if transport is None:
+        transport = httpx.HTTPTransport(proxy=_environment_proxy(httpx.URL(base_url)))
+    return _BoundedTransport(transport, answer_deadline, MAX_ANSWER_BYTES)
+
+
+def _environment_proxy(url: httpx.URL) -> str | None:
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxies.get(url.scheme) or proxies.get("all")
+
+
 def new_idempotency_key() -> str:
     """A fresh, unique ``Idempotency-Key``."""
     return str(uuid.uuid4())
@@ -115,12 +264,17 @@ class SequenceClient:
 
     Omitted arguments come from ``SEQUENCE_CLIENT_ID``, ``SEQUENCE_CLIENT_SECRET``
     and ``SEQUENCE_BASE_URL`` (default :attr:`production_url`; Sequence's own
-    test environment is :attr:`sandbox_url`). ``timeout`` bounds connecting and
-    each read; ``answer_deadline`` bounds a whole answer. Retries: ``max_retries`` more
-    attempts after the first on 408, 429, 5xx, connection errors and timeouts,
-    waiting ``Retry-After`` (up to ``max_retry_after`` seconds) or a capped
-    exponential backoff with jitter. ``rate_limit_per_minute`` paces all
-    threads together (``None`` turns pacing off).
+    test environment is :attr:`sandbox_url`). The base URL carries no
+    credentials, and plain ``http://`` is refused for any host but this machine
+    unless ``allow_insecure_http=True`` (the secret would cross the network in
+    clear text). ``timeout`` bounds connecting and each read; ``answer_deadline``
+    bounds each attempt as a whole, from the request to the answer's last byte.
+    Retries follow ``retry_policy`` (a :class:`~sequence_nb.retry.RetryPolicy`),
+    or one built from ``max_retries`` more attempts after the first on 408, 429,
+    5xx, connection errors and timeouts, waiting ``Retry-After`` (up to
+    ``max_retry_after`` seconds) or a backoff from ``retry_initial_delay`` to
+    ``retry_max_delay`` with jitter. ``rate_limit_per_minute`` paces all threads
+    together (``None`` turns pacing off).
     """
 
     production_url: ClassVar[str] = PRODUCTION_URL
@@ -141,6 +295,8 @@ class SequenceClient:
         rate_limit_per_minute: float | None = 1500,
         page_size: int = 100,
         transport: httpx.BaseTransport | None = None,
+        retry_policy: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         client_id = client_id if client_id is not None else os.environ.get("SEQUENCE_CLIENT_ID")
         if client_secret is None:
@@ -156,28 +312,30 @@ class SequenceClient:
             )
         if not 1 <= page_size <= 100:
             raise ValueError("page_size must be between 1 and 100 (the API's limit)")
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+        if not answer_deadline > 0:
+            raise ValueError("answer_deadline must be a positive number of seconds")
+        keywords = RetryPolicy(max_retries, retry_initial_delay, retry_max_delay, max_retry_after)
+        if retry_policy is not None and keywords != _DEFAULT_RETRY:
+            raise ValueError(
+                "pass retry_policy or the retry keywords (max_retries, retry_initial_delay, "
+                "retry_max_delay, max_retry_after), not both"
+            )
+        self.retry_policy = retry_policy or keywords
         self.client_id = client_id
-        self.base_url = _checked_base_url(base_url)
+        self.base_url = _checked_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.answer_deadline = answer_deadline
-        self.max_retries = max_retries
-        self.retry_initial_delay = retry_initial_delay
-        self.retry_max_delay = retry_max_delay
-        self.max_retry_after = max_retry_after
         self.page_size = page_size
         self._secret = (
             client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         )
         self._auth = _BasicAuth(client_id, self._secret)
         self._limiter = RateLimiter(rate_limit_per_minute)
-        self._random = random.Random()
-        self._random_lock = threading.Lock()
+        self._prepaid = threading.local()
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self._auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
+            transport=_bounded_transport(transport, self.base_url, answer_deadline),
             headers={
                 "Accept": "application/json",
                 "Content-Type": "application/json",
@@ -202,6 +360,39 @@ class SequenceClient:
     def rate_limit_per_minute(self) -> float | None:
         """The pace all threads share, in requests per minute."""
         return self._limiter.per_minute
+
+    @property
+    def max_retries(self) -> int:
+        """More attempts after the first (from :attr:`retry_policy`)."""
+        return self.retry_policy.max_retries
+
+    @property
+    def retry_initial_delay(self) -> float:
+        """The first backoff, in seconds (from :attr:`retry_policy`)."""
+        return self.retry_policy.initial_delay
+
+    @property
+    def retry_max_delay(self) -> float:
+        """The longest backoff, in seconds (from :attr:`retry_policy`)."""
+        return self.retry_policy.max_delay
+
+    @property
+    def max_retry_after(self) -> float:
+        """The longest ``Retry-After`` honoured, in seconds (from :attr:`retry_policy`)."""
+        return self.retry_policy.max_retry_after
+
+    def reserve_calls(self, count: int) -> float:
+        """Wait until ``count`` calls may go out back to back; returns the seconds waited.
+
+        The calls are paid for at once: the next ``count`` calls this thread makes
+        through the client do not wait on the rate limiter (their retries do). The
+        push reserves a re-read and the write after it, so that no wait sits
+        between reading a record and writing it. A new reservation replaces what
+        is left of the thread's last one.
+        """
+        waited = self._limiter.acquire(count)
+        self._prepaid.calls = count
+        return waited
 
     # -- reads -----------------------------------------------------------------
 
@@ -236,12 +427,14 @@ class SequenceClient:
         return [item for page in self.iter_customer_pages(**filters) for item in page.items]
 
     def get_customer(self, customer_id: str) -> dict[str, Any]:
-        """One customer record."""
-        return _record(self.request("GET", _customer_path(customer_id)))
+        """One customer record (checked to be the one asked for)."""
+        path = _customer_path(customer_id)
+        return _own_record(self.request("GET", path), customer_id, "GET", path)
 
     def get_customer_by_alias(self, alias: str) -> dict[str, Any]:
         """The customer with this alias."""
-        return _record(self.request("GET", f"/customers/by-alias/{_path_part(alias, 'alias')}"))
+        path = f"/customers/by-alias/{_path_part(alias, 'alias')}"
+        return _record(self.request("GET", path), "GET", path)
 
     # -- writes ----------------------------------------------------------------
 
@@ -263,22 +456,36 @@ class SequenceClient:
         customer_id: str,
         body: Mapping[str, Any] | Any,
         idempotency_key: str | None = None,
+        *,
+        retry: bool = True,
     ) -> Response:
-        """Like :meth:`update_customer`, returning the whole :class:`Response`."""
+        """Like :meth:`update_customer`, returning the whole :class:`Response`.
+
+        ``retry=False`` makes exactly one attempt (a caller that re-reads the
+        record before trying again retries itself).
+        """
+        path = _customer_path(customer_id)
         payload = validate_update_body(body, customer_id=customer_id)
         key = idempotency_key or new_idempotency_key()
-        return self.request("PUT", _customer_path(customer_id), json=payload, idempotency_key=key)
+        response = self.request("PUT", path, json=payload, idempotency_key=key, retry=retry)
+        _own_record(response, customer_id, "PUT", path)
+        return response
 
     def create_customer(
         self, body: Mapping[str, Any] | Any, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Create a customer from an update-shaped body (validated first); the new record.
+        """Create a customer (body validated first); the new record.
 
-        The API answers ``{"customer": record}``; a bare record is accepted too.
+        The body is sent as Sequence's published ``POST /customers`` document has
+        it, with the ``billingEmails`` list it requires: give ``billingEmails``, or
+        an update-shaped body whose ``billingEmail`` becomes the list (see
+        :func:`~sequence_nb.models.validate_create_body`). The API answers
+        ``{"customer": record}``; a bare record is accepted too.
         """
-        payload = validate_update_body(body)
+        payload = validate_create_body(body)
         key = idempotency_key or new_idempotency_key()
-        answer = _record(self.request("POST", "/customers", json=payload, idempotency_key=key))
+        response = self.request("POST", "/customers", json=payload, idempotency_key=key)
+        answer = _record(response, "POST", "/customers")
         wrapped = answer.get("customer")
         return wrapped if isinstance(wrapped, dict) and "id" not in answer else answer
 
@@ -292,49 +499,35 @@ class SequenceClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        retry: bool = True,
     ) -> Response:
-        """Send one call with pacing and retries; raise a typed error if it fails."""
+        """Send one call with pacing and retries; raise a typed error if it fails.
+
+        ``retry=False`` makes exactly one attempt. The error of a write says in
+        ``maybe_applied`` whether any attempt may have been applied (it was sent
+        and got no answer, a cut one, a 5xx, or a 2xx that could not be read).
+        """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         content = orjson.dumps(json) if json is not None else None
+        write = method.upper() in _WRITE_METHODS
+        maybe_applied = False
         attempt = 0
         while True:
             attempt += 1
-            self._limiter.acquire()
-            started = time.monotonic()
+            self._pace(attempt)
             try:
-                answer = self._exchange(method, path, params, content, headers)
-            except httpx.TimeoutException as exc:
-                error: APIError = APITimeoutError(
-                    f"no answer in time ({type(exc).__name__}: {exc})", method=method, path=path
-                )
-            except httpx.ConnectError as exc:
-                error = APIConnectionError(
-                    self._scrub(
-                        f"could not connect to {self.base_url} ({exc}); "
-                        "check SEQUENCE_BASE_URL and the network"
-                    ),
-                    method=method,
-                    path=path,
-                )
-            except httpx.TransportError as exc:
-                error = APIConnectionError(
-                    self._scrub(f"{type(exc).__name__}: {exc}"), method=method, path=path
-                )
-            else:
-                logger.debug(
-                    "%s %s -> %s in %.3f s (attempt %d)",
-                    method,
-                    path,
-                    answer.status_code,
-                    time.monotonic() - started,
-                    attempt,
-                )
-                if answer.is_success:
-                    return self._response(answer, method, path, attempt, idempotency_key)
-                error = self._status_error(answer, method, path)
+                outcome = self._attempt(method, path, params, content, headers, attempt, write)
+            except UnexpectedResponseError as unexpected:
+                unexpected.maybe_applied = unexpected.maybe_applied or maybe_applied
+                raise
+            if isinstance(outcome, Response):
+                return outcome
+            error = outcome
+            maybe_applied = error.maybe_applied = maybe_applied or error.maybe_applied
             error.attempts = attempt
-            delay = self._retry_delay(error, attempt)
+            delay = self.retry_policy.delay(error, attempt) if retry else None
             if delay is None:
+                self._hold_back_after(error)
                 raise _with_attempts(error, attempt)
             logger.info(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
@@ -343,11 +536,81 @@ class SequenceClient:
                 delay,
                 error.status_code or type(error).__name__,
                 attempt + 1,
-                self.max_retries + 1,
+                self.retry_policy.max_retries + 1,
             )
             if isinstance(error, RateLimitError):
                 self._limiter.pause(delay)
             time.sleep(delay)
+
+    def _pace(self, attempt: int) -> None:
+        """Wait for a rate-limit slot, unless this thread pre-paid a first attempt."""
+        if attempt == 1:
+            prepaid: int = getattr(self._prepaid, "calls", 0)
+            if prepaid > 0:
+                self._prepaid.calls = prepaid - 1
+                return
+        self._limiter.acquire()
+
+    def _hold_back_after(self, error: APIError) -> None:
+        """After giving up on a 429, make every caller wait what the server asked."""
+        wait = error.retry_after if isinstance(error, RateLimitError) else None
+        if wait is not None and wait <= self.retry_policy.max_retry_after:
+            self._limiter.pause(wait)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+        attempt: int,
+        write: bool,
+    ) -> Response | APIError:
+        """One attempt: the answer, or the error it ended in with ``maybe_applied`` set.
+
+        A 2xx that is not JSON raises :class:`UnexpectedResponseError` (not retried).
+        """
+        started = time.monotonic()
+        try:
+            answer = self._exchange(method, path, params, content, headers)
+        except httpx.TransportError as exc:
+            error = self._transport_error(exc, method, path)
+            error.maybe_applied = write and not isinstance(exc, _NOT_SENT)
+            return error
+        logger.debug(
+            "%s %s -> %s in %.3f s (attempt %d)",
+            method,
+            path,
+            answer.status_code,
+            time.monotonic() - started,
+            attempt,
+        )
+        if answer.is_success:
+            key = headers.get("Idempotency-Key")
+            try:
+                return self._response(answer, method, path, attempt, key)
+            except UnexpectedResponseError as exc:
+                exc.maybe_applied = write
+                raise
+        error = self._status_error(answer, method, path)
+        error.maybe_applied = write and not 400 <= answer.status_code < 500
+        return error
+
+    def _transport_error(self, exc: httpx.TransportError, method: str, path: str) -> APIError:
+        """The typed error for a call that got no (whole) answer."""
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(
+                f"no answer in time ({type(exc).__name__}: {exc})", method=method, path=path
+            )
+        if isinstance(exc, httpx.ConnectError):
+            message = (
+                f"could not connect to {self.base_url} ({exc}); "
+                "check SEQUENCE_BASE_URL and the network"
+            )
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return APIConnectionError(self._scrub(message), method=method, path=path)
 
     def _exchange(
         self,
@@ -357,56 +620,32 @@ class SequenceClient:
         content: bytes | None,
         headers: Mapping[str, str],
     ) -> httpx.Response:
-        """One request and its whole answer, read within ``answer_deadline`` seconds.
+        """One request and its whole answer (the transport bounds its time and size).
 
-        httpx's timeouts bound each read, not the answer: a server that trickles
-        a byte at a time would otherwise hold the call for ever. Answers larger
-        than ``MAX_ANSWER_BYTES`` are refused.
+        The decoded body is capped here too: a small compressed answer may
+        inflate to any size.
         """
         request = self._http.build_request(
             method, path, params=params, content=content, headers=headers
         )
-        deadline = time.monotonic() + self.answer_deadline
         answer = self._http.send(request, stream=True)
         try:
             chunks, size = [], 0
             for chunk in answer.iter_bytes():
                 size += len(chunk)
                 if size > MAX_ANSWER_BYTES:
-                    raise httpx.ReadError(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(
-                        f"the answer took longer than {self.answer_deadline:g} s to arrive"
-                    )
+                    raise _too_large(MAX_ANSWER_BYTES, request)
                 chunks.append(chunk)
         finally:
             answer.close()
+        decoded = [
+            (name, value)
+            for name, value in answer.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length")
+        ]
         return httpx.Response(
-            answer.status_code,
-            headers=answer.headers,
-            content=b"".join(chunks),
-            request=request,
+            answer.status_code, headers=decoded, content=b"".join(chunks), request=request
         )
-
-    def _retry_delay(self, error: APIError, attempt: int) -> float | None:
-        """Seconds to wait before the next attempt, or ``None`` to give up."""
-        retryable = isinstance(error, ServerError | APIConnectionError) or (
-            error.status_code in _RETRYABLE_STATUS
-        )
-        if not retryable or attempt > self.max_retries:
-            return None
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            if error.retry_after > self.max_retry_after:
-                error.message += (
-                    f" (the server asked to wait {error.retry_after:g} s, more than "
-                    f"max_retry_after={self.max_retry_after:g} s)"
-                )
-                return None
-            return error.retry_after
-        backoff = min(self.retry_initial_delay * 2.0 ** (attempt - 1), self.retry_max_delay)
-        with self._random_lock:
-            jitter = 1 - 0.25 * self._random.random()
-        return backoff * jitter
 
     def _response(
         self, answer: httpx.Response, method: str, path: str, attempt: int, key: str | None
@@ -457,24 +696,78 @@ def _with_attempts(error: APIError, attempts: int) -> APIError:
     return error
 
 
-def _checked_base_url(base_url: str) -> str:
-    url = httpx.URL(base_url)
+def _checked_base_url(base_url: str, *, allow_insecure_http: bool = False) -> str:
+    """The base URL without a trailing slash, or :class:`ConfigurationError`.
+
+    Refused: credentials in the URL (they would show wherever the URL is shown),
+    a scheme other than http(s), plain http to a host that is not this machine
+    (unless allowed: Basic auth would cross the network in clear text), and a
+    path that does not end with ``/api``. Messages never repeat credentials.
+    """
+    shown = _without_credentials(base_url)
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        if "@" in base_url:  # the parser's message may quote a password
+            raise _credentials_refused(shown) from None
+        raise ConfigurationError(f"SEQUENCE_BASE_URL {shown!r} is not a URL ({exc})") from None
+    if url.userinfo:
+        raise _credentials_refused(shown)
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
-            f"SEQUENCE_BASE_URL must be an http(s) URL such as {PRODUCTION_URL!r}, not {base_url!r}"
+            f"SEQUENCE_BASE_URL must be an http(s) URL such as {PRODUCTION_URL!r}, not {shown!r}"
+        )
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        secure = str(url.copy_with(scheme="https")).rstrip("/")
+        raise ConfigurationError(
+            f"SEQUENCE_BASE_URL {shown!r} is plain http:// to another machine: the client "
+            f"secret would cross the network in clear text. Use {secure!r}, or pass "
+            "allow_insecure_http=True if the connection is safe another way"
         )
     cleaned = str(url).rstrip("/")
     if not cleaned.endswith("/api"):
         raise ConfigurationError(
             f"SEQUENCE_BASE_URL must end with /api (the API lives there), "
-            f"e.g. {url.scheme}://{url.netloc.decode()}/api, not {base_url!r}"
+            f"e.g. {url.scheme}://{url.netloc.decode()}/api, not {shown!r}"
         )
     return cleaned
 
 
+def _credentials_refused(shown: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"SEQUENCE_BASE_URL must not hold credentials, but {shown!r} does: pass "
+        "client_id= and client_secret= or set SEQUENCE_CLIENT_ID and SEQUENCE_CLIENT_SECRET, "
+        f"and give the URL alone, e.g. {PRODUCTION_URL!r}"
+    )
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` with whatever comes before an ``@`` in its host part blanked out."""
+    before, at, after = text.rpartition("@")
+    if not at:
+        return text
+    scheme, separator, _ = before.partition("://")
+    return f"{scheme}{separator}[credentials removed]@{after}" if separator else f"[...]@{after}"
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _path_part(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    """``value`` escaped as one path segment; :class:`InvalidIdError` if it cannot be one.
+
+    Escaping cannot save ``.`` and ``..`` (URLs resolve them: ``/customers/.`` is
+    the list), and a ``/`` would be read as a separator by some servers and proxies.
+    """
+    if not isinstance(value, str) or value in ("", ".", "..") or "/" in value:
+        raise InvalidIdError(value, what=what)
     return quote(value, safe="")
 
 
@@ -526,12 +819,38 @@ def _next_cursor(data: dict[str, Any]) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-def _record(response: Response) -> dict[str, Any]:
+def _record(response: Response, method: str = "", path: str = "") -> dict[str, Any]:
     if not isinstance(response.data, dict):
         raise UnexpectedResponseError(
-            "expected a customer record (a JSON object)", status_code=response.status_code
+            "expected a customer record (a JSON object)",
+            method=method,
+            path=path,
+            status_code=response.status_code,
+            attempts=response.attempts,
         )
     return response.data
+
+
+def _own_record(response: Response, customer_id: str, method: str, path: str) -> dict[str, Any]:
+    """The record in ``response``, checked to be the customer asked for.
+
+    A write answered with another customer's record may have changed something:
+    its error says ``maybe_applied``.
+    """
+    record = _record(response, method, path)
+    found = record.get("id")
+    if found == customer_id:
+        return record
+    what = f"the record of {found!r}" if found is not None else "a record without an id"
+    error = UnexpectedResponseError(
+        f"asked for customer {customer_id!r} but the answer is {what}",
+        method=method,
+        path=path,
+        status_code=response.status_code,
+        attempts=response.attempts,
+    )
+    error.maybe_applied = method in _WRITE_METHODS
+    raise error
 
 
 def _retry_after(answer: httpx.Response) -> float | None:

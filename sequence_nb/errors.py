@@ -14,14 +14,36 @@ class ConfigurationError(SequenceError):
 
 
 class InvalidBodyError(SequenceError, ValueError):
-    """An update body failed validation before anything was sent."""
+    """An update (or create) body failed validation before anything was sent."""
 
-    def __init__(self, problems: Sequence[tuple[str, str]], *, customer_id: str | None = None):
+    def __init__(
+        self,
+        problems: Sequence[tuple[str, str]],
+        *,
+        customer_id: str | None = None,
+        kind: str = "update",
+    ):
         self.problems = list(problems)
         self.customer_id = customer_id
         where = f"customer {customer_id}: " if customer_id else ""
         details = "; ".join(f"{column} {message}" for column, message in self.problems)
-        super().__init__(f"{where}invalid update body: {details}")
+        super().__init__(f"{where}invalid {kind} body: {details}")
+
+
+class InvalidIdError(SequenceError, ValueError):
+    """An id or alias that cannot name one customer in a URL path; nothing was sent.
+
+    Empty, ``.``, ``..`` or holding ``/``: such a value would change which resource
+    the path names (``GET /customers/.`` is ``GET /customers``, the list).
+    """
+
+    def __init__(self, value: object, *, what: str = "customer id") -> None:
+        self.value = value
+        self.what = what
+        super().__init__(
+            f"{what} {value!r} cannot be sent: it must be a non-empty string other than "
+            "'.' and '..', without '/' (else the URL would name another resource)"
+        )
 
 
 class APIError(SequenceError):
@@ -32,6 +54,10 @@ class APIError(SequenceError):
     """
 
     status_code: int | None = None
+    #: For a write: whether an attempt may have been applied (it got no definitive
+    #: answer: none, a cut one, a timeout, a 5xx). False when every attempt was
+    #: refused with a 4xx, and always False for a read.
+    maybe_applied: bool = False
 
     def __init__(
         self,

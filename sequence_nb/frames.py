@@ -30,21 +30,34 @@ Reads are lenient and lose nothing:
   back to exactly the text that was read (``2022-06-28T16:47:00Z``,
   ``...00.120Z``); otherwise (an unparsable value, an offset such as
   ``+00:00``, ``.1Z``) the frame keeps the column as the API's ``String``.
-* A known text field holding a JSON number, bool, list or object is read as the
-  JSON text of that value (``telephone: 2010001000`` gives ``"2010001000"``).
-* A field whose values do not share one JSON shape (a string in one record, a
-  number or object in another) is kept as ``String``: strings as they are, every
-  other value as its JSON text. Only its JSON type is lost, never its value.
+* One bad record blocks only itself. A known field holding a value of another
+  JSON type than the seed's (a string where ``billingEmails`` has a list, a number
+  or object where text belongs, an entry of ``linkedServices`` that is no object)
+  keeps its column's dtype: that row's cell is null, and the value is kept, as
+  its JSON text, in a raw column named ``<column>__raw`` (``billingEmails__raw``,
+  ``address.town__raw``, ``address__raw`` for a whole address that is no object),
+  null on every other row. Raw columns exist only when some value needs one, and
+  follow the known columns. ``quality.check`` reports each such value as
+  ``wrong_type``; :func:`to_records` puts it back where it was read, so the
+  record round-trips exactly, unless the cell has been filled since (the cell
+  wins). A frame's raw columns: :func:`raw_columns`.
+* An unknown field whose values do not share one JSON shape (a string in one
+  record, a number or object in another) is kept as ``String``: strings as they
+  are, every other value as its JSON text. Only its JSON type is lost, never its
+  value. The same holds for the unknown parts of ``address`` and of the entries
+  of ``linkedServices``; the known parts keep their dtypes.
 * Unknown fields keep the types JSON gives them: text, ``Int64``, ``Float64``,
   ``Boolean``, lists as ``List`` columns (objects in lists as ``Struct``), and
   nested objects flattened into dotted columns like the address. A column whose
   every value is null is ``String``.
 
-Known limits: a key that itself contains a dot cannot be told from a nested one;
+Known limits: a key that itself contains a dot cannot be told from a nested one,
+and an unknown field named like a raw column (``telephone__raw``) is taken for one;
 an integer beyond 64 bits is read as a float.
 
-Round trip: ``to_records(to_frame(r)) == r`` for API-shaped records, with nulls
-and absent keys treated alike (the API treats them alike): :func:`to_records`
+Round trip: ``to_records(to_frame(r)) == r`` for API-shaped records, also when
+known fields hold values of the wrong JSON type, with nulls and absent keys
+treated alike (the API treats them alike): :func:`to_records`
 omits every null-valued key (also inside list entries), so an object whose parts
 are all null, such as an ``address`` with every part null, comes back absent
 exactly like a missing ``address``. Empty strings and empty lists are values and
@@ -57,8 +70,8 @@ fixed schema for the known fields (unknown ones are inferred), and its columns
 become the frame's. :func:`to_frame` serializes parsed records a page at a time
 as the reader asks for more, so serializing and parsing overlap. Only input with
 an irregular field (one of the mixed cases above) takes a slower path that parses
-the records and reads field by field (seconds, not a fraction of one, for 100k
-records).
+the records and reads field by field (a few seconds, not a fraction of one, for
+100k records).
 """
 
 from __future__ import annotations
@@ -80,6 +93,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from sequence_nb import fields
+from sequence_nb.errors import SequenceError
 from sequence_nb.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -89,10 +103,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREATED_AT_DTYPE",
+    "RAW_SUFFIX",
     "TAX_STATUS_DTYPE",
+    "RawValueError",
     "fetch_customers",
     "frame_from_pages",
     "prune_nulls",
+    "raw_column",
+    "raw_columns",
     "record_of",
     "schema",
     "to_frame",
@@ -123,6 +141,10 @@ _NESTED: Final[dict[str, pl.DataType]] = {
     fields.LINKED_SERVICES: pl.List(_LINKED_SERVICE),
 }
 
+#: Ends the name of a column keeping, as JSON text, the values of a known field
+#: that have the wrong JSON type (``billingEmails__raw``).
+RAW_SUFFIX: Final = "__raw"
+
 #: Records sent to the JSON reader in one synthetic page by :func:`to_frame`.
 _PAGE_SIZE: Final = 100
 #: Bytes of pages read first to learn which unknown fields look like timestamps.
@@ -132,9 +154,55 @@ _SAMPLE_BYTES: Final = 1 << 20
 _MIN_BLOCK: Final = 2 << 20
 
 
+def _raw_places() -> dict[str, int]:
+    """Every possible raw column, by the place of what it holds among the known columns.
+
+    A known column's raw column sits at that column's place, and an object's (the
+    whole ``address``) just before its first part.
+    """
+    places: dict[str, int] = {}
+    for number, column in enumerate(fields.KNOWN_COLUMNS):
+        head, _, rest = column.partition(_SEP)
+        if rest:
+            places.setdefault(raw_column(head), 2 * number)
+        places[raw_column(column)] = 2 * number + 1
+    return places
+
+
+def raw_column(column: str) -> str:
+    """The name of the column keeping the values of ``column`` that misfit its type."""
+    return column + RAW_SUFFIX
+
+
+def raw_columns(df: pl.DataFrame) -> dict[str, str]:
+    """The frame's raw columns, each mapped to the field (column or object) it holds.
+
+    ``{"billingEmails__raw": "billingEmails", "address__raw": "address"}``.
+    """
+    return {name: name.removesuffix(RAW_SUFFIX) for name in df.columns if name in _RAW_PLACES}
+
+
 def _wire_schema() -> dict[str, pl.DataType]:
     """Known columns as the JSON carries them: ``createdAt``/``taxStatus`` as text."""
     return {name: _NESTED.get(name, pl.String()) for name in fields.KNOWN_COLUMNS}
+
+
+#: Every possible raw column and where it goes (:func:`_raw_places`).
+_RAW_PLACES: Final = _raw_places()
+
+
+class RawValueError(SequenceError, ValueError):
+    """A raw column holds text that is not JSON, so its record cannot be rebuilt."""
+
+    def __init__(self, row: int, column: str, text: str, reason: str) -> None:
+        self.row = row
+        self.column = column
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        super().__init__(
+            f"row {row}, column {column!r} holds {shown!r}, which is not JSON ({reason}): "
+            f"a raw column keeps a value exactly as the API sent it; clear the cell, or "
+            f"write the value into {column.removesuffix(RAW_SUFFIX)!r} instead"
+        )
 
 
 def schema() -> dict[str, pl.DataType]:
@@ -668,9 +736,11 @@ def _denulled(arrow_type: Any) -> Any:
 def _read_leniently(lines: list[bytes]) -> pl.DataFrame:
     """Slow path for irregular data: parse the records, then read field by field.
 
-    Each field is read on its own with the same fixed types, so regular fields get
-    the same dtypes as on the fast path; a field Arrow cannot read as one type
-    becomes text (strings as they are, other values as JSON).
+    Known fields are read with their fixed types (:func:`_read_known`): a value
+    of the wrong JSON type leaves its cell null and is kept as its JSON text in
+    the field's raw column, so the other records keep the column's dtype. Each
+    unknown field is read on its own; one Arrow cannot read as one type becomes
+    text (strings as they are, other values as JSON).
     """
     items: list[Any] = []
     for number, line in enumerate(lines):
@@ -688,12 +758,13 @@ def _read_leniently(lines: list[bytes]) -> pl.DataFrame:
         if item is not None and not isinstance(item, dict):
             raise ValueError(f"customer {place} is a {type(item).__name__}, not an object")
     rows: list[dict[str, Any]] = [item or {} for item in items]
-    record_type = _arrow_record_type()
-    known = {field.name: field.type for field in _fields(record_type)}
-    keys = [*known, *(key for key in _keys_in_first_seen_order(rows) if key not in known)]
-    return pl.DataFrame(
-        [_read_field(key, [row.get(key) for row in rows], known.get(key)) for key in keys]
-    )
+    known = {field.name: field.type for field in _fields(_arrow_record_type())}
+    columns: list[pl.Series] = []
+    for key, arrow_type in known.items():
+        columns.extend(_read_known(key, [row.get(key) for row in rows], arrow_type))
+    others = [key for key in _keys_in_first_seen_order(rows) if key not in known]
+    columns.extend(_read_field(key, [row.get(key) for row in rows]) for key in others)
+    return pl.DataFrame(columns)
 
 
 def _keys_in_first_seen_order(rows: list[dict[str, Any]]) -> list[str]:
@@ -718,24 +789,110 @@ def _keys_in_first_seen_order(rows: list[dict[str, Any]]) -> list[str]:
     return sorted(keys, key=rank)
 
 
-def _read_field(key: str, values: list[Any], arrow_type: Any) -> pl.Series:
-    """Read one field's values as a column (text if they share no one type).
+def _read_known(name: str, values: list[Any], arrow_type: Any) -> list[pl.Series]:
+    """A known field's columns: its own, and its raw column when a value misfits.
 
-    A known field's values are first coerced to its shape: a number where the
-    seed has text becomes its JSON text, also inside the address or a list.
+    A value that does not fit ``arrow_type`` (:func:`_fitter`) is null in the
+    field's column and its JSON text is in ``<name>__raw``. An object (the address)
+    gives a column per part, read the same way, so one bad part keeps the others;
+    its unknown parts are read like unknown fields.
     """
-    if arrow_type is not None:
-        if _is_text(arrow_type):
-            return pl.Series(key, [_to_text(value) for value in values], dtype=pl.String())
-        coerce = _coercer(arrow_type)
-        values = [None if value is None else coerce(value) for value in values]
-    lines = [orjson.dumps({"v": value}) for value in values]
-    declared = None if arrow_type is None else pa.schema([pa.field("v", arrow_type)])
+    fits = _fitter(arrow_type)
+    misfits = [row for row, value in enumerate(values) if value is not None and not fits(value)]
+    kept = values
+    if misfits:
+        kept = list(values)
+        raw: list[str | None] = [None] * len(values)
+        for row in misfits:
+            raw[row] = _dumps(values[row]).decode()
+            kept[row] = None
+    if _is_text(arrow_type):
+        out = [pl.Series(name, kept, dtype=pl.String())]
+    elif pa.types.is_struct(arrow_type):
+        out = _read_object(name, kept, arrow_type)
+    else:
+        out = [_read_declared(name, kept, arrow_type)]
+    if misfits:
+        out.append(pl.Series(raw_column(name), raw, dtype=pl.String()))
+    return out
+
+
+def _fitter(arrow_type: Any, *, in_list: bool = False) -> Callable[[Any], bool]:
+    """Whether a (non-null) JSON value has the shape of a known type.
+
+    Text must be a string; a list a list whose entries fit or are null; an object
+    alone (the address, whose parts are read one by one) any object; an object in
+    a list an object whose known parts fit or are null, its other parts free.
+    """
+    if _is_text(arrow_type):
+        return lambda value: isinstance(value, str)
+    if pa.types.is_list(arrow_type):
+        entry = _fitter(arrow_type.value_type, in_list=True)
+        return lambda value: isinstance(value, list) and all(v is None or entry(v) for v in value)
+    if not in_list:
+        return lambda value: isinstance(value, dict)
+    parts = {field.name: _fitter(field.type, in_list=True) for field in _fields(arrow_type)}
+    return lambda value: (
+        isinstance(value, dict)
+        and all(v is None or k not in parts or parts[k](v) for k, v in value.items())
+    )
+
+
+def _read_object(name: str, objects: list[Any], arrow_type: Any) -> list[pl.Series]:
+    """The dotted columns of a known object: known parts, then unknown ones by first sight."""
+    present: list[dict[str, Any]] = [value or {} for value in objects]
+    out: list[pl.Series] = []
+    parts = _fields(arrow_type)
+    for part in parts:
+        values = [value.get(part.name) for value in present]
+        out.extend(_read_known(name + _SEP + part.name, values, part.type))
+    names = {part.name for part in parts}
+    if set().union(*present) - names:
+        for key in _keys_in_first_seen_order(present):
+            if key not in names:
+                out.append(_read_field(name + _SEP + key, [value.get(key) for value in present]))
+    return out
+
+
+def _read_declared(name: str, values: list[Any], arrow_type: Any) -> pl.Series:
+    """A known list field whose values all fit its type.
+
+    Should unknown parts of its entries disagree on their JSON type, every unknown
+    part is read as text instead (the rule for unknown fields of mixed types).
+    """
     try:
-        table = _read_table(lines, declared)
+        return _read_values(name, values, arrow_type)
+    except pa.ArrowException:
+        texted = [_unknown_parts_as_text(value, arrow_type) for value in values]
+        return _read_values(name, texted, arrow_type)
+
+
+def _unknown_parts_as_text(value: Any, arrow_type: Any) -> Any:
+    """``value`` with each part its type does not name written as text."""
+    if isinstance(value, list) and pa.types.is_list(arrow_type):
+        return [_unknown_parts_as_text(v, arrow_type.value_type) for v in value]
+    if isinstance(value, dict) and pa.types.is_struct(arrow_type):
+        parts = {field.name: field.type for field in _fields(arrow_type)}
+        return {
+            k: _unknown_parts_as_text(v, parts[k]) if k in parts else _to_text(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def _read_field(key: str, values: list[Any]) -> pl.Series:
+    """Read one unknown field's values as a column (text if they share no one type)."""
+    try:
+        return _read_values(key, values, None)
     except pa.ArrowException:
         return pl.Series(key, [_to_text(value) for value in values], dtype=pl.String())
-    column = table.column("v")
+
+
+def _read_values(key: str, values: list[Any], arrow_type: Any) -> pl.Series:
+    """One field's values read by Arrow (``arrow_type`` declared, or inferred when None)."""
+    lines = [orjson.dumps({"v": value}) for value in values]
+    declared = None if arrow_type is None else pa.schema([pa.field("v", arrow_type)])
+    column = _read_table(lines, declared).column("v")
     ordered = _in_first_seen_order(
         column, arrow_type, values.__getitem__, lambda t: _reread(lines, t)
     )
@@ -752,39 +909,13 @@ def _to_text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _coercer(arrow_type: Any) -> Callable[[Any], Any]:
-    """A function making every part of a value that ``arrow_type`` has as text text.
+def _finish(read: pl.DataFrame) -> pl.DataFrame:
+    """Flatten objects into dotted columns, settle dtypes and order the columns.
 
-    A value of another shape is left as it is: the reader then rejects it and the
-    column becomes text.
+    Known columns first, then their raw columns in the same order, then the rest.
     """
-    if _is_text(arrow_type):
-        return _to_text
-    if pa.types.is_struct(arrow_type):
-        parts = {field.name: _coercer(field.type) for field in _fields(arrow_type)}
-
-        def coerce_object(value: Any) -> Any:
-            if not isinstance(value, dict):
-                return value
-            return {k: v if v is None or k not in parts else parts[k](v) for k, v in value.items()}
-
-        return coerce_object
-    if pa.types.is_list(arrow_type):
-        item = _coercer(arrow_type.value_type)
-
-        def coerce_list(value: Any) -> Any:
-            if not isinstance(value, list):
-                return value
-            return [None if v is None else item(v) for v in value]
-
-        return coerce_list
-    return lambda value: value
-
-
-def _finish(raw: pl.DataFrame) -> pl.DataFrame:
-    """Flatten objects into dotted columns, settle dtypes and order the columns."""
     leaves: list[_Leaf] = []
-    for name, dtype in raw.schema.items():
+    for name, dtype in read.schema.items():
         leaves.extend(_leaves(name, pl.col(name), dtype))
     wire = _wire_schema()
     found = {name: (expr, dtype) for name, expr, dtype in leaves}
@@ -795,10 +926,14 @@ def _finish(raw: pl.DataFrame) -> pl.DataFrame:
             exprs.append(_settled(expr, have, want).alias(name))
         else:
             exprs.append(pl.lit(None, dtype=want).alias(name))
+    raws = sorted((name for name in found if name in _RAW_PLACES), key=_RAW_PLACES.__getitem__)
+    exprs.extend(pl.col(name) for name in raws)
     exprs.extend(
-        _settled(expr, dtype, None).alias(name) for name, expr, dtype in leaves if name not in wire
+        _settled(expr, dtype, None).alias(name)
+        for name, expr, dtype in leaves
+        if name not in wire and name not in _RAW_PLACES
     )
-    frame = raw.select(exprs)
+    frame = read.select(exprs)
     return frame.with_columns(_strict_columns(frame))
 
 
@@ -875,8 +1010,10 @@ def to_records(df: pl.DataFrame) -> list[dict[str, Any]]:
     The exact inverse of :func:`to_frame` up to null-valued keys: a null value is
     omitted (also inside list entries), dotted columns are rebuilt into nested
     objects (an object with no non-null part is omitted), ``createdAt`` is written
-    back as the API's ISO text (``2022-06-28T16:47:00Z``), and keys follow the
-    frame's column order.
+    back as the API's ISO text (``2022-06-28T16:47:00Z``), a value kept in a raw
+    column goes back where it was read (when its cell is still null), and keys
+    follow the frame's column order. A raw cell that is not JSON raises
+    :class:`RawValueError`.
     """
     return _records(df)
 
@@ -911,10 +1048,43 @@ def prune_nulls(value: Any) -> Any:
 
 
 def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
-    """Build the records column by column (comprehensions, not a loop per cell)."""
+    """Build the records column by column (comprehensions, not a loop per cell).
+
+    A raw column's values go back in the place of the field they were read from,
+    in the rows where that field's own cell is null.
+    """
+    raws = raw_columns(df)
     with _gc_paused():
-        columns = [(series.name.split(_SEP), _wire_values(series)) for series in df.get_columns()]
+        fills = {field: _raw_values(df.get_column(name)) for name, field in raws.items()}
+        columns: list[tuple[list[str], list[Any]]] = []
+        for series in df.get_columns():
+            name = series.name
+            if name in raws:
+                if raws[name] not in df.columns:  # an object such as the whole address
+                    columns.append((raws[name].split(_SEP), fills[raws[name]]))
+                continue
+            values = _wire_values(series)
+            if name in fills:
+                values = [
+                    v if v is not None else f for v, f in zip(values, fills[name], strict=True)
+                ]
+            columns.append((name.split(_SEP), values))
         return _objects(columns, df.height)
+
+
+def _raw_values(series: pl.Series) -> list[Any]:
+    """A raw column's JSON texts parsed, nulls pruned as in :func:`to_records`."""
+    out: list[Any] = []
+    for row, text in enumerate(series.to_list()):
+        if text is None:
+            out.append(None)
+            continue
+        try:
+            value = prune_nulls(orjson.loads(text))
+        except orjson.JSONDecodeError as exc:
+            raise RawValueError(row, series.name, text, str(exc)) from None
+        out.append(None if value == {} else value)
+    return out
 
 
 def _objects(columns: list[tuple[list[str], list[Any]]], height: int) -> list[dict[str, Any]]:
@@ -923,28 +1093,30 @@ def _objects(columns: list[tuple[list[str], list[Any]]], height: int) -> list[di
     Columns sharing a first path part become one nested object per row, built the
     same way; a row where that object would be empty gets no key for it.
     """
-    keys: list[str] = []
-    values: list[list[Any] | None] = []
+    leaves: dict[str, list[Any]] = {}
     groups: dict[str, list[tuple[list[str], list[Any]]]] = {}
     for path, column in columns:
         head = path[0]
         if len(path) == 1:
-            keys.append(head)
-            values.append(column)
-            continue
-        if head not in groups:
-            groups[head] = []
-            keys.append(head)
-            values.append(None)
-        groups[head].append((path[1:], column))
+            leaves[head] = column
+        else:
+            groups.setdefault(head, []).append((path[1:], column))
+    # Keys in the order first seen, whether as a column or as an object's first part.
+    keys = list(dict.fromkeys(path[0] for path, _ in columns))
     if not keys:
         return [{} for _ in range(height)]
     filled: list[list[Any]] = []
-    for key, given in zip(keys, values, strict=True):
-        if given is None:
-            filled.append([obj or None for obj in _objects(groups[key], height)])
-        else:
-            filled.append(given)
+    for key in keys:
+        if key not in groups:
+            filled.append(leaves[key])
+            continue
+        given = leaves.get(key)
+        built = [obj or None for obj in _objects(groups[key], height)]
+        if given is not None:  # a whole object kept raw, where its parts are null
+            built = [
+                obj if value is None else value for value, obj in zip(given, built, strict=True)
+            ]
+        filled.append(built)
     return [
         {key: value for key, value in zip(keys, row, strict=True) if value is not None}
         for row in zip(*filled, strict=True)

@@ -3,7 +3,13 @@
 Before each write the row's before-image, body and idempotency key are committed;
 after it, the outcome. The journal is one SQLite file (standard library, WAL mode,
 ``synchronous=FULL``: a committed line survives the process being killed). It
-holds records and bodies, never credentials.
+holds records and bodies, never credentials. Records are customers' personal data, so
+the file is created readable by its owner only (``0600``), in a folder of the owner's
+(``0700``) when the journal makes the folder.
+
+A journal that cannot be written (a full disk, a read-only file) raises
+:class:`JournalError`: a push stops before its next write rather than send what it
+could not record.
 
 Its location: ``journal=`` where a push takes one, else the ``SEQUENCE_NB_JOURNAL``
 environment variable, else ``~/.sequence_nb/journal.sqlite3``.
@@ -23,7 +29,20 @@ from typing import Any
 import orjson
 import polars as pl
 
-__all__ = ["Journal", "JournalError", "RunRecord", "WriteRecord", "default_journal_path"]
+from sequence_nb.errors import SequenceError
+
+__all__ = [
+    "LANDED",
+    "Journal",
+    "JournalError",
+    "RunRecord",
+    "UnknownRunError",
+    "WriteRecord",
+    "default_journal_path",
+]
+
+#: Statuses of a write that the server confirmed it applied.
+LANDED = frozenset({"updated", "side-effects"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -33,7 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
     base_url TEXT NOT NULL,
     created_at TEXT NOT NULL,
     finished_at TEXT,
-    plan_json BLOB NOT NULL
+    plan_json BLOB NOT NULL,
+    plan_digest TEXT
 );
 CREATE TABLE IF NOT EXISTS writes (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -52,7 +72,11 @@ CREATE TABLE IF NOT EXISTS writes (
 """
 
 
-class JournalError(LookupError):
+class JournalError(SequenceError):
+    """The journal cannot be read or written; a push stops before its next write."""
+
+
+class UnknownRunError(JournalError, LookupError):
     """The journal has no such run."""
 
 
@@ -79,11 +103,16 @@ class RunRecord:
     created_at: str
     finished_at: str | None
     plan_json: bytes
+    plan_digest: str | None = None
 
 
 @dataclass(frozen=True)
 class WriteRecord:
-    """One row of a push: ``pending`` means the write may or may not have landed."""
+    """One row of a push.
+
+    ``pending`` (the process stopped while it was sent) and ``unconfirmed`` (sent, no
+    answer) mean the write may or may not have landed; only a re-read can tell.
+    """
 
     run_id: str
     customer_id: str
@@ -101,12 +130,16 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            _create_private(self.path)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            _add_missing_columns(self._db)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal at {self.path}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -123,18 +156,36 @@ class Journal:
         self.close()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
-        with self._lock, self._db:
-            self._db.execute(sql, parameters)
+        try:
+            with self._lock, self._db:
+                self._db.execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal at {self.path}: {exc}") from exc
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal at {self.path}: {exc}") from exc
 
     # -- writing -----------------------------------------------------------------
 
-    def start_run(self, *, kind: str, plan_id: str, base_url: str, plan_json: bytes) -> str:
+    def start_run(
+        self,
+        *,
+        kind: str,
+        plan_id: str,
+        base_url: str,
+        plan_json: bytes,
+        plan_digest: str | None = None,
+    ) -> str:
         """Record a new run and return its id."""
         run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         self._write(
-            "INSERT INTO runs (run_id, kind, plan_id, base_url, created_at, plan_json) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, kind, plan_id, base_url, _now(), plan_json),
+            "INSERT INTO runs (run_id, kind, plan_id, base_url, created_at, plan_json, "
+            "plan_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, kind, plan_id, base_url, _now(), plan_json, plan_digest),
         )
         return run_id
 
@@ -201,26 +252,50 @@ class Journal:
     # -- reading -----------------------------------------------------------------
 
     def run(self, run_id: str) -> RunRecord:
-        """The run with this id, or :class:`JournalError`."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT run_id, kind, plan_id, base_url, created_at, finished_at, plan_json "
-                "FROM runs WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-        if row is None:
-            raise JournalError(f"no run {run_id!r} in the journal at {self.path}")
-        return RunRecord(*row)
+        """The run with this id, or :class:`UnknownRunError`."""
+        rows = self._read(
+            "SELECT run_id, kind, plan_id, base_url, created_at, finished_at, plan_json, "
+            "plan_digest FROM runs WHERE run_id = ?",
+            (run_id,),
+        )
+        if not rows:
+            raise UnknownRunError(f"no run {run_id!r} in the journal at {self.path}")
+        return RunRecord(*rows[0])
 
     def writes(self, run_id: str) -> list[WriteRecord]:
         """Every row the run recorded, in the order they were started."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT run_id, customer_id, status, message, attempts, idempotency_key, "
-                "before_json, body_json, after_json FROM writes WHERE run_id = ? "
-                "ORDER BY started_at, rowid",
-                (run_id,),
-            ).fetchall()
+        return self._write_records("w.run_id = ?", (run_id,))
+
+    def landed_keys(self, plan_id: str, customer_id: str) -> set[str]:
+        """Idempotency keys of this plan's writes of a customer that the server confirmed.
+
+        Such a key is spent: the server keeps its answer, so the same key sent again
+        would be answered with a replay instead of being applied.
+        """
+        rows = self._read(
+            "SELECT w.idempotency_key FROM writes w JOIN runs r ON r.run_id = w.run_id "
+            "WHERE r.plan_id = ? AND w.customer_id = ? AND w.idempotency_key IS NOT NULL "
+            f"AND w.status IN ({', '.join('?' * len(LANDED))})",
+            (plan_id, customer_id, *sorted(LANDED)),
+        )
+        return {row[0] for row in rows}
+
+    def unsettled_writes(self, plan_id: str, customer_id: str) -> list[WriteRecord]:
+        """This plan's earlier writes of a customer that may have landed unconfirmed."""
+        return self._write_records(
+            "r.plan_id = ? AND w.customer_id = ? AND w.status IN ('pending', 'unconfirmed') "
+            "AND w.body_json IS NOT NULL",
+            (plan_id, customer_id),
+        )
+
+    def _write_records(self, where: str, parameters: tuple[Any, ...]) -> list[WriteRecord]:
+        rows = self._read(
+            "SELECT w.run_id, w.customer_id, w.status, w.message, w.attempts, "
+            "w.idempotency_key, w.before_json, w.body_json, w.after_json "
+            "FROM writes w JOIN runs r ON r.run_id = w.run_id "
+            f"WHERE {where} ORDER BY w.started_at, w.rowid",
+            parameters,
+        )
         return [
             WriteRecord(
                 run_id=row[0],
@@ -238,13 +313,12 @@ class Journal:
 
     def runs(self) -> pl.DataFrame:
         """Every run, newest first: id, kind, when, where, and counts by status."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT r.run_id, r.kind, r.created_at, r.finished_at, r.base_url, "
-                "SUM(w.status = 'updated'), SUM(w.status = 'pending'), COUNT(w.customer_id) "
-                "FROM runs r LEFT JOIN writes w ON w.run_id = r.run_id "
-                "GROUP BY r.run_id ORDER BY r.created_at DESC"
-            ).fetchall()
+        rows = self._read(
+            "SELECT r.run_id, r.kind, r.created_at, r.finished_at, r.base_url, "
+            "SUM(w.status = 'updated'), SUM(w.status = 'pending'), COUNT(w.customer_id) "
+            "FROM runs r LEFT JOIN writes w ON w.run_id = r.run_id "
+            "GROUP BY r.run_id ORDER BY r.created_at DESC"
+        )
         return pl.DataFrame(
             rows,
             schema={
@@ -259,6 +333,24 @@ class Journal:
             },
             orient="row",
         )
+
+
+def _create_private(path: Path) -> None:
+    """Make the journal file owner-only (``0600``); a folder it makes is ``0700``."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a journal written by an older version up to this schema."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)").fetchall()}
+    if "plan_digest" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN plan_digest TEXT")
 
 
 def _loads(data: bytes | None) -> dict[str, Any] | None:

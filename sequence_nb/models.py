@@ -154,6 +154,52 @@ class CustomerUpdate(BaseModel):
         return {name: body[name] for name in fields.UPDATE_FIELDS if name in body}
 
 
+#: Fields of the ``POST /customers`` body in Sequence's published 2023-11-23 document, in
+#: its order. Unlike an update it takes ``billingEmails`` (a list, required) and has no
+#: ``billingEmail`` or ``paymentReference``.
+CREATE_FIELDS = (
+    "legalName",
+    "contactName",
+    "address",
+    "email",
+    "billingEmails",
+    "telephone",
+    "url",
+    "label",
+    "taxStatus",
+    "customerAliases",
+    "externalIds",
+)
+
+
+class CustomerCreate(BaseModel):
+    """The body of ``POST /customers``, as Sequence's published document defines it.
+
+    The seed page covers updates only; for a create the document wins, and it
+    requires ``billingEmails``. ``taxStatus`` is required here as in an update
+    (every record has one).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legalName: RequiredText
+    contactName: Text | None = None
+    address: Address
+    email: EmailAddress
+    billingEmails: list[EmailAddress] = Field(default_factory=list)
+    telephone: Text | None = None
+    url: Text | None = None
+    label: Text | None = None
+    taxStatus: TaxStatus
+    customerAliases: list[Text] | None = None
+    externalIds: list[ExternalId] | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send; ``billingEmails`` is always there, maybe empty."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        return {name: body[name] for name in CREATE_FIELDS if name in body}
+
+
 class LinkedService(BaseModel):
     """A service the customer is linked to, as a record reports it."""
 
@@ -220,18 +266,18 @@ def update_body_of(record: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+def field_errors(exc: ValidationError, *, kind: str = "update") -> list[tuple[str, str]]:
     """``(column, message)`` pairs of a pydantic error, columns named like frame columns.
 
     ``("address", "country")`` becomes ``"address.country"``, so a message can name
-    the column a person sees in the grid.
+    the column a person sees in the grid. ``kind`` names the body ("update", "create").
     """
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         column = ".".join(str(part) for part in error["loc"]) or "(body)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "is not a field of the update body"
+            message = f"is not a field of the {kind} body"
         problems.append((column, message))
     return problems
 
@@ -244,6 +290,14 @@ def update_losses(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     would lose them. Such a row is reported, never written.
     """
     listed = record.get("billingEmails") or []
+    if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
+        return [
+            (
+                "billingEmails",
+                f"holds {listed!r}, not a list of addresses: an update could not keep it; "
+                "correct it in Sequence",
+            )
+        ]
     kept = record.get("billingEmail")
     dropped = [address for address in listed if address != kept]
     if not dropped:
@@ -275,3 +329,44 @@ def validate_update_body(
         return CustomerUpdate.model_validate(dict(body)).to_body()
     except ValidationError as exc:
         raise InvalidBodyError(field_errors(exc), customer_id=customer_id) from None
+
+
+_NOT_IN_CREATE = {
+    "paymentReference": (
+        "is not a field of the create body (Sequence's published POST /customers has none): "
+        "create the customer, then set it with an update"
+    ),
+}
+
+
+def validate_create_body(body: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """The ``POST /customers`` body to send for ``body``, or :class:`InvalidBodyError`.
+
+    ``body`` is a :class:`CustomerCreate`, a :class:`CustomerUpdate` or a dict of
+    either shape: an update's one ``billingEmail`` becomes the ``billingEmails``
+    list the published document requires (empty when there is none).
+    """
+    if isinstance(body, CustomerCreate):
+        return body.to_body()
+    if isinstance(body, CustomerUpdate):
+        body = body.to_body()
+    if not isinstance(body, Mapping):
+        raise InvalidBodyError(
+            [("(body)", f"must be a CustomerCreate or a dict, not {type(body).__name__}")],
+            kind="create",
+        )
+    fields_ = dict(body)
+    if "billingEmail" in fields_:
+        one = fields_.pop("billingEmail")
+        if fields_.get("billingEmails") is not None:
+            problem = "give billingEmails (the list a create takes) or billingEmail, not both"
+            raise InvalidBodyError([("billingEmail", problem)], kind="create")
+        fields_["billingEmails"] = [] if one is None else [one]
+    try:
+        return CustomerCreate.model_validate(fields_).to_body()
+    except ValidationError as exc:
+        problems = [
+            (column, _NOT_IN_CREATE.get(column, message) if "not a field" in message else message)
+            for column, message in field_errors(exc, kind="create")
+        ]
+        raise InvalidBodyError(problems, kind="create") from None

@@ -11,27 +11,36 @@ an immutable value: what was previewed is exactly what is applied.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import html
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sequence_nb import fields
 from sequence_nb.errors import InvalidBodyError, SequenceError
-from sequence_nb.frames import to_records
+from sequence_nb.frames import prune_nulls, to_records
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
-    from sequence_nb.push import PushResult
+    from sequence_nb.push import JournalArg, PushResult
 
-__all__ = ["ChangePlan", "FieldChange", "PlanError", "RowChange", "plan_updates"]
+__all__ = [
+    "ChangePlan",
+    "FieldChange",
+    "PlanError",
+    "PlanFileError",
+    "RowChange",
+    "plan_updates",
+]
 
 _EDITED = "__edited"
 _BAD = "__uncastable"
@@ -39,10 +48,27 @@ _CHANGED = "__changed"
 _BAD_FLAG = "__bad"
 _KEY_NAMESPACE = uuid.UUID("5b0e4c8e-4f7e-4d55-9f61-6a0f0d1c2b3a")
 _HTML_ROW_LIMIT = 500
+#: What a plan file says it is, and the version of its layout this module reads and writes.
+PLAN_FILE_FORMAT = "sequence_nb plan"
+PLAN_FILE_SCHEMA_VERSION = 1
 
 
 class PlanError(SequenceError, ValueError):
     """The frames cannot be compared at all (no ``id`` column, duplicate original ids)."""
+
+
+class PlanFileError(PlanError):
+    """A plan file is not exactly a plan this toolkit made: ``row`` and ``field`` say where.
+
+    ``row`` is the customer id (or ``#3``, its position, when it has no usable id) and
+    ``field`` the part of the file at fault; either is ``None`` for the whole file.
+    """
+
+    def __init__(self, message: str, *, row: str | None = None, field: str | None = None):
+        self.row = row
+        self.field = field
+        where = ", ".join(part for part in (row and f"row {row}", field) if part)
+        super().__init__(f"plan file: {where}: {message}" if where else f"plan file: {message}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,15 @@ class ChangePlan:
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     )
+    base_url: str | None = None
+    api_version: str | None = None
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the canonical rows (ids, changes, before-images, bodies) and
+        of the server and API version the plan was made for: pin it when applying, so
+        what is sent is exactly what was reviewed."""
+        return _digest_of(self)
 
     def __len__(self) -> int:
         return sum(row.sendable for row in self.rows)
@@ -163,11 +198,27 @@ class ChangePlan:
                 )
         return pl.DataFrame(records, schema=_PREVIEW_SCHEMA, orient="row")
 
-    def idempotency_key(self, row: RowChange, body_json: bytes | None = None) -> str:
-        """The key a write of ``row`` carries: the same plan and body give the same key,
-        so applying one plan twice cannot write twice."""
-        digest = hashlib.sha256(body_json if body_json is not None else row.body_json)
-        return str(uuid.uuid5(_KEY_NAMESPACE, f"{self.plan_id}:{row.id}:{digest.hexdigest()}"))
+    def idempotency_key(
+        self,
+        row: RowChange,
+        body_json: bytes | None = None,
+        record: Mapping[str, Any] | None = None,
+        generation: int = 0,
+    ) -> str:
+        """The key a write of ``row`` carries.
+
+        It covers the plan, the row, the body and the record the body was built on
+        (``record``, by default the plan's before-image): a retry, or a second process
+        reading the same record, shares one key, but a new state of the record gets a
+        new one. ``generation`` counts earlier writes of the same key that the journal
+        saw land (an undone write sent again must not be answered with a replay).
+        """
+        body = hashlib.sha256(body_json if body_json is not None else row.body_json).hexdigest()
+        base = record_digest(record if record is not None else row.before)
+        name = f"{self.plan_id}:{row.id}:{body}:{base}"
+        if generation:
+            name += f":{generation}"
+        return str(uuid.uuid5(_KEY_NAMESPACE, name))
 
     def requests(self, base_url: str = "") -> list[dict[str, Any]]:
         """The exact calls that would be sent (credentials redacted), in order."""
@@ -192,9 +243,15 @@ class ChangePlan:
         dry_run: bool = False,
         on_conflict: Literal["skip", "overwrite"] = "skip",
         max_workers: int = 8,
-        **options: Any,
+        journal: JournalArg = None,
+        progress: bool | None = None,
+        expected_digest: str | None = None,
     ) -> PushResult:
-        """Send the plan; see :func:`sequence_nb.push.apply_plan`."""
+        """Send the plan; see :func:`sequence_nb.push.apply_plan`.
+
+        ``expected_digest`` is the :attr:`digest` that was reviewed: a plan with
+        another one is refused before anything is read or sent.
+        """
         from sequence_nb.push import apply_plan
 
         return apply_plan(
@@ -203,7 +260,9 @@ class ChangePlan:
             dry_run=dry_run,
             on_conflict=on_conflict,
             max_workers=max_workers,
-            **options,
+            journal=journal,
+            progress=progress,
+            expected_digest=expected_digest,
         )
 
     def summary(self) -> str:
@@ -222,7 +281,7 @@ class ChangePlan:
         return ", ".join(parts) + ignored
 
     def __repr__(self) -> str:
-        return f"<ChangePlan {self.plan_id[:8]}: {self.summary()}>"
+        return f"<ChangePlan {self.plan_id[:8]}: {self.summary()}; digest {self.digest}>"
 
     def _repr_html_(self) -> str:
         return render_plan_html(self)
@@ -230,54 +289,57 @@ class ChangePlan:
     # -- files -------------------------------------------------------------------
 
     def to_json(self) -> bytes:
-        """The plan as JSON, for a second person to review and apply."""
-        return orjson.dumps(
-            {
-                "plan_id": self.plan_id,
-                "created_at": self.created_at,
-                "added_ids": self.added_ids,
-                "removed_ids": self.removed_ids,
-                "ignored_columns": self.ignored_columns,
-                "notes": self.notes,
-                "rows": [
-                    {
-                        "id": row.id,
-                        "legal_name": row.legal_name,
-                        "changes": [[c.column, c.old, c.new] for c in row.changes],
-                        "before": row.before,
-                        "body": row.body,
-                        "problems": row.problems,
-                    }
-                    for row in self.rows
-                ],
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+        """The plan as JSON, for a second person to review and apply.
+
+        The file names its layout (``schema_version``), the server and API version
+        the plan was made for, and its :attr:`digest`.
+        """
+        document = {
+            "format": PLAN_FILE_FORMAT,
+            "schema_version": PLAN_FILE_SCHEMA_VERSION,
+            "digest": self.digest,
+            "plan_id": self.plan_id,
+            "created_at": self.created_at,
+            "base_url": self.base_url,
+            "api_version": self.api_version,
+            "added_ids": self.added_ids,
+            "removed_ids": self.removed_ids,
+            "ignored_columns": self.ignored_columns,
+            "notes": [{"id": i, "column": c, "message": m} for i, c, m in self.notes],
+            "rows": [_row_document(row) for row in self.rows],
+        }
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_json_default)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> ChangePlan:
-        """A plan saved by :meth:`to_json`."""
-        raw = orjson.loads(data)
-        rows = tuple(
-            RowChange(
-                id=row["id"],
-                legal_name=row["legal_name"],
-                changes=tuple(FieldChange(*change) for change in row["changes"]),
-                before_json=orjson.dumps(row["before"]),
-                body_json=orjson.dumps(row["body"]),
-                problems=tuple((c, m) for c, m in row["problems"]),
-            )
-            for row in raw["rows"]
-        )
-        return cls(
+        """A plan saved by :meth:`to_json`, rebuilt and checked row by row.
+
+        Every body and every problem is rebuilt from the row's before-image and
+        changes by the code :func:`plan_updates` uses; a file whose stored body,
+        problems, old values or digest differ from the rebuilt ones, that edits a
+        column a plan never sends, repeats a customer or points a row at another
+        customer's before-image is refused with :class:`PlanFileError`.
+        """
+        document = _parsed_plan_file(data)
+        rows = _checked_rows(document.rows)
+        plan = cls(
             rows=rows,
-            added_ids=tuple(raw["added_ids"]),
-            removed_ids=tuple(raw["removed_ids"]),
-            ignored_columns=tuple(raw["ignored_columns"]),
-            notes=tuple((i, c, m) for i, c, m in raw["notes"]),
-            plan_id=raw["plan_id"],
-            created_at=raw["created_at"],
+            added_ids=tuple(document.added_ids),
+            removed_ids=tuple(document.removed_ids),
+            ignored_columns=tuple(document.ignored_columns),
+            notes=tuple((n.id, n.column, n.message) for n in document.notes),
+            plan_id=document.plan_id,
+            created_at=document.created_at,
+            base_url=document.base_url,
+            api_version=document.api_version,
         )
+        if plan.digest != document.digest:
+            raise PlanFileError(
+                f"the file says {document.digest} but its rows give {plan.digest}: "
+                "it was changed after it was saved",
+                field="digest",
+            )
+        return plan
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_json` to ``path``."""
@@ -305,14 +367,25 @@ _PREVIEW_SCHEMA = {
 # -- building a plan ------------------------------------------------------------------------
 
 
-def plan_updates(original: pl.DataFrame, edited: pl.DataFrame) -> ChangePlan:
+def plan_updates(
+    original: pl.DataFrame,
+    edited: pl.DataFrame,
+    *,
+    base_url: str | None = None,
+    api_version: str | None = None,
+) -> ChangePlan:
     """The plan that turns ``original`` into ``edited`` (rows matched by ``id``).
 
     Only rows present in both are updated; rows added to or removed from
     ``edited`` are reported in ``errors`` and never sent, and so are edits to
     read-only columns and bodies that fail validation. Columns of ``edited``
     that ``original`` lacks are ignored (and listed in ``ignored_columns``);
-    columns ``edited`` lacks keep their original values.
+    columns ``edited`` lacks keep their original values. Texts that differ only
+    in Unicode normal form (NFC and NFD) are the same text, not an edit. A column
+    of numbers, booleans or dates where the original holds text is a
+    :class:`PlanError`: reading a file that way may already have changed values.
+    ``base_url`` and ``api_version`` name what the plan is for (saved with it and
+    covered by its digest; a plan with a ``base_url`` is only applied there).
     """
     _check_frame(original, "original")
     _check_frame(edited, "edited")
@@ -331,6 +404,8 @@ def plan_updates(original: pl.DataFrame, edited: pl.DataFrame) -> ChangePlan:
         removed_ids=removed,
         ignored_columns=ignored,
         notes=tuple(notes),
+        base_url=base_url,
+        api_version=api_version,
     )
 
 
@@ -388,23 +463,49 @@ def _align_dtypes(
 ) -> pl.DataFrame:
     """``edited`` with each column cast to the original's dtype.
 
-    A value that cannot be cast is kept as text in a ``<column>__uncastable``
-    column, so the row is reported instead of sending a wrong value.
+    A value that cannot be cast, or that a cast between number types would change
+    (``1.5`` to an integer column), is kept as text in a ``<column>__uncastable``
+    column, so the row is reported instead of sending a wrong value. A column
+    whose type may already have lost information is refused (:func:`_refuse_lossy`).
     """
     casts = []
     for column in columns:
         target = schema[column]
         if edited.schema[column] == target:
             continue
+        _refuse_lossy(column, edited.schema[column], target)
         source = edited[column]
         try:
             cast = source.cast(target, strict=False)
         except Exception:
             cast = pl.Series(column, [None] * len(source), dtype=target)
         failed = cast.is_null() & source.is_not_null()
+        if source.dtype.is_numeric() and target.is_numeric():
+            failed = failed | cast.cast(source.dtype, strict=False).ne_missing(source)
         text = _as_text(source)
         casts += [cast, pl.when(failed).then(text).otherwise(None).alias(column + _BAD)]
     return edited.with_columns(casts) if casts else edited
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype.base_type() in (pl.String, pl.Categorical, pl.Enum)
+
+
+def _refuse_lossy(column: str, source: pl.DataType, target: pl.DataType) -> None:
+    """A :class:`PlanError` when ``column`` holds numbers, booleans or dates where the
+    original holds text: the cast back to text would succeed, but a reader that typed
+    the column may already have changed the values (``02169`` read as 2169)."""
+    if not _is_text(target) or _is_text(source):
+        return
+    if not (source.is_numeric() or source.is_temporal() or source == pl.Boolean):
+        return  # lists, structs, nulls: cast cell by cell, failures reported per row
+    raise PlanError(
+        f"column {column!r} of the edited frame holds {source} where the original holds "
+        f"text: reading it that way can change values (a postcode 02169 becomes 2169), "
+        f"and writing them back would change the customers. Read the file as text, e.g. "
+        f"pl.read_csv(path, infer_schema=False) or "
+        f"pl.read_csv(path, schema_overrides={{{column!r}: pl.String}})"
+    )
 
 
 def _as_text(series: pl.Series) -> pl.Series:
@@ -432,9 +533,10 @@ def _changed_rows(
     )
     masks = [_changed(c, left.schema[c]).alias(c + _CHANGED) for c in differing]
     masks += [pl.col(c + _BAD).is_not_null().alias(c + _BAD_FLAG) for c in bad]
-    flagged = pairs.with_columns(masks).filter(
-        pl.any_horizontal([m.meta.output_name() for m in masks])
-    )
+    names = [m.meta.output_name() for m in masks]
+    flagged = pairs.with_columns(masks).filter(pl.any_horizontal(names))
+    texts = [c for c in differing if left.schema[c] == pl.String]
+    flagged = _without_normal_form_edits(flagged, texts, names)
     if flagged.is_empty():
         return ()
     wanted = flagged["id"].implode()
@@ -442,6 +544,27 @@ def _changed_rows(
     return tuple(
         _row_change(row, snapshots[row["id"]], differing) for row in flagged.iter_rows(named=True)
     )
+
+
+def _without_normal_form_edits(
+    flagged: pl.DataFrame, texts: Sequence[str], masks: Sequence[str]
+) -> pl.DataFrame:
+    """The flagged rows, with text cells compared again in NFC.
+
+    The same text in another Unicode normal form (``é`` as one code point, or
+    ``e`` and a combining accent) looks the same in every preview, so it is no
+    edit. Only rows already flagged are normalized: planning stays as quick.
+    """
+    if not texts or flagged.is_empty():
+        return flagged
+    again = [
+        (
+            pl.col(c + _CHANGED)
+            & pl.col(c).str.normalize("NFC").ne_missing(pl.col(c + _EDITED).str.normalize("NFC"))
+        ).alias(c + _CHANGED)
+        for c in texts
+    ]
+    return flagged.with_columns(again).filter(pl.any_horizontal(masks))
 
 
 def _differs(old: pl.Series, new: pl.Series) -> bool:
@@ -479,14 +602,30 @@ def _row_change(
     row: Mapping[str, Any], before: dict[str, Any], columns: Sequence[str]
 ) -> RowChange:
     changes: list[FieldChange] = []
-    problems: list[tuple[str, str]] = []
+    uncastable: set[str] = set()
     for column in columns:
-        uncastable = row.get(column + _BAD)
-        if uncastable is not None:
-            changes.append(FieldChange(column, row[column], uncastable))
-            problems.append((column, f"{uncastable!r} is not a valid value for this column"))
+        text = row.get(column + _BAD)
+        if text is not None:
+            changes.append(FieldChange(column, row[column], text))
+            uncastable.add(column)
         elif row[column + _CHANGED]:
             changes.append(FieldChange(column, row[column], row[column + _EDITED]))
+    return _built_row(row["id"], before, changes, uncastable)
+
+
+def _built_row(
+    customer_id: str,
+    before: dict[str, Any],
+    changes: Sequence[FieldChange],
+    uncastable: Collection[str] = (),
+) -> RowChange:
+    """The row that writes ``changes`` over ``before``: its full body and every problem.
+
+    :func:`plan_updates` and a loaded plan file both build rows here, so a file can
+    hold no body and no verdict the planner would not have made. ``uncastable``
+    names the columns whose new value did not fit the original's type.
+    """
+    problems = [(c.column, _uncastable(c.new)) for c in changes if c.column in uncastable]
     body = update_body_of(before)
     for change in changes:
         problem = _apply_edit(body, change)
@@ -495,11 +634,11 @@ def _row_change(
     problems.extend(update_losses(before))
     if not problems:
         try:
-            body = validate_update_body(body, customer_id=row["id"])
+            body = validate_update_body(body, customer_id=customer_id)
         except InvalidBodyError as exc:
             problems.extend(exc.problems)
     return RowChange(
-        id=row["id"],
+        id=customer_id,
         legal_name=before.get("legalName"),
         changes=tuple(changes),
         before_json=orjson.dumps(before),
@@ -508,18 +647,38 @@ def _row_change(
     )
 
 
+def _uncastable(value: Any) -> str:
+    """The problem of a value that does not fit its column's type."""
+    return f"{value!r} is not a valid value for this column"
+
+
 def _apply_edit(body: dict[str, Any], change: FieldChange) -> str | None:
     """Write one edit into ``body``; a message when the column cannot be written."""
     column = change.column
-    if column in fields.READ_ONLY_COLUMNS:
-        return "is read-only: the API does not take it in an update"
-    if column not in fields.EDITABLE_COLUMNS:
-        return "is not a field the update body has (read-only here)"
+    refusal = _refusal(column)
+    if refusal:
+        return refusal
     value = change.new
     if isinstance(value, str) and not value.strip() and column not in fields.REQUIRED_COLUMNS:
         value = None  # an emptied optional cell clears the field
     set_path(body, column, value)
     return None
+
+
+def _refusal(column: str) -> str | None:
+    """Why no plan writes ``column`` (read-only or unknown), or ``None`` when it may."""
+    if column in fields.READ_ONLY_COLUMNS:
+        return "is read-only: the API does not take it in an update"
+    if column not in fields.EDITABLE_COLUMNS:
+        return "is not a field the update body has (read-only here)"
+    return None
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """sha256 of a record in a canonical form (keys sorted, null fields dropped), so the
+    same state of a customer gives the same digest however it was read."""
+    canonical = orjson.dumps(prune_nulls(dict(record)), option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def set_path(record: dict[str, Any], column: str, value: Any) -> None:
@@ -559,6 +718,235 @@ def _text(value: Any) -> str | None:
         return str(value)
 
 
+# -- the plan file and its digest --------------------------------------------------------------
+
+
+def _json_default(value: Any) -> str:
+    """Values JSON lacks (decimals, durations) as text, the same way every time."""
+    return str(value)
+
+
+def _digest_of(plan: ChangePlan) -> str:
+    """sha256 over the plan's canonical form: a header naming the server and API version,
+    then one line a row of ``[id, changes, before, body]`` with keys sorted and values as
+    a plan file holds them, so a plan and the same plan loaded from its file agree."""
+    digest = hashlib.sha256(orjson.dumps([plan.base_url, plan.api_version]))
+    for row in plan.rows:
+        digest.update(b"\n")
+        digest.update(_canonical_line(row))
+    return "sha256:" + digest.hexdigest()
+
+
+def _canonical_line(row: RowChange) -> bytes:
+    line = [
+        row.id,
+        [[c.column, c.old, c.new] for c in row.changes],
+        orjson.loads(row.before_json),
+        orjson.loads(row.body_json),
+    ]
+    return orjson.dumps(line, option=orjson.OPT_SORT_KEYS, default=_json_default)
+
+
+def _row_document(row: RowChange) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "legal_name": row.legal_name,
+        "changes": [{"column": c.column, "old": c.old, "new": c.new} for c in row.changes],
+        "before": orjson.Fragment(row.before_json),
+        "body": orjson.Fragment(row.body_json),
+        "problems": [{"column": c, "message": m} for c, m in row.problems],
+    }
+
+
+class _FilePart(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _ChangeEntry(_FilePart):
+    column: str
+    old: Any
+    new: Any
+
+
+class _ProblemEntry(_FilePart):
+    column: str
+    message: str
+
+
+class _NoteEntry(_FilePart):
+    id: str | None
+    column: str
+    message: str
+
+
+class _RowEntry(_FilePart):
+    id: str
+    legal_name: str | None
+    changes: list[_ChangeEntry]
+    before: dict[str, Any]
+    body: dict[str, Any]
+    problems: list[_ProblemEntry]
+
+
+class _PlanFile(_FilePart):
+    """The layout of a plan file, schema version 1."""
+
+    format: Literal["sequence_nb plan"]
+    schema_version: Literal[1]
+    digest: str
+    plan_id: str
+    created_at: str
+    base_url: str | None
+    api_version: str | None
+    added_ids: list[str | None]
+    removed_ids: list[str]
+    ignored_columns: list[str]
+    notes: list[_NoteEntry]
+    rows: list[_RowEntry]
+
+
+def _parsed_plan_file(data: bytes | str) -> _PlanFile:
+    """The file's document, or a :class:`PlanFileError` naming the first part at fault."""
+    try:
+        return _PlanFile.model_validate_json(data)
+    except ValidationError as exc:
+        raise _file_error(exc, data) from None
+
+
+def _file_error(exc: ValidationError, data: bytes | str) -> PlanFileError:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return PlanFileError(f"not JSON ({first['msg']})")
+    loc = first["loc"]
+    field = ".".join(str(part) for part in loc)
+    row = None
+    if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
+        row = _row_name(data, loc[1])
+    details = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
+        for error in errors[:5]
+    )
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return PlanFileError(
+        f"not a plan file of schema version 1: {details}{more}", row=row, field=field
+    )
+
+
+def _row_name(data: bytes | str, index: int) -> str:
+    """The customer id of row ``index`` when the file says one, else its position."""
+    try:
+        customer_id = orjson.loads(data)["rows"][index]["id"]
+    except (orjson.JSONDecodeError, LookupError, TypeError):
+        customer_id = None
+    return customer_id if isinstance(customer_id, str) else f"#{index}"
+
+
+def _checked_rows(entries: Sequence[_RowEntry]) -> tuple[RowChange, ...]:
+    """Each row rebuilt from its before-image and changes, refused where the file differs."""
+    seen: dict[str, int] = {}
+    rows = []
+    for index, entry in enumerate(entries):
+        if entry.id in seen:
+            raise PlanFileError(
+                f"lists this customer more than once (rows {seen[entry.id]} and {index})",
+                row=entry.id,
+                field="id",
+            )
+        seen[entry.id] = index
+        rows.append(_checked_row(entry))
+    return tuple(rows)
+
+
+def _checked_row(entry: _RowEntry) -> RowChange:
+    """The row a planner makes of ``entry``'s before-image and changes, if the file agrees."""
+    problems = tuple((p.column, p.message) for p in entry.problems)
+    _check_identity(entry)
+    _check_changes(entry)
+    _check_refused_columns(entry, problems)
+    changes = [FieldChange(c.column, c.old, c.new) for c in entry.changes]
+    uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
+    try:
+        row = _built_row(entry.id, dict(entry.before), changes, uncastable)
+        _canonical_line(row)  # every value must serialize as it would be saved
+    except orjson.JSONEncodeError as exc:
+        raise PlanFileError(
+            f"holds a value that cannot be written back as JSON ({exc})", row=entry.id
+        ) from None
+    _check_rebuilt(entry, row, problems)
+    return row
+
+
+def _check_rebuilt(entry: _RowEntry, row: RowChange, problems: tuple[tuple[str, str], ...]) -> None:
+    """The stored body, problems and legal name are the ones the rebuilt ``row`` has."""
+    body = row.body
+    if body != entry.body:
+        differing = sorted(k for k in {*body, *entry.body} if body.get(k) != entry.body.get(k))
+        raise PlanFileError(
+            f"the stored body differs at {', '.join(differing)} from the body its before-image "
+            "and changes make: it is not what the preview showed",
+            row=entry.id,
+            field="body",
+        )
+    if row.problems != problems:
+        raise PlanFileError(
+            f"the stored problems {list(problems)} are not the ones its before-image and "
+            f"changes give: {list(row.problems)}",
+            row=entry.id,
+            field="problems",
+        )
+    if row.legal_name != entry.legal_name:
+        raise PlanFileError(
+            f"says {entry.legal_name!r} but its before-image says {row.legal_name!r}",
+            row=entry.id,
+            field="legal_name",
+        )
+
+
+def _check_identity(entry: _RowEntry) -> None:
+    """A row writes to the customer its before-image is of, and changes something."""
+    held = entry.before.get("id")
+    if held != entry.id:
+        raise PlanFileError(
+            f"the row is for customer {entry.id} but its before-image is of {held!r}",
+            row=entry.id,
+            field="id",
+        )
+    if not entry.changes:
+        raise PlanFileError("lists no changes", row=entry.id, field="changes")
+
+
+def _check_changes(entry: _RowEntry) -> None:
+    """Each column changes once, from the value the before-image holds."""
+    columns: set[str] = set()
+    for change in entry.changes:
+        if change.column in columns:
+            raise PlanFileError("is changed twice", row=entry.id, field=f"changes.{change.column}")
+        columns.add(change.column)
+        if change.column not in fields.EDITABLE_COLUMNS:
+            continue  # read-only and unknown columns: see _check_refused_columns
+        held = get_path(entry.before, change.column)
+        if change.old != held:
+            raise PlanFileError(
+                f"says the old value is {change.old!r} but the before-image holds {held!r}",
+                row=entry.id,
+                field=f"changes.{change.column}.old",
+            )
+
+
+def _check_refused_columns(entry: _RowEntry, problems: tuple[tuple[str, str], ...]) -> None:
+    """A change to a column no plan sends (read-only or unknown) is refused, unless the
+    file reports it as the planner does, on a row that is never sent."""
+    for change in entry.changes:
+        refusal = _refusal(change.column)
+        if refusal and (change.column, refusal) not in problems:
+            raise PlanFileError(
+                f"changes {change.column!r}, which {refusal.removeprefix('is ')}: no plan sends it",
+                row=entry.id,
+                field=f"changes.{change.column}",
+            )
+
+
 # -- the HTML view ----------------------------------------------------------------------------
 
 
@@ -566,7 +954,8 @@ def render_plan_html(plan: ChangePlan) -> str:
     """The plan for a notebook: counts, old struck through, new highlighted, invalid in red."""
     if not plan:
         return f'<div class="snb-plan"><b>{html.escape(plan.summary().capitalize())}.</b></div>'
-    parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b></p>"]
+    parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b>"]
+    parts.append(f' <span class="snb-digest">digest {html.escape(plan.digest)}</span></p>')
     parts.append(
         "<table><thead><tr><th>id</th><th>legal name</th><th>column</th>"
         "<th>old</th><th>new</th><th>status</th></tr></thead><tbody>"
@@ -617,4 +1006,5 @@ HTML_STYLE = """<style>
 .snb-plan ins { color: #0f5a1f; background: #e6f6e9; text-decoration: none; font-weight: 600; }
 .snb-plan tr.snb-invalid td { color: #b00020; background: #fff0f0; }
 .snb-plan .snb-null { color: #999; font-style: italic; }
+.snb-plan .snb-digest { color: #666; font-family: monospace; font-size: 11px; }
 </style>"""

@@ -1,13 +1,24 @@
-"""Pushing a plan: conflict-checked, concurrent, journaled writes; resume and undo.
+"""Pushing a plan: conflict-checked, concurrent, journaled writes, each answer checked.
 
-For each row, the customer is read again and compared with the snapshot the plan
-was made from (three-way): a field this plan edits that changed remotely is a
-conflict (skipped unless ``on_conflict="overwrite"``); a change to any other field
-survives, because the edits are applied on top of the fresh record. Before a write
-is sent its before-image, body and idempotency key are committed to the journal;
-after it, the outcome. The key is derived from the plan and the body, so sending
-the same row again (a retry, a resume, the same plan applied twice) cannot apply it
-twice.
+For each row the customer is read again and compared with the snapshot the plan was
+made from (three-way): a field this plan edits that changed remotely is a conflict
+(skipped unless ``on_conflict="overwrite"``); a change to any other field survives,
+because the edits are applied on top of the fresh record. The rate limiter's budget
+for the write is taken before that read, so no queue wait sits between reading a
+record and writing it.
+
+Before a write is sent its before-image, body and idempotency key are committed to
+the journal; after it, the outcome. The key covers the plan, the row, the body and
+the record the body was built on, so a retry (or a second process reading the same
+record) shares one key while a new state of the record gets a new one. A failed
+write is retried only after reading the record again: it may have landed, or the
+record may have changed, and the body is rebuilt three-way on what is there now.
+
+Each answer is checked: the edited fields must hold what was sent and every other
+field what it held before; a write that changed more is reported as
+``side-effects``, field by field. A write sent without an answer is ``unconfirmed``
+(it may have landed) unless a re-read shows it did. Undo decides row by row from
+what Sequence holds now, whatever the journal says of a row.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,28 +39,53 @@ import polars as pl
 
 from sequence_nb.errors import APIError, InvalidBodyError, NotFoundError, SequenceError
 from sequence_nb.frames import to_frame
-from sequence_nb.journal import Journal, RunRecord, WriteRecord
+from sequence_nb.journal import Journal, JournalError, RunRecord, WriteRecord
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
-from sequence_nb.plan import HTML_STYLE, ChangePlan, RowChange, get_path, plan_updates, set_path
+from sequence_nb.plan import (
+    HTML_STYLE,
+    ChangePlan,
+    PlanError,
+    RowChange,
+    get_path,
+    plan_updates,
+    set_path,
+)
 from sequence_nb.progress import progress_bar
 
 if TYPE_CHECKING:
-    from sequence_nb.client import SequenceClient
+    from sequence_nb.client import Response, SequenceClient
 
 __all__ = ["PushResult", "RowResult", "apply_plan", "resume", "undo"]
 
-Status = Literal["updated", "conflict", "invalid", "failed", "skipped", "would-update"]
+Status = Literal[
+    "updated",
+    "side-effects",
+    "would-update",
+    "unconfirmed",
+    "conflict",
+    "invalid",
+    "failed",
+    "skipped",
+]
 OnConflict = Literal["skip", "overwrite"]
 JournalArg = Journal | str | Path | None
 
 STATUSES: tuple[Status, ...] = (
     "updated",
+    "side-effects",
     "would-update",
+    "unconfirmed",
     "conflict",
     "invalid",
     "failed",
     "skipped",
 )
+#: Statuses of rows that :meth:`PushResult.failed` offers to try again.
+RETRYABLE: frozenset[str] = frozenset({"failed", "unconfirmed"})
+#: Record fields the API derives from an edited one (``billingEmails`` from ``billingEmail``).
+_DERIVED = {"billingEmails": "billingEmail"}
+#: How often one row is sent again after a replayed answer its customer does not hold.
+_MAX_STALE_REPLAYS = 5
 
 
 @dataclass(frozen=True)
@@ -100,15 +136,16 @@ class PushResult:
         )
 
     def failed(self) -> ChangePlan:
-        """A plan of the rows to try again: those that failed or were never sent.
+        """A plan of the rows to try again: failed, unconfirmed (sent without an answer:
+        it may have landed) or never sent because the push was interrupted.
 
-        It keeps the original plan's id, so a row whose write did land after all
-        is recognised by the server from its idempotency key and not applied twice.
+        It keeps the original plan's id: a row whose write did land after all is found
+        holding its values on the re-read, and reported as landed, not written twice.
         """
         retry = {
             row.id
             for row in self.rows
-            if row.status == "failed" or (row.status == "skipped" and _interrupted(row))
+            if row.status in RETRYABLE or (row.status == "skipped" and _interrupted(row))
         }
         return replace(
             self.plan,
@@ -133,6 +170,8 @@ class PushResult:
         colours = {
             "updated": "#0f5a1f",
             "would-update": "#0f5a1f",
+            "side-effects": "#8a5a00",
+            "unconfirmed": "#8a5a00",
             "conflict": "#8a5a00",
             "skipped": "#666",
         }
@@ -149,6 +188,18 @@ class PushResult:
             "<table><thead><tr><th>id</th><th>status</th><th>message</th><th>attempts</th>"
             f"</tr></thead><tbody>{rows}</tbody></table>{tail}</div>"
         )
+
+
+class PushStoppedError(JournalError):
+    """The journal could not be written, so the push stopped before its next write.
+
+    ``result`` holds every row's outcome up to then; writes that landed are undoable
+    (their intent was journaled before they were sent).
+    """
+
+    def __init__(self, message: str, result: PushResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 _INTERRUPTED = "interrupted before it was sent"
@@ -176,22 +227,30 @@ def _opened(journal: JournalArg) -> Iterator[Journal]:
 def _result(
     plan: ChangePlan,
     results: Mapping[str, RowResult],
-    *,
-    run_id: str | None,
-    store: Journal | None,
+    pusher: _RowPusher,
     interrupted: bool,
 ) -> PushResult:
-    """The push's result, in the plan's row order; a run that reached its end is marked so."""
-    if store is not None and run_id is not None and not interrupted:
-        store.finish_run(run_id)
-    return PushResult(
+    """The push's result, in the plan's row order; a run that reached its end is marked
+    so, and one the journal failed under raises :class:`PushStoppedError`."""
+    store, run_id = pusher.journal, pusher.run_id
+    result = PushResult(
         plan=plan,
         rows=tuple(results[row.id] for row in plan.rows if row.id in results),
         run_id=run_id,
         dry_run=store is None,
-        interrupted=interrupted,
+        interrupted=interrupted or pusher.journal_error is not None,
         journal_path=store.path if store is not None else None,
     )
+    if pusher.journal_error is not None:
+        raise PushStoppedError(
+            f"the push stopped before its next write: {pusher.journal_error}. "
+            f"{result.summary()}; what landed can be undone with undo({run_id!r}) once the "
+            "journal can be written again.",
+            result,
+        )
+    if store is not None and run_id is not None and not interrupted:
+        store.finish_run(run_id)
+    return result
 
 
 # -- applying ---------------------------------------------------------------------------------
@@ -206,23 +265,40 @@ def apply_plan(
     max_workers: int = 8,
     journal: JournalArg = None,
     progress: bool | None = None,
+    expected_digest: str | None = None,
 ) -> PushResult:
     """Send every sendable row of ``plan`` through ``client``.
 
     ``dry_run=True`` re-reads each customer and checks for conflicts but writes
     nothing (and journals nothing). ``journal`` is a :class:`Journal` or a path
-    (default: :func:`~sequence_nb.journal.default_journal_path`). A
-    KeyboardInterrupt stops cleanly: rows in flight finish and are recorded, the
-    rest are reported as skipped, and the run can be resumed from the journal.
+    (default: :func:`~sequence_nb.journal.default_journal_path`). ``expected_digest``
+    pins the plan that was reviewed: a plan with another digest is refused before
+    anything is read. A KeyboardInterrupt stops cleanly: rows in flight finish and
+    are recorded, the rest are reported as skipped, and the run can be resumed.
     """
     if on_conflict not in ("skip", "overwrite"):
         raise ValueError(f"on_conflict must be 'skip' or 'overwrite', not {on_conflict!r}")
     if max_workers < 1:
         raise ValueError("max_workers must be at least 1")
+    _check_plan(plan, client, expected_digest)
     if dry_run:
         return _push_rows(plan, client, None, on_conflict, max_workers, progress)
     with _opened(journal) as store:
         return _push_rows(plan, client, store, on_conflict, max_workers, progress)
+
+
+def _check_plan(plan: ChangePlan, client: SequenceClient, expected_digest: str | None) -> None:
+    """Refuse a plan that is not the one reviewed, or was made for another server."""
+    if expected_digest is not None and plan.digest != expected_digest.strip():
+        raise PlanError(
+            f"this plan's digest is {plan.digest}, not the {expected_digest.strip()} that was "
+            "reviewed; nothing was sent"
+        )
+    if plan.base_url is not None and plan.base_url != client.base_url:
+        raise PlanError(
+            f"this plan was made for {plan.base_url}, but the client talks to "
+            f"{client.base_url}; nothing was sent"
+        )
 
 
 def _push_rows(
@@ -237,33 +313,40 @@ def _push_rows(
     run_id = None
     if store is not None:
         run_id = store.start_run(
-            kind="push", plan_id=plan.plan_id, base_url=client.base_url, plan_json=plan.to_json()
+            kind="push",
+            plan_id=plan.plan_id,
+            base_url=client.base_url,
+            plan_json=plan.to_json(),
+            plan_digest=plan.digest,
         )
-    pusher = _RowPusher(plan, client, store is None, on_conflict, store, run_id)
+    pusher = _RowPusher(plan, client, on_conflict, store, run_id)
     results = {row.id: pusher.invalid(row) for row in plan.invalid}
     jobs = [(row.id, _bind(pusher.push, row)) for row in plan.sendable]
     description = "Pushing" if store is not None else "Checking"
-    done, interrupted = _run_concurrently(jobs, max_workers, progress, description)
+    done, interrupted = _run_concurrently(jobs, pusher.stop, max_workers, progress, description)
     results.update(done)
-    return _result(plan, results, run_id=run_id, store=store, interrupted=interrupted)
+    return _result(plan, results, pusher, interrupted)
 
 
-Job = Callable[[threading.Event], RowResult]
+Job = Callable[[], RowResult]
 
 
-def _bind(method: Callable[[Any, threading.Event], RowResult], item: Any) -> Job:
-    return lambda stop: method(item, stop)
+def _bind(method: Callable[[Any], RowResult], item: Any) -> Job:
+    return lambda: method(item)
 
 
 def _run_concurrently(
-    jobs: list[tuple[str, Job]], max_workers: int, progress: bool | None, description: str
+    jobs: list[tuple[str, Job]],
+    stop: threading.Event,
+    max_workers: int,
+    progress: bool | None,
+    description: str,
 ) -> tuple[dict[str, RowResult], bool]:
     """Run the jobs on a thread pool; on KeyboardInterrupt let running ones finish."""
-    stop = threading.Event()
     results: dict[str, RowResult] = {}
     bar = progress_bar(len(jobs), description, progress)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sequence-nb-push")
-    futures: dict[Future[RowResult], str] = {pool.submit(job, stop): key for key, job in jobs}
+    futures: dict[Future[RowResult], str] = {pool.submit(job): key for key, job in jobs}
     interrupted = False
     try:
         for future in as_completed(futures):
@@ -286,24 +369,23 @@ def _run_concurrently(
     return results, interrupted
 
 
-class _RowPusher:
-    """Pushes one row at a time; shared by the threads of one push."""
+Prepared = tuple[dict[str, Any], str | None]
 
-    def __init__(
-        self,
-        plan: ChangePlan,
-        client: SequenceClient,
-        dry_run: bool,
-        on_conflict: OnConflict,
-        journal: Journal | None,
-        run_id: str | None,
-    ) -> None:
-        self.plan = plan
-        self.client = client
-        self.dry_run = dry_run
-        self.on_conflict = on_conflict
-        self.journal = journal
-        self.run_id = run_id
+
+@dataclass
+class _RowPusher:
+    """Pushes one row at a time; shared by the threads of one push.
+
+    Without a journal it is a dry run: every check runs, nothing is written.
+    """
+
+    plan: ChangePlan
+    client: SequenceClient
+    on_conflict: OnConflict
+    journal: Journal | None
+    run_id: str | None
+    stop: threading.Event = field(default_factory=threading.Event)
+    journal_error: JournalError | None = None
 
     def _finish(
         self,
@@ -315,37 +397,85 @@ class _RowPusher:
         key: str | None = None,
         after: dict[str, Any] | None = None,
     ) -> RowResult:
+        """Journal how a row ended; a journal that fails stops the push, not the answer."""
         if self.journal is not None and self.run_id is not None:
-            self.journal.record_outcome(
-                self.run_id, row_id, status=status, message=message, attempts=attempts, after=after
-            )
+            try:
+                self.journal.record_outcome(
+                    self.run_id,
+                    row_id,
+                    status=status,
+                    message=message,
+                    attempts=attempts,
+                    after=after,
+                )
+            except JournalError as exc:
+                self._journal_failed(exc)
+                message = f"{message + '; ' if message else ''}not journaled: {exc}"
         return RowResult(row_id, status, message, attempts, key)
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        if self.journal_error is None:
+            self.journal_error = exc
+        self.stop.set()
 
     def invalid(self, row: RowChange) -> RowResult:
         message = "; ".join(f"{column} {text}" for column, text in row.problems)
         return self._finish(row.id, "invalid", message)
 
-    def push(self, row: RowChange, stop: threading.Event) -> RowResult:
+    def push(self, row: RowChange) -> RowResult:
+        """Re-read, check and write one row; a row never takes the whole push down."""
+        return self._timed(row.id, lambda: self._push(row))
+
+    def settle(self, write: WriteRecord) -> RowResult:
+        """Settle a write journaled as sent but never answered, then finish the row."""
+        return self._timed(write.customer_id, lambda: self._settle(write))
+
+    def _timed(self, row_id: str, work: Callable[[], RowResult]) -> RowResult:
         started = time.perf_counter()
         try:
-            result = self._push(row, stop)
-        except Exception as exc:  # a row never takes the whole push down
+            result = work()
+        except Exception as exc:
             result = self._finish(
-                row.id, "failed", f"unexpected error: {type(exc).__name__}: {exc}"
+                row_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}"
             )
         return replace(result, seconds=time.perf_counter() - started)
 
-    def _push(self, row: RowChange, stop: threading.Event) -> RowResult:
-        if stop.is_set():
-            return RowResult(row.id, "skipped", _INTERRUPTED)
+    def _read(self, row_id: str, calls: int) -> dict[str, Any] | RowResult:
+        """The customer as it is now, reserving the rate budget of ``calls`` calls first
+        (the re-read and the write after it go out back to back)."""
+        self.client.reserve_calls(calls)
         try:
-            fresh = self.client.get_customer(row.id)
+            return self.client.get_customer(row_id)
         except NotFoundError:
-            return self._finish(row.id, "failed", "the customer no longer exists")
+            return self._finish(row_id, "failed", "the customer no longer exists")
         except APIError as exc:
             return self._finish(
-                row.id, "failed", f"could not re-read it: {exc}", attempts=exc.attempts
+                row_id, "failed", f"could not re-read it: {exc}", attempts=exc.attempts
             )
+
+    def _push(self, row: RowChange) -> RowResult:
+        if self.stop.is_set():
+            return RowResult(row.id, "skipped", _INTERRUPTED)
+        spent = self._spent_keys(row)
+        fresh = self._read(row.id, calls=1 if self.journal is None else 2)
+        if isinstance(fresh, RowResult):
+            return fresh
+        return self._push_on(row, fresh, spent)
+
+    def _push_on(self, row: RowChange, fresh: dict[str, Any], spent: set[str]) -> RowResult:
+        prepared = self._prepare(row, fresh)
+        if isinstance(prepared, RowResult):
+            return prepared
+        body, note = prepared
+        if self.journal is None:
+            key = self._key(row, body, fresh, spent)
+            return RowResult(row.id, "would-update", note, 0, key)
+        if self.stop.is_set():
+            return RowResult(row.id, "skipped", _INTERRUPTED)
+        return self._write(row, body, fresh, note, spent)
+
+    def _prepare(self, row: RowChange, fresh: dict[str, Any]) -> RowResult | Prepared:
+        """The body to send on top of ``fresh``, or how the row ends without a write."""
         conflicts = remote_conflicts(row, fresh)
         note = None
         if conflicts:
@@ -360,59 +490,277 @@ class _RowPusher:
             body = rebased_body(row, fresh)
         except InvalidBodyError as exc:
             return self._finish(row.id, "invalid", f"on the current remote record: {exc}")
-        if body == update_body_of(fresh):
-            return self._finish(row.id, "skipped", "already has these values")
+        if holds_write(fresh, row.columns, body):
+            return self._already_there(row, fresh)
+        return body, note
+
+    def _already_there(self, row: RowChange, fresh: dict[str, Any]) -> RowResult:
+        """A customer that already holds the edits: an earlier unanswered write of this
+        plan landed (reported so), or the values were there anyway (skipped)."""
+        if self.journal is not None:
+            for write in self.journal.unsettled_writes(self.plan.plan_id, row.id):
+                if write.body is not None and holds_write(fresh, row.columns, write.body):
+                    message = (
+                        f"the write of run {write.run_id} had landed without an answer; "
+                        "a re-read confirms it"
+                    )
+                    return self._finish(
+                        row.id, "updated", message, key=write.idempotency_key, after=fresh
+                    )
+        return self._finish(row.id, "skipped", "already has these values")
+
+    def _spent_keys(self, row: RowChange) -> set[str]:
+        """Keys of this plan's row whose writes the server confirmed (read before the
+        record, so two processes reading one record still agree on one key)."""
+        if self.journal is None:
+            return set()
+        return self.journal.landed_keys(self.plan.plan_id, row.id)
+
+    def _key(
+        self, row: RowChange, body: dict[str, Any], fresh: dict[str, Any], spent: set[str]
+    ) -> str:
         body_json = orjson.dumps(body)
-        key = self.plan.idempotency_key(row, body_json)
-        if self.dry_run:
-            return RowResult(row.id, "would-update", note, 0, key)
-        if stop.is_set():
-            return RowResult(row.id, "skipped", _INTERRUPTED)
-        return self._send(row.id, body, key, fresh, note)
+        generation = 0
+        while True:
+            key = self.plan.idempotency_key(row, body_json, fresh, generation)
+            if key not in spent:
+                return key
+            generation += 1
 
-    def _send(
-        self, row_id: str, body: dict[str, Any], key: str, before: dict[str, Any], note: str | None
+    def _write(
+        self,
+        row: RowChange,
+        body: dict[str, Any],
+        fresh: dict[str, Any],
+        note: str | None,
+        spent: set[str],
     ) -> RowResult:
+        """Send the body; retry only after a re-read; check the answer."""
         assert self.journal is not None and self.run_id is not None
-        self.journal.record_intent(
-            self.run_id, row_id, idempotency_key=key, before=before, body=body
-        )
-        try:
-            response = self.client.send_update(row_id, body, key)
-        except (APIError, InvalidBodyError) as exc:
-            attempts = exc.attempts if isinstance(exc, APIError) else 0
-            return self._finish(row_id, "failed", str(exc), attempts=attempts, key=key)
-        return self._finish(
-            row_id, "updated", note, attempts=response.attempts, key=key, after=response.data
-        )
+        attempts = 0
+        stale_replays = 0
+        while True:
+            key = self._key(row, body, fresh, spent)
+            try:
+                self.journal.record_intent(
+                    self.run_id, row.id, idempotency_key=key, before=fresh, body=body
+                )
+            except JournalError as exc:
+                self._journal_failed(exc)
+                return RowResult(row.id, "failed", f"not sent: {exc}", attempts, key)
+            attempts += 1
+            try:
+                response = self.client.send_update(row.id, body, key, retry=False)
+            except APIError as exc:
+                outcome = self._after_error(row, body, fresh, key, exc, attempts)
+            else:
+                if not response.replayed:
+                    return self._checked(row, body, fresh, response.data, key, attempts, note)
+                outcome = self._after_replay(row, body, fresh, key, response, attempts, note)
+                if isinstance(outcome, tuple):
+                    spent = spent | {key}
+                    stale_replays += 1
+                    if stale_replays > _MAX_STALE_REPLAYS:
+                        return self._finish(
+                            row.id,
+                            "failed",
+                            "the server keeps answering with replays of earlier writes that "
+                            "the customer no longer holds; nothing new was written",
+                            attempts=attempts,
+                            key=key,
+                        )
+            if isinstance(outcome, RowResult):
+                return replace(outcome, attempts=attempts)
+            body, fresh, retried_note = outcome
+            note = retried_note or note
 
-    def finish_pending(self, write: WriteRecord, stop: threading.Event) -> RowResult:
-        """Settle a write that was sent (or about to be) when the run stopped."""
-        started = time.perf_counter()
-        try:
-            result = self._finish_pending(write, stop)
-        except Exception as exc:
-            result = self._finish(
-                write.customer_id, "failed", f"unexpected error: {type(exc).__name__}: {exc}"
-            )
-        return replace(result, seconds=time.perf_counter() - started)
+    def _after_error(
+        self,
+        row: RowChange,
+        body: dict[str, Any],
+        fresh: dict[str, Any],
+        key: str,
+        error: APIError,
+        attempts: int,
+    ) -> RowResult | tuple[dict[str, Any], dict[str, Any], str | None]:
+        """After a write that failed: give up, or re-read and rebuild for one more try."""
+        delay = self.client.retry_policy.delay(error, attempts)
+        if delay is None or self.stop.is_set():
+            return self._unanswered(row, body, fresh, key, error, attempts)
+        if self.stop.wait(delay):
+            return self._unanswered(row, body, fresh, key, error, attempts)
+        now = self._read(row.id, calls=2)
+        if isinstance(now, RowResult):
+            return self._unanswered(row, body, fresh, key, error, attempts, reread=now.message)
+        if holds_write(now, row.columns, body):
+            landed = "its answer was lost; a re-read shows it landed"
+            return self._finish_landed(row, key, attempts, landed, after=now)
+        prepared = self._prepare(row, now)
+        if isinstance(prepared, RowResult):
+            return prepared
+        return prepared[0], now, prepared[1]
 
-    def _finish_pending(self, write: WriteRecord, stop: threading.Event) -> RowResult:
-        assert write.body is not None and write.before is not None and write.idempotency_key
-        row_id, key = write.customer_id, write.idempotency_key
-        fresh = self.client.get_customer(row_id)
-        current = update_body_of(fresh)
-        if current == write.body:
-            return self._finish(
-                row_id, "updated", "had landed before the interruption", key=key, after=fresh
+    def _unanswered(
+        self,
+        row: RowChange,
+        body: dict[str, Any],
+        fresh: dict[str, Any],
+        key: str,
+        error: APIError,
+        attempts: int,
+        reread: str | None = None,
+    ) -> RowResult:
+        """How a write ends that was given up: ``failed`` when the server refused it or
+        answered with an error and a re-read shows nothing landed; ``updated`` when a
+        re-read shows it landed; else ``unconfirmed`` (no answer: it may still land)."""
+        if not error.maybe_applied:
+            return self._finish(row.id, "failed", str(error), attempts=attempts, key=key)
+        if reread is None:
+            now = self._read(row.id, calls=1)
+            if isinstance(now, RowResult):
+                reread = now.message
+            elif holds_write(now, row.columns, body):
+                landed = f"its answer was lost ({error}); a re-read shows it landed"
+                return self._finish_landed(row, key, attempts, landed, after=now)
+        if reread is None and error.status_code is not None:
+            message = f"{error}; a re-read shows it did not land"
+            return self._finish(row.id, "failed", message, attempts=attempts, key=key)
+        found = (
+            f"a re-read failed too ({reread})"
+            if reread is not None
+            else "a re-read shows it has not landed, but it still may"
+        )
+        message = f"sent, no answer: {error}; {found}. Check it, or try again: result.failed()"
+        return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
+
+    def _after_replay(
+        self,
+        row: RowChange,
+        body: dict[str, Any],
+        fresh: dict[str, Any],
+        key: str,
+        response: Response,
+        attempts: int,
+        note: str | None,
+    ) -> RowResult | tuple[dict[str, Any], dict[str, Any], str | None]:
+        """A replayed answer is of an earlier write with this key: it counts only if the
+        customer holds the body now; else the key is spent and the row is sent again."""
+        now = self._read(row.id, calls=2)
+        if isinstance(now, RowResult):
+            message = (
+                f"the server replayed an earlier answer that could not be verified: {now.message}"
             )
-        if current != update_body_of(write.before):
+            return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
+        if holds_write(now, row.columns, body):
+            return self._checked(row, body, fresh, response.data, key, attempts, note)
+        prepared = self._prepare(row, now)
+        if isinstance(prepared, RowResult):
+            return prepared
+        return prepared[0], now, prepared[1]
+
+    def _checked(
+        self,
+        row: RowChange,
+        body: dict[str, Any],
+        before: dict[str, Any],
+        after: Any,
+        key: str,
+        attempts: int,
+        note: str | None,
+    ) -> RowResult:
+        """``updated`` when the answer holds the body and nothing else changed, else
+        ``side-effects`` naming every field that differs."""
+        differences = answer_differences(before, after, row.columns, body)
+        if differences:
+            message = "written with side effects: " + "; ".join(differences)
+            if note:
+                message += f" ({note})"
             return self._finish(
-                row_id, "conflict", "changed remotely since the interrupted write; plan again"
+                row.id, "side-effects", message, attempts=attempts, key=key, after=after
             )
-        if stop.is_set():
-            return RowResult(row_id, "skipped", _INTERRUPTED)
-        return self._send(row_id, write.body, key, write.before, "sent again on resume")
+        return self._finish(row.id, "updated", note, attempts=attempts, key=key, after=after)
+
+    def _finish_landed(
+        self, row: RowChange, key: str, attempts: int, message: str, *, after: dict[str, Any]
+    ) -> RowResult:
+        """A write seen landed by a re-read (its own answer never came: the re-read may
+        include later edits by others, so it is not compared field by field)."""
+        return self._finish(row.id, "updated", message, attempts=attempts, key=key, after=after)
+
+    def _settle(self, write: WriteRecord) -> RowResult:
+        row = self.plan_row(write.customer_id)
+        if row is None:
+            return self._finish(write.customer_id, "failed", "not in the run's plan")
+        if self.stop.is_set():
+            return RowResult(row.id, "skipped", _INTERRUPTED)
+        spent = self._spent_keys(row)
+        now = self._read(row.id, calls=2)
+        if isinstance(now, RowResult):
+            return now
+        if write.body is not None and holds_write(now, row.columns, write.body):
+            message = "had landed before the interruption; a re-read confirms it"
+            key = write.idempotency_key or ""
+            return self._finish_landed(row, key, write.attempts, message, after=now)
+        return self._push_on(row, now, spent)
+
+    def plan_row(self, customer_id: str) -> RowChange | None:
+        """The plan's row of a customer."""
+        return next((row for row in self.plan.rows if row.id == customer_id), None)
+
+
+def holds_write(record: Mapping[str, Any], columns: Iterable[str], body: Mapping[str, Any]) -> bool:
+    """Whether ``record`` holds the body's value in every edited column."""
+    return all(get_path(record, column) == get_path(body, column) for column in columns)
+
+
+def answer_differences(
+    before: Mapping[str, Any], after: Any, columns: Iterable[str], body: Mapping[str, Any]
+) -> list[str]:
+    """What a write's answer holds that it should not: an edited field without the value
+    sent, or any other field changed from what it held before the write."""
+    if not isinstance(after, Mapping):
+        return [f"the answer is not a record: {after!r}"]
+    edited = set(columns)
+    found = [
+        f"{column}: sent {get_path(body, column)!r}, the answer holds {get_path(after, column)!r}"
+        for column in sorted(edited)
+        if get_path(after, column) != get_path(body, column)
+    ]
+    for path in sorted(_leaf_paths(before) | _leaf_paths(after)):
+        if path in edited or path.rsplit(".", 1)[-1] in _VOLATILE:
+            continue
+        old, new = get_path(before, path), get_path(after, path)
+        source = _DERIVED.get(path)
+        if source in edited:
+            sent = get_path(body, source)
+            old = [sent] if sent else []
+        if not _same(old, new):
+            found.append(
+                f"{path} changed from {old!r} to {new!r}, unasked (by this write, or by "
+                "someone else between the re-read and the write)"
+            )
+    return found
+
+
+#: Record fields a server may change on any write (timestamps of the write itself).
+_VOLATILE = frozenset({"updatedAt"})
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal, counting an empty list or object as absent."""
+    return (old or None) == (new or None) if not isinstance(old, bool) else old == new
+
+
+def _leaf_paths(record: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """Dotted paths of a record's values; lists are one value each."""
+    paths: set[str] = set()
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            paths |= _leaf_paths(value, path + ".")
+        else:
+            paths.add(path)
+    return paths
 
 
 def remote_conflicts(row: RowChange, fresh: Mapping[str, Any]) -> str | None:
@@ -459,10 +807,10 @@ def resume(
 ) -> PushResult:
     """Finish an interrupted run with the same idempotency keys.
 
-    A write the journal shows as sent but unconfirmed is settled first: if the
-    customer already holds its body it landed; if the customer still holds its
-    before-image it is sent again with the same key; anything else is a conflict.
-    Rows the run never reached are pushed like any plan.
+    A write the journal shows as sent but unanswered (``pending`` or ``unconfirmed``)
+    is settled first by a re-read: if the customer holds its values it landed;
+    otherwise the row is pushed again on the record as it is now (the same key when
+    the record is unchanged). Rows the run never reached are pushed like any plan.
     """
     with _opened(journal) as store:
         return _resume(store, run_id, client, on_conflict, max_workers, progress)
@@ -479,7 +827,8 @@ def _resume(
     run = _run_of(store, run_id, client)
     plan = ChangePlan.from_json(run.plan_json)
     recorded = {write.customer_id: write for write in store.writes(run_id)}
-    pusher = _RowPusher(plan, client, False, on_conflict, store, run_id)
+    pusher = _RowPusher(plan, client, on_conflict, store, run_id)
+    unsettled = {"pending", "unconfirmed"}
     results = {
         write.customer_id: RowResult(
             write.customer_id,
@@ -489,19 +838,19 @@ def _resume(
             write.idempotency_key,
         )
         for write in recorded.values()
-        if write.status != "pending"
+        if write.status not in unsettled
     }
     jobs = [
-        (write.customer_id, _bind(pusher.finish_pending, write))
+        (write.customer_id, _bind(pusher.settle, write))
         for write in recorded.values()
-        if write.status == "pending"
+        if write.status in unsettled
     ]
     jobs += [(row.id, _bind(pusher.push, row)) for row in plan.sendable if row.id not in recorded]
-    done, interrupted = _run_concurrently(jobs, max_workers, progress, "Resuming")
+    done, interrupted = _run_concurrently(jobs, pusher.stop, max_workers, progress, "Resuming")
     results.update(done)
     for row in plan.invalid:
         results.setdefault(row.id, pusher.invalid(row))
-    return _result(plan, results, run_id=run_id, store=store, interrupted=interrupted)
+    return _result(plan, results, pusher, interrupted)
 
 
 def _run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRecord:
@@ -522,28 +871,104 @@ def _status(value: str) -> Status:
 
 
 def undo(
-    run_id: str, client: SequenceClient | None = None, *, journal: JournalArg = None
+    run_id: str,
+    client: SequenceClient,
+    *,
+    journal: JournalArg = None,
+    max_workers: int = 8,
+    progress: bool | None = None,
 ) -> ChangePlan:
-    """A plan that restores the before-images of every write the run made.
+    """A plan that restores what the run wrote, decided row by row from what Sequence
+    holds now.
 
-    The plan is made from the records as the run left them, so applying it is
-    conflict-checked like any plan: a field changed again since the run is not
-    overwritten by default. Nothing is read or sent until the plan is applied;
-    given a ``client``, the run must have been pushed to the same base URL.
+    Every customer the run sent (or may have sent) a write to is read: each field it
+    edited that still holds the value the run wrote goes back to its value from before
+    the write, whatever the journal says of the row (a write left ``pending`` or
+    ``unconfirmed`` may have landed). A field changed again since, a customer gone,
+    or a field changed as a side effect of the write is listed in the plan's
+    ``errors`` with the reason, never dropped in silence. The plan is conflict-checked
+    like any other when applied.
     """
     with _opened(journal) as store:
         run = _run_of(store, run_id, client)
-        writes = store.writes(run_id)
+        writes = [w for w in store.writes(run_id) if w.body is not None and w.before is not None]
     edited = {row.id: row.columns for row in ChangePlan.from_json(run.plan_json).rows}
-    landed = [w for w in writes if w.status == "updated" and w.after and w.before]
-    afters = [w.after for w in landed if w.after is not None]
-    restored = [_restored(w, edited.get(w.customer_id, ())) for w in landed]
-    return plan_updates(to_frame(afters), to_frame(restored))
+    current = _read_customers(client, [w.customer_id for w in writes], max_workers, progress)
+    originals: list[dict[str, Any]] = []
+    restored: list[dict[str, Any]] = []
+    notes: list[tuple[str | None, str, str]] = []
+    for write in writes:
+        record = current[write.customer_id]
+        if isinstance(record, str):
+            notes.append((write.customer_id, "(row)", f"not restored: {record}"))
+            continue
+        back, row_notes = _restoring(write, record, edited.get(write.customer_id, ()), run_id)
+        notes += row_notes
+        if back is not None:
+            originals.append(record)
+            restored.append(back)
+    plan = plan_updates(to_frame(originals), to_frame(restored), base_url=client.base_url)
+    return replace(plan, notes=(*plan.notes, *notes))
 
 
-def _restored(write: WriteRecord, columns: Iterable[str]) -> dict[str, Any]:
-    assert write.after is not None and write.before is not None
-    record = orjson.loads(orjson.dumps(write.after))
+def _restoring(
+    write: WriteRecord, record: dict[str, Any], columns: Iterable[str], run_id: str
+) -> tuple[dict[str, Any] | None, list[tuple[str | None, str, str]]]:
+    """``record`` with every column still holding what the write sent set back to its
+    value before the write (``None`` when there is none), and notes on the rest."""
+    assert write.body is not None and write.before is not None
+    back: dict[str, Any] = orjson.loads(orjson.dumps(record))
+    notes: list[tuple[str | None, str, str]] = []
+    restoring = False
     for column in columns:
-        set_path(record, column, get_path(write.before, column))
-    return dict(record)
+        wrote, held, was = (
+            get_path(write.body, column),
+            get_path(record, column),
+            get_path(write.before, column),
+        )
+        if held == was:
+            continue
+        if held == wrote:
+            set_path(back, column, was)
+            restoring = True
+        else:
+            notes.append(
+                (
+                    write.customer_id,
+                    column,
+                    f"not restored: Sequence now holds {held!r}, not the {wrote!r} "
+                    f"run {run_id} wrote (changed since)",
+                )
+            )
+    if not restoring and not notes:
+        message = "nothing to restore: the write did not land, or was undone already"
+        notes.append((write.customer_id, "(row)", message))
+    if write.after is not None:
+        for difference in answer_differences(write.before, write.after, columns, write.body):
+            notes.append(
+                (write.customer_id, "(side effect)", f"cannot be undone here: {difference}")
+            )
+    return (back if restoring else None), notes
+
+
+def _read_customers(
+    client: SequenceClient, ids: list[str], max_workers: int, progress: bool | None
+) -> dict[str, dict[str, Any] | str]:
+    """Each customer as it is now, or why it could not be read."""
+
+    def read(customer_id: str) -> dict[str, Any] | str:
+        try:
+            return client.get_customer(customer_id)
+        except NotFoundError:
+            return "the customer no longer exists"
+        except APIError as exc:
+            return f"could not read it: {exc}"
+
+    found: dict[str, dict[str, Any] | str] = {}
+    bar = progress_bar(len(ids), "Reading", progress)
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        for customer_id, record in zip(ids, pool.map(read, ids), strict=True):
+            found[customer_id] = record
+            bar.update()
+    bar.close()
+    return found

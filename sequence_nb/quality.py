@@ -17,6 +17,11 @@ Conventions:
   every row.
 * A telephone written without ``+<country code>`` is read in the row's country (the
   ``address.country`` value, resolved to an alpha-2 code when it names one country).
+* A value read with the wrong JSON type (kept in a ``<field>__raw`` column by
+  :mod:`sequence_nb.frames`) is one ``wrong_type`` problem on its row, named by its
+  field; the empty cell it leaves is not also ``missing``.
+* Texts are compared in Unicode NFC: the same name written composed or decomposed
+  is a duplicate.
 """
 
 from __future__ import annotations
@@ -27,13 +32,18 @@ from typing import Final
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
 
-from sequence_nb import clean, fields
+from sequence_nb import clean, fields, frames
 
 __all__ = ["PROBLEMS", "RESULT_SCHEMA", "check"]
 
 #: Problem code → what it means, in the order problems of one cell are listed.
 PROBLEMS: Final[dict[str, str]] = {
     "missing": "A field Sequence requires is empty.",
+    "wrong_type": (
+        "A field holds a value of another JSON type than Sequence sends there (text where "
+        "a list belongs, a number where text belongs...); the frame keeps it as read in "
+        "the field's __raw column."
+    ),
     "whitespace": "A value starts or ends with spaces (or is only spaces).",
     "invalid_email": "An email address is not valid.",
     "email_case": "An email address has capital letters after the @.",
@@ -97,23 +107,25 @@ def check(df: pl.DataFrame) -> pl.DataFrame:
     Rows come in the frame's row order, then column order. An empty frame with
     ``RESULT_SCHEMA`` means nothing is wrong. ``PROBLEMS`` lists the codes.
     """
-    work = _working_frame(df)
+    raws = frames.raw_columns(df)
+    work = _working_frame(df, raws)
     absent = {c for c in fields.EDITABLE_COLUMNS if c not in df.columns}
     lazy = work.lazy()
     parts: list[pl.LazyFrame] = []
-    parts += _missing(lazy, absent)
+    parts += _missing(lazy, absent, raws)
+    parts += _wrong_types(lazy, raws)
     parts += _whitespace(lazy)
     parts += _emails(work)
-    parts += _countries_and_telephones(work)
+    parts += _countries_and_telephones(work, raws)
     parts += _tax_status(lazy)
     parts += _urls(lazy)
-    parts += _billing_email(lazy, absent)
+    parts += _billing_email(lazy, absent, raws)
     parts += _duplicates(lazy, fields.LEGAL_NAME, "duplicate_legal_name", "legal name")
     parts += _duplicates(lazy, fields.EMAIL, "duplicate_email", "email address")
 
     columns = list(df.columns)
     order = {c: i for i, c in enumerate(columns)}
-    for c in (fields.ID, *fields.EDITABLE_COLUMNS):
+    for c in (fields.ID, *fields.EDITABLE_COLUMNS, *raws.values()):
         order.setdefault(c, len(order))
     found = pl.concat(parts, how="vertical").collect()
     if not found.height:
@@ -139,9 +151,9 @@ def _s(column: str) -> str:
     return f"__s:{column}"
 
 
-def _working_frame(df: pl.DataFrame) -> pl.DataFrame:
+def _working_frame(df: pl.DataFrame, raws: dict[str, str]) -> pl.DataFrame:
     """Row number, id and every editable column as String (null when absent), plus a
-    whitespace-stripped copy of each."""
+    whitespace-stripped copy of each, and the frame's raw columns."""
     schema = df.schema
 
     def as_text(column: str) -> pl.Expr:
@@ -154,6 +166,7 @@ def _working_frame(df: pl.DataFrame) -> pl.DataFrame:
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
         as_text(fields.ID).alias(fields.ID),
         *(as_text(c) for c in fields.EDITABLE_COLUMNS),
+        *(pl.col(name) for name in raws),
     )
     return base.with_columns(
         pl.col(c).str.strip_chars().alias(_s(c)) for c in fields.EDITABLE_COLUMNS
@@ -188,10 +201,20 @@ def _blank(column: str) -> pl.Expr:
     return stripped.is_null() | (stripped == "")
 
 
+def _held_raw(column: str, raws: dict[str, str]) -> pl.Expr:
+    """Whether the row's value of ``column`` (or of its whole object) was kept raw."""
+    held = [
+        pl.col(name).is_not_null()
+        for name, field in raws.items()
+        if column == field or column.startswith(field + fields.PATH_SEPARATOR)
+    ]
+    return pl.any_horizontal(held) if held else pl.lit(False)
+
+
 # --------------------------------------------------------------------------- checks
 
 
-def _missing(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
+def _missing(frame: pl.LazyFrame, absent: set[str], raws: dict[str, str]) -> list[pl.LazyFrame]:
     parts = []
     for c in fields.REQUIRED_COLUMNS:
         if c in absent:
@@ -214,7 +237,8 @@ def _missing(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
                     )
                 )
             )
-        parts.append(_problems(frame.filter(_blank(c)), c, "missing", message))
+        empty = _blank(c) & ~_held_raw(c, raws)
+        parts.append(_problems(frame.filter(empty), c, "missing", message))
     return parts
 
 
@@ -340,7 +364,7 @@ def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
     return parts
 
 
-def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
+def _countries_and_telephones(work: pl.DataFrame, raws: dict[str, str]) -> list[pl.LazyFrame]:
     regions = clean.countries_to_alpha2(work.get_column(_s(fields.COUNTRY))).rename("__region")
     e164 = clean.telephones_to_e164(work.get_column(_s(fields.TELEPHONE)), regions).rename("__e164")
     frame = work.lazy().with_columns(regions, e164)
@@ -362,6 +386,10 @@ def _countries_and_telephones(work: pl.DataFrame) -> list[pl.LazyFrame]:
     )
     telephone = pl.col(_s(fields.TELEPHONE))
     bad_telephone = (telephone != "") & pl.col("__e164").is_null()
+    # A number whose country was read with the wrong type cannot be judged yet.
+    bad_telephone = bad_telephone & ~(
+        region.is_null() & ~telephone.str.starts_with("+") & _held_raw(fields.COUNTRY, raws)
+    )
     telephone_message = pl.format(
         "telephone {} is not a valid phone number{}",
         _q(telephone),
@@ -419,7 +447,9 @@ def _urls(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
     return [_problems(frame.filter(bad), fields.URL, "invalid_url", message)]
 
 
-def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
+def _billing_email(
+    frame: pl.LazyFrame, absent: set[str], raws: dict[str, str]
+) -> list[pl.LazyFrame]:
     if fields.BILLING_EMAIL in absent:
         message: pl.Expr = pl.lit(
             "The frame has no billingEmail column, so no customer has a billing email: "
@@ -434,7 +464,7 @@ def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
         )
     return [
         _problems(
-            frame.filter(_blank(fields.BILLING_EMAIL)),
+            frame.filter(_blank(fields.BILLING_EMAIL) & ~_held_raw(fields.BILLING_EMAIL, raws)),
             fields.BILLING_EMAIL,
             "missing_billing_email",
             message,
@@ -442,13 +472,88 @@ def _billing_email(frame: pl.LazyFrame, absent: set[str]) -> list[pl.LazyFrame]:
     ]
 
 
+def _wrong_types(frame: pl.LazyFrame, raws: dict[str, str]) -> list[pl.LazyFrame]:
+    """One ``wrong_type`` problem per value a raw column keeps, named by its field."""
+    shapes = _json_shapes()
+    columns = frames.schema()
+    parts = []
+    for name, field in raws.items():
+        raw = pl.col(name)
+        cells = field if field in columns else f"its {field}.* cells"  # a whole object
+        message = pl.format(
+            "{} holds {} ({}), but Sequence sends {} there. The frame keeps the value as "
+            "read in {} and leaves {} empty on this row; {}",
+            pl.lit(field),
+            _shortened(raw),
+            _json_kind(raw),
+            pl.lit(shapes[field]),
+            pl.lit(name),
+            pl.lit(cells),
+            pl.lit(_wrong_type_fix(field)),
+        )
+        parts.append(_problems(frame.filter(raw.is_not_null()), field, "wrong_type", message, raw))
+    return parts
+
+
+@functools.cache
+def _json_shapes() -> dict[str, str]:
+    """What Sequence sends in each known field and object, in words."""
+    shapes = {fields.ADDRESS: "an object"}
+    for column, dtype in frames.schema().items():
+        if isinstance(dtype, pl.List):
+            inner = "objects" if isinstance(dtype.inner, pl.Struct) else "text"
+            shapes[column] = f"a list of {inner}"
+        else:
+            shapes[column] = "text"
+    return shapes
+
+
+def _shortened(text: pl.Expr, limit: int = 80) -> pl.Expr:
+    """A long text cut to ``limit`` characters, ending in an ellipsis."""
+    cut = pl.concat_str([text.str.slice(0, limit - 1), pl.lit("…")])
+    return pl.when(text.str.len_chars() > limit).then(cut).otherwise(text)
+
+
+def _json_kind(raw: pl.Expr) -> pl.Expr:
+    """The JSON type of a JSON text, in words (from its first character)."""
+    first = raw.str.slice(0, 1)
+    return (
+        pl.when(first == '"')
+        .then(pl.lit("text"))
+        .when(first == "[")
+        .then(pl.lit("a list"))
+        .when(first == "{")
+        .then(pl.lit("an object"))
+        .when(first.is_in(["t", "f"]))
+        .then(pl.lit("true/false"))
+        .when(first == "n")
+        .then(pl.lit("null"))
+        .otherwise(pl.lit("a number"))
+    )
+
+
+def _wrong_type_fix(field: str) -> str:
+    """How a person fixes a value of the wrong type in ``field``."""
+    if field in fields.EDITABLE_COLUMNS:
+        return (
+            f"write the right value into {field} (a filled cell is what a write sends), "
+            f"or correct it in Sequence."
+        )
+    parts = [c for c in fields.EDITABLE_COLUMNS if c.startswith(field + fields.PATH_SEPARATOR)]
+    if parts:
+        return (
+            f"fill in {', '.join(parts)} (filled cells are what a write sends), "
+            f"or correct it in Sequence."
+        )
+    return f"{field} is read-only here: correct it in Sequence."
+
+
 def _duplicates(frame: pl.LazyFrame, column: str, problem: str, what: str) -> list[pl.LazyFrame]:
-    key = pl.col(_s(column)).str.to_lowercase()
     label = pl.coalesce(pl.col(fields.ID), pl.format("row {}", pl.col(_ROW)))
     rows = (
-        frame.filter(pl.col(_s(column)) != "")
-        .with_columns(__key=key)
+        _keyed(frame.filter(pl.col(_s(column)) != ""), pl.col(_s(column)))
         .filter(pl.col("__key").is_duplicated())
+        .sort(_ROW)
         .with_columns(__label=label)
     )
     groups = (
@@ -474,3 +579,19 @@ def _duplicates(frame: pl.LazyFrame, column: str, problem: str, what: str) -> li
     )
     dups = rows.join(groups, on="__key", how="inner")
     return [_problems(dups, column, problem, message)]
+
+
+def _keyed(frame: pl.LazyFrame, text: pl.Expr) -> pl.LazyFrame:
+    """``frame`` with ``__key``: ``text`` lower-cased and in Unicode NFC, as texts compare.
+
+    Only rows holding non-ASCII text are normalized (ASCII is NFC already, and
+    normalizing costs ten times the lower-casing); rows come out in no set order.
+    """
+    lowered = text.str.to_lowercase()
+    ascii_only = text.str.len_bytes() == text.str.len_chars()
+    return pl.concat(
+        [
+            frame.filter(ascii_only).with_columns(__key=lowered),
+            frame.filter(~ascii_only).with_columns(__key=lowered.str.normalize("NFC")),
+        ]
+    )

@@ -32,15 +32,22 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_slot = 0.0
 
-    def acquire(self) -> float:
-        """Wait for this caller's slot; returns the seconds waited."""
+    def acquire(self, count: int = 1) -> float:
+        """Wait for this caller's ``count`` consecutive slots; returns the seconds waited.
+
+        With ``count > 1`` the caller waits for the last of its slots, after which
+        its ``count`` calls may go out back to back: none of them goes out earlier
+        than its own slot would have allowed, so the long-run rate stays at the limit.
+        """
+        if count < 1:
+            raise ValueError(f"count must be 1 or more, not {count!r}")
         if not self._interval and self._next_slot == 0.0:
             return 0.0
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-        wait = slot - now
+            last = max(now, self._next_slot) + (count - 1) * self._interval
+            self._next_slot = last + self._interval
+        wait = last - now
         if wait > 0:
             self._sleep(wait)
         return wait

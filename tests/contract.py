@@ -4,14 +4,15 @@
 validated with openapi-core before it goes out, and a request that breaks the
 contract fails the test that sent it.
 
-The document is ``shared/reference/sequence-customers-openapi-2023-11-23.json``,
-made stricter and aligned with the seed page, which wins where they differ:
-- ``UpdateCustomerRequest`` (and ``CreateCustomerRequest``) take ``billingEmail``
-  (one string) and ``paymentReference`` as the seed lists them, and not the
-  spec's ``billingEmails`` array, which the seed's body does not have (the
-  published ``CreateCustomerRequest`` even requires it; sequence-api.md says a
-  create takes the same body as an update, so it is not required here);
-- ``additionalProperties: false`` on the bodies and on ``Address``, so that a
+The document is ``tests/openapi/sequence-customers-openapi-2023-11-23.json`` (Sequence's
+published document, customers endpoints only; see ``tests/openapi/README.md``), made
+stricter and aligned with the seed page, which wins for updates:
+- ``UpdateCustomerRequest`` takes ``billingEmail`` (one string) and ``paymentReference``
+  as the seed lists them, and not the spec's ``billingEmails`` array, which the seed's
+  body does not have;
+- ``CreateCustomerRequest`` stays as published (the seed page covers updates only), so a
+  create body must carry the ``billingEmails`` list the document requires;
+- ``additionalProperties: false`` on both bodies and on ``Address``, so that a
   read-only or misspelt field sent by mistake is caught (the published document
   leaves that open);
 - requests are matched against the spec's server by path, since tests talk to
@@ -34,10 +35,7 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 SPEC_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "reference"
-    / "sequence-customers-openapi-2023-11-23.json"
+    Path(__file__).resolve().parent / "openapi" / "sequence-customers-openapi-2023-11-23.json"
 )
 SPEC_HOST = "https://sandbox.sequencehq.com"
 
@@ -51,14 +49,13 @@ def seed_aligned_spec() -> dict[str, Any]:
     spec: dict[str, Any] = json.loads(SPEC_PATH.read_text())
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
-    for name in ("UpdateCustomerRequest", "CreateCustomerRequest"):
-        body = schemas[name]
-        body["properties"].pop("billingEmails", None)
-        body["required"] = [name for name in body.get("required", []) if name != "billingEmails"]
-        body["properties"]["billingEmail"] = {"type": "string"}
-        body["properties"]["paymentReference"] = {"type": "string"}
-        body["additionalProperties"] = False
-    schemas["Address"]["additionalProperties"] = False
+    update = schemas["UpdateCustomerRequest"]
+    update["properties"].pop("billingEmails", None)
+    update["required"] = [name for name in update.get("required", []) if name != "billingEmails"]
+    update["properties"]["billingEmail"] = {"type": "string"}
+    update["properties"]["paymentReference"] = {"type": "string"}
+    for name in ("UpdateCustomerRequest", "CreateCustomerRequest", "Address"):
+        schemas[name]["additionalProperties"] = False
     return spec
 
 

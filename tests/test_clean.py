@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import phonenumbers
 import polars as pl
@@ -58,12 +59,73 @@ def test_fixes_refuse_read_only_columns(name: str) -> None:
         clean.strip_whitespace(name)
     with pytest.raises(ValueError, match="read-only"):
         clean.lowercase_email_domain(name)
+    with pytest.raises(ValueError, match="read-only"):
+        clean.normalize_unicode(name)
 
 
 def test_blank_to_null() -> None:
     df = customers(3, contactName=["  ", "", "Jo"])
     assert column(df, clean.blank_to_null(), "contactName") == [None, None, "Jo"]
     assert column(df, clean.blank_to_null("contactName"), "contactName") == [None, None, "Jo"]
+
+
+# --------------------------------------------------------------------------- unicode
+
+
+def nfd(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    assert decomposed != text
+    return decomposed
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def test_normalize_unicode_writes_every_editable_string_column_in_nfc() -> None:
+    df = customers(
+        2,
+        legalName=[nfd("Zoë Café Ltd"), "Plain Ltd"],
+        contactName=[nfd("Zoë"), None],
+        archivedAt=[nfd("Zoë"), None],
+        sequenceAccountId=[nfd("Zoë"), "acct"],
+    )
+    out = df.with_columns(clean.normalize_unicode())
+    assert out.get_column("legalName").to_list() == ["Zoë Café Ltd", "Plain Ltd"]
+    assert out.get_column("contactName").to_list() == [nfc("Zoë"), None]
+    assert out.get_column("archivedAt").to_list() == [nfd("Zoë"), None]  # unknown column
+    assert out.get_column("sequenceAccountId").to_list() == [nfd("Zoë"), "acct"]  # read-only
+    assert out.schema == df.schema
+
+
+def test_normalize_unicode_named_columns_only() -> None:
+    df = customers(1, legalName=[nfd("Zoë")], contactName=[nfd("Zoë")])
+    out = df.with_columns(clean.normalize_unicode("legalName")).row(0, named=True)
+    assert (out["legalName"], out["contactName"]) == (nfc("Zoë"), nfd("Zoë"))
+
+
+def test_text_clean_ups_write_nfc() -> None:
+    df = customers(1, legalName=[f" {nfd('Zoë Café Ltd')} "], email=[nfd("Zoë@CAFÉ.example")])
+    assert column(df, clean.strip_whitespace(), "legalName") == [nfc("Zoë Café Ltd")]
+    assert column(df, clean.strip_whitespace("legalName"), "legalName") == [nfc("Zoë Café Ltd")]
+    assert column(df, clean.lowercase_email_domain(), "email") == [nfc("Zoë@café.example")]
+
+
+def test_suggest_writes_every_editable_text_in_nfc() -> None:
+    df = customers(
+        1,
+        legalName=[nfd("Zoë Café Ltd")],
+        contactName=[nfd(" Zoë ")],
+        label=[nfd("Café")],
+        email=[nfd("zoë@café.example")],
+        **{"address.town": [nfd("Zürich")]},
+    )
+    out = clean.suggest(df).row(0, named=True)
+    assert out["legalName"] == nfc("Zoë Café Ltd")
+    assert out["contactName"] == nfc("Zoë")
+    assert out["label"] == nfc("Café")
+    assert out["email"] == nfc("zoë@café.example")
+    assert out["address.town"] == nfc("Zürich")
 
 
 # --------------------------------------------------------------------------- emails

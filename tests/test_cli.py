@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import polars as pl
 import pytest
 
 from sequence_nb.cli import main
+from sequence_nb.plan import ChangePlan
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory
 
@@ -57,8 +59,10 @@ def test_push_dry_run_shows_the_plan_and_writes_nothing(
     edited = relabel(exported(server, tmp_path), server, 3)
     edited.write_parquet(tmp_path / "edited.parquet")
     server.reset_stats()
+    edited_file = str(tmp_path / "edited.parquet")
+    base = str(tmp_path / "customers.parquet")
     status = main(
-        ["push", str(tmp_path / "edited.parquet"), "--dry-run", "--journal", str(tmp_path / "j")]
+        ["push", edited_file, "--base", base, "--dry-run", "--journal", str(tmp_path / "j")]
     )
     out = capsys.readouterr().out
     assert status == 0
@@ -97,12 +101,100 @@ def test_push_with_a_base_keeps_changes_made_in_sequence_since_the_export(
     assert server.get_record(clashing)["label"] == "set in the dashboard"
 
 
-def test_push_without_a_base_says_older_values_are_written_back(
+def test_push_without_a_base_is_refused_naming_both_ways_on(
     server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     relabel(exported(server, tmp_path), server, 1).write_parquet(tmp_path / "edited.parquet")
-    main(["push", str(tmp_path / "edited.parquet"), "--dry-run", "--journal", str(tmp_path / "j")])
+    capsys.readouterr()
+    server.reset_stats()
+    status = main(
+        ["push", str(tmp_path / "edited.parquet"), "--yes", "--journal", str(tmp_path / "j")]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "--base" in err and "--against-current" in err
+    assert sum(server.stats.requests.values()) == 0
+
+
+def test_push_against_current_records_says_older_values_are_written_back(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relabel(exported(server, tmp_path), server, 1).write_parquet(tmp_path / "edited.parquet")
+    edited_file = str(tmp_path / "edited.parquet")
+    status = main(
+        ["push", edited_file, "--against-current", "--dry-run", "--journal", str(tmp_path / "j")]
+    )
+    assert status == 0
     assert "Pass the unedited export as --base" in capsys.readouterr().err
+
+
+def test_push_prints_the_digest_and_a_pinned_digest_must_match(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 2)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    push = ["push", str(tmp_path / "edited.parquet"), "--base", str(tmp_path / "customers.parquet")]
+    journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    capsys.readouterr()
+    assert main([*push, "--dry-run", *journal]) == 0
+    digest = re.search(r"digest (sha256:[0-9a-f]{64})", capsys.readouterr().out)
+    assert digest is not None
+    server.reset_stats()
+    wrong = "sha256:" + "0" * 64
+    assert main([*push, "--yes", "--digest", wrong, *journal]) == 1
+    assert wrong in capsys.readouterr().err
+    assert server.stats.requests["PUT"] == 0
+    assert main([*push, "--yes", "--digest", digest.group(1), *journal]) == 0
+    assert "2 updated" in capsys.readouterr().out
+
+
+def test_a_saved_plan_file_is_applied_as_reviewed(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 2)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    plan_file = tmp_path / "plan.json"
+    base = str(tmp_path / "customers.parquet")
+    journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    save = ["push", str(tmp_path / "edited.parquet"), "--base", base, "--save-plan", str(plan_file)]
+    capsys.readouterr()
+    assert main([*save, "--dry-run", *journal]) == 0
+    out = capsys.readouterr().out
+    digest = ChangePlan.load(plan_file).digest
+    assert f"sequence-nb push --plan {plan_file} --digest {digest}" in out
+    assert server.stats.requests["PUT"] == 0
+    assert main(["push", "--plan", str(plan_file), "--digest", digest, "--yes", *journal]) == 0
+    assert "2 updated" in capsys.readouterr().out
+    assert sum(r.get("label") == "from the shell" for r in server.records()) == 2
+
+
+def test_a_hand_edited_plan_file_is_refused_in_one_line(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 1)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    plan_file = tmp_path / "plan.json"
+    base = str(tmp_path / "customers.parquet")
+    main(["push", str(tmp_path / "edited.parquet"), "--base", base, "--save-plan", str(plan_file)])
+    plan_file.write_text(plan_file.read_text().replace('"from the shell"', '"not reviewed"', 1))
+    capsys.readouterr()
+    server.reset_stats()
+    assert main(["push", "--plan", str(plan_file), "--yes", "--journal", str(tmp_path / "j")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sequence-nb: plan file: row ") and err.count("\n") == 1
+    assert sum(server.stats.requests.values()) == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["edited.parquet"], ["--base", "customers.parquet"], ["--against-current"]],
+)
+def test_a_plan_file_is_applied_alone(
+    extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["push", "--plan", str(tmp_path / "plan.json"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "--plan" in err and err.count("\n") == 1
 
 
 def test_push_without_a_terminal_needs_yes(
@@ -111,7 +203,15 @@ def test_push_without_a_terminal_needs_yes(
     edited = relabel(exported(server, tmp_path), server, 2)
     edited.write_parquet(tmp_path / "edited.parquet")
     server.reset_stats()
-    status = main(["push", str(tmp_path / "edited.parquet"), "--journal", str(tmp_path / "j")])
+    status = main(
+        [
+            "push",
+            str(tmp_path / "edited.parquet"),
+            "--against-current",
+            "--journal",
+            str(tmp_path / "j"),
+        ]
+    )
     assert status == 2
     assert "pass --yes" in capsys.readouterr().err
     assert server.stats.requests["PUT"] == 0
@@ -124,7 +224,8 @@ def test_push_then_undo_from_the_shell(
     edited = relabel(exported(server, tmp_path), server, 4)
     edited.write_parquet(tmp_path / "edited.parquet")
     journal = str(tmp_path / "journal.sqlite3")
-    assert main(["push", str(tmp_path / "edited.parquet"), "--yes", "--journal", journal]) == 0
+    push = ["push", str(tmp_path / "edited.parquet"), "--against-current", "--yes"]
+    assert main([*push, "--journal", journal]) == 0
     out = capsys.readouterr().out
     assert "4 updated" in out
     run_id = out.split("To undo it: sequence-nb undo ")[1].split()[0]

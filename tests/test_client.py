@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
+import gzip
+import re
+import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from sequence_nb import (
     APIConnectionError,
+    APIError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
     ConflictError,
     InvalidBodyError,
+    InvalidIdError,
     NotFoundError,
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RetryPolicy,
     SequenceClient,
     ServerError,
     UnexpectedResponseError,
 )
 from sequence_nb.sandbox import Sandbox
+from tests import contract
 from tests.conftest import SandboxFactory, contract_client
+from tests.contract import VALIDATED_BODIES, ContractViolation, check_request
+from tests.hostile_server import Script, hostile_server
+from tests.hostile_server import answer as raw_answer
 from tests.seed import SEED_BODY
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -35,7 +49,8 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 def mock_client(handler: Handler, **options: Any) -> SequenceClient:
     """A client over a mock transport: for fault cases the sandbox cannot produce."""
-    options.setdefault("retry_initial_delay", 0.001)
+    if "retry_policy" not in options:
+        options.setdefault("retry_initial_delay", 0.001)
     options.setdefault("rate_limit_per_minute", None)
     return SequenceClient(
         "test-id",
@@ -108,9 +123,49 @@ def test_get_customer_returns_the_record(client: SequenceClient, sandbox: Sandbo
     assert client.get_customer(customer_id) == sandbox.get_record(customer_id)
 
 
-def test_customer_ids_are_escaped_in_paths(client: SequenceClient) -> None:
-    with pytest.raises(NotFoundError):
-        client.get_customer("../customers")
+def test_customer_ids_are_escaped_in_paths(client: SequenceClient, sandbox: Sandbox) -> None:
+    gets = sandbox.stats.requests["GET"]
+    with pytest.raises(NotFoundError, match=r"id \?x=1#\.\. %2F"):
+        client.get_customer("?x=1#.. %2F")
+    assert sandbox.stats.requests["GET"] == gets + 1
+
+
+@pytest.mark.parametrize("bad_id", ["", ".", "..", "a/b", "../customers", "/", "c-1/.."])
+def test_ids_that_would_change_the_path_are_refused_before_any_request(
+    client: SequenceClient, sandbox: Sandbox, bad_id: str
+) -> None:
+    before = sandbox.stats.requests.copy()
+    calls: list[Callable[[], object]] = [
+        lambda: client.get_customer(bad_id),
+        lambda: client.update_customer(bad_id, SEED_BODY),
+        lambda: client.send_update(bad_id, SEED_BODY),
+        lambda: client.get_customer_by_alias(bad_id),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidIdError, match=re.escape(repr(bad_id))) as caught:
+            call()
+        assert isinstance(caught.value, ValueError)
+    assert sandbox.stats.requests == before
+
+
+def test_a_record_with_another_id_is_an_unexpected_response_naming_both() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "c-2", "legalName": "Someone else"})
+
+    with mock_client(answer) as client:
+        with pytest.raises(UnexpectedResponseError, match=r"'c-2'.*'c-1'|'c-1'.*'c-2'"):
+            client.get_customer("c-1")
+        with pytest.raises(UnexpectedResponseError, match=r"'c-2'.*'c-1'|'c-1'.*'c-2'") as put:
+            client.update_customer("c-1", SEED_BODY)
+        assert put.value.maybe_applied  # a 2xx answered: something may have been written
+
+
+def test_a_record_without_an_id_is_an_unexpected_response() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"legalName": "no id"})
+
+    with mock_client(answer) as client, pytest.raises(UnexpectedResponseError, match="'c-1'"):
+        client.get_customer("c-1")
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -132,6 +187,87 @@ def test_update_with_the_seed_example_body(client: SequenceClient, sandbox: Sand
 def test_create_customer_answers_the_new_record(client: SequenceClient, sandbox: Sandbox) -> None:
     record = client.create_customer(dict(SEED_BODY, legalName="Brand New Ltd"))
     assert sandbox.get_record(record["id"])["legalName"] == "Brand New Ltd"
+
+
+def test_create_sends_the_billing_emails_the_published_document_requires(
+    client: SequenceClient, sandbox: Sandbox
+) -> None:
+    one = client.create_customer(dict(SEED_BODY, billingEmail="ap@one.example"))
+    assert VALIDATED_BODIES[-1]["billingEmails"] == ["ap@one.example"]
+    assert "billingEmail" not in VALIDATED_BODIES[-1]
+    none = client.create_customer(SEED_BODY)
+    assert VALIDATED_BODIES[-1]["billingEmails"] == []
+    two = client.create_customer(dict(SEED_BODY, billingEmails=["a@two.example", "b@two.example"]))
+    assert VALIDATED_BODIES[-1]["billingEmails"] == ["a@two.example", "b@two.example"]
+    assert sandbox.get_record(one["id"])["billingEmails"] == ["ap@one.example"]
+    assert sandbox.get_record(none["id"])["billingEmails"] == []
+    stored = sandbox.get_record(two["id"])
+    assert stored["billingEmails"] == ["a@two.example", "b@two.example"]
+    assert stored["billingEmail"] == "a@two.example"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (dict(SEED_BODY, paymentReference="R-1"), r"paymentReference is not a field of the create"),
+        (dict(SEED_BODY, billingEmails=["nope"]), r"billingEmails\.0 'nope' is not an email"),
+        (
+            dict(SEED_BODY, billingEmail="a@x.example", billingEmails=["b@x.example"]),
+            r"billingEmail.*not both",
+        ),
+    ],
+)
+def test_a_create_body_outside_the_published_document_is_never_sent(
+    client: SequenceClient, sandbox: Sandbox, body: dict[str, Any], problem: str
+) -> None:
+    posts = sandbox.stats.requests["POST"]
+    with pytest.raises(InvalidBodyError, match=problem):
+        client.create_customer(body)
+    assert sandbox.stats.requests["POST"] == posts
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"billingEmails": ["not an address"]}, "billingEmails"),
+        ({"billingEmails": "ap@x.example"}, "billingEmails"),
+        ({"billingEmails": ["ap@x.example"], "billingEmail": "other@x.example"}, "billingEmail"),
+    ],
+)
+def test_the_sandbox_refuses_a_create_with_bad_billing_emails(
+    sandbox: Sandbox, extra: dict[str, Any], field: str
+) -> None:
+    # sent raw, past the client's own validation, to see the server's answer
+    with (
+        sandbox.client(rate_limit_per_minute=None) as client,
+        pytest.raises(BadRequestError, match=f"{field}: ") as caught,
+    ):
+        client.request("POST", "/customers", json=dict(SEED_BODY, **extra))
+    assert caught.value.maybe_applied is False
+
+
+def test_the_contract_checks_creates_by_the_published_document_and_updates_by_the_seed() -> None:
+    url = "http://127.0.0.1/api/customers"
+    auth = {"Authorization": "Basic eDp5"}
+    check_request(httpx.Request("POST", url, json=dict(SEED_BODY, billingEmails=[]), headers=auth))
+    with pytest.raises(ContractViolation, match="billingEmails"):
+        check_request(httpx.Request("POST", url, json=SEED_BODY, headers=auth))
+    with pytest.raises(ContractViolation, match="billingEmail"):
+        body = dict(SEED_BODY, billingEmails=[], billingEmail="a@b.example")
+        check_request(httpx.Request("POST", url, json=body, headers=auth))
+    check_request(httpx.Request("PUT", f"{url}/c-1", json=SEED_BODY, headers=auth))
+    with pytest.raises(ContractViolation, match="billingEmails"):
+        body = dict(SEED_BODY, billingEmails=["a@b.example"])
+        check_request(httpx.Request("PUT", f"{url}/c-1", json=body, headers=auth))
+
+
+def test_the_published_documents_the_tests_use_are_kept_in_the_repository() -> None:
+    tests = Path(__file__).resolve().parent
+    assert contract.SPEC_PATH.is_relative_to(tests / "openapi")
+    for version in ("2023-11-23", "2024-01-01", "2024-07-30"):
+        document = tests / "openapi" / f"sequence-customers-openapi-{version}.json"
+        assert orjson.loads(document.read_bytes())["openapi"].startswith("3.")
+    assert "Sequence" in (tests / "openapi" / "README.md").read_text()
 
 
 def test_invalid_body_is_never_sent(client: SequenceClient, sandbox: Sandbox) -> None:
@@ -345,18 +481,22 @@ def test_gives_up_after_max_retries_and_says_how_often_it_tried() -> None:
     assert "after 3 attempts" in str(caught.value)
 
 
-def test_backoff_grows_and_is_capped() -> None:
+def test_the_retry_keywords_build_the_policy_and_a_policy_can_be_given() -> None:
     with mock_client(
-        lambda r: httpx.Response(200, json={}), retry_initial_delay=0.5, retry_max_delay=2.0
+        lambda r: httpx.Response(200, json={}),
+        max_retries=5,
+        retry_initial_delay=0.25,
+        retry_max_delay=3.0,
+        max_retry_after=9.0,
     ) as client:
-        error = ServerError("x", status_code=500)
-        delays = [client._retry_delay(error, attempt) for attempt in (1, 2, 3)]
-        client.max_retries = 10
-        late = client._retry_delay(error, 9)
-    assert delays[2] is None  # max_retries=2 by default
-    assert 0.5 * 0.75 <= (delays[0] or 0) <= 0.5
-    assert 1.0 * 0.75 <= (delays[1] or 0) <= 1.0
-    assert late is not None and 2.0 * 0.75 <= late <= 2.0
+        assert client.retry_policy == RetryPolicy(5, 0.25, 3.0, 9.0)
+        assert client.max_retries == 5
+    policy = RetryPolicy(max_retries=0)
+    with mock_client(lambda r: httpx.Response(503), retry_policy=policy) as client:
+        assert client.retry_policy is policy
+        with pytest.raises(ServerError) as caught:
+            client.get_customer("c-1")
+    assert caught.value.attempts == 1
 
 
 def test_a_repeated_cursor_stops_paging() -> None:
@@ -443,8 +583,6 @@ def test_a_base_url_without_api_says_what_to_fix() -> None:
 
 
 def test_an_unreachable_host_is_one_line_that_names_the_setting() -> None:
-    import socket
-
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -457,3 +595,273 @@ def test_an_unreachable_host_is_one_line_that_names_the_setting() -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert f"could not connect to {url}" in message and "check SEQUENCE_BASE_URL" in message
+
+
+def test_plain_http_to_a_remote_host_is_refused_unless_allowed() -> None:
+    with pytest.raises(ConfigurationError, match="allow_insecure_http=True") as caught:
+        SequenceClient("id", "secret-value-1", "http://eu.sequencehq.com/api")
+    assert "https://" in str(caught.value)
+    client = SequenceClient(
+        "id", "secret-value-1", "http://eu.sequencehq.com/api", allow_insecure_http=True
+    )
+    assert client.base_url == "http://eu.sequencehq.com/api"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/api",
+        "http://127.9.8.7/api",
+        "http://localhost:8765/api",
+        "http://[::1]:8765/api",
+        "https://eu.sequencehq.com/api",
+    ],
+)
+def test_plain_http_to_loopback_and_https_anywhere_are_accepted(url: str) -> None:
+    assert SequenceClient("id", "secret-value-1", url).base_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ops:hunter2-pass@eu.sequencehq.com/api",
+        "https://ops@eu.sequencehq.com/api",
+        "http://ops:hunter2-pass@127.0.0.1:8765/api",
+        "https://ops:hunter2-pass@eu.sequencehq.com",
+        "ftp://ops:hunter2-pass@eu.sequencehq.com/api",
+        "http://ops:hunter2-pass@eu.sequencehq.com/api",
+        "https://ops:hunter2/pass@eu.sequencehq.com/api",
+        "https://ops:hunter2-pass@[::1/api",
+    ],
+)
+def test_credentials_in_the_base_url_are_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SequenceClient("id", "secret-value-1", url)
+    message = str(caught.value)
+    assert "hunter2" not in message and "ops" not in message
+    if url.startswith(("https", "http")) and url.endswith("/api"):
+        assert "SEQUENCE_CLIENT_ID" in message and "SEQUENCE_CLIENT_SECRET" in message
+    monkeypatch.setenv("SEQUENCE_BASE_URL", url)
+    with pytest.raises(ConfigurationError) as from_env:
+        SequenceClient("id", "secret-value-1")
+    assert "hunter2" not in str(from_env.value)
+
+
+# -- bounded waits -------------------------------------------------------------------------
+
+
+def test_a_server_that_never_answers_is_cut_off_by_the_answer_deadline() -> None:
+    silent = Script([b"", b""], pause=8.0)  # reads the request, then says nothing for 8 s
+    with hostile_server(silent) as server:
+        started = time.monotonic()
+        with (
+            SequenceClient(
+                "id", "secret-value-1", server.url, timeout=5.0, answer_deadline=1.0, max_retries=0
+            ) as client,
+            pytest.raises(APITimeoutError, match="1 s") as caught,
+        ):
+            client.get_customer("c-1")
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"waited {elapsed:.2f} s with answer_deadline=1"
+    assert "answer_deadline" in str(caught.value)
+
+
+def test_the_answer_deadline_bounds_each_attempt_of_a_retried_write() -> None:
+    silent = Script([b"", b""], pause=8.0)
+    with hostile_server(silent) as server:
+        started = time.monotonic()
+        with (
+            SequenceClient(
+                "id",
+                "secret-value-1",
+                server.url,
+                answer_deadline=0.5,
+                max_retries=2,
+                retry_initial_delay=0.01,
+                rate_limit_per_minute=None,
+            ) as client,
+            pytest.raises(APITimeoutError) as caught,
+        ):
+            client.update_customer("c-1", SEED_BODY)
+        elapsed = time.monotonic() - started
+        assert len(server.requests) == 3
+    assert elapsed < 3 * 0.5 + 0.6
+    assert caught.value.attempts == 3 and caught.value.maybe_applied
+
+
+def test_a_body_that_stalls_after_its_first_byte_ends_within_twice_the_deadline() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    stalls = Script([head, b"{", *[b""] * 8], pause=0.4)  # "{" at 0.4 s, then nothing
+    with hostile_server(stalls) as server:
+        started = time.monotonic()
+        with (
+            SequenceClient("id", "secret-value-1", server.url, answer_deadline=1.0) as client,
+            pytest.raises(APITimeoutError, match="longer than 1 s"),
+        ):
+            client.send_update("c-1", SEED_BODY, retry=False)
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 * 1.0 + 0.3, f"waited {elapsed:.2f} s with answer_deadline=1"
+
+
+def test_an_answer_larger_than_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sequence_nb.client.MAX_ANSWER_BYTES", 1000)
+
+    def declared(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Length": "5000"}, content=b"x" * 5000)
+
+    def streamed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([b"[" + b" " * 600] * 3))
+
+    for answer in (declared, streamed):
+        with (
+            mock_client(answer, max_retries=0) as client,
+            pytest.raises(APIConnectionError, match="larger than 1000 bytes"),
+        ):
+            client.get_customer("c-1")
+
+
+def test_a_compressed_answer_is_read() -> None:
+    record = {"id": "c-1", "legalName": "Zipped Ltd " + "x" * 2000}
+    packed = gzip.compress(orjson.dumps(record))
+    script = Script([raw_answer("200 OK", packed, Content_Encoding="gzip")])
+    with hostile_server(script) as server:
+        with SequenceClient("id", "secret-value-1", server.url) as client:
+            assert client.get_customer("c-1") == record
+        assert b"gzip" in server.requests[0].lower()  # the client asked for it
+
+
+def test_a_compressed_answer_that_inflates_past_the_cap_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sequence_nb.client.MAX_ANSWER_BYTES", 1000)
+    packed = gzip.compress(b"[" + b" " * 100_000 + b"]")
+    assert len(packed) < 1000
+
+    def bomb(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=packed)
+
+    with (
+        mock_client(bomb, max_retries=0) as client,
+        pytest.raises(APIConnectionError, match="larger than 1000 bytes"),
+    ):
+        client.get_customer("c-1")
+
+
+# -- writes: maybe applied, one attempt, pre-paid calls ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("faults", "error", "applied", "maybe_applied"),
+    [
+        ({"drop_rate": 1.0}, APIConnectionError, 0, True),
+        ({"lost_answer_rate": 1.0}, APIConnectionError, 1, True),
+        ({"error_rate": 1.0}, ServerError, 0, True),
+        ({"rate_limit_rate": 1.0}, RateLimitError, 0, False),
+    ],
+)
+def test_a_failed_write_says_whether_it_may_have_been_applied(
+    make_sandbox: SandboxFactory,
+    faults: dict[str, float],
+    error: type[Exception],
+    applied: int,
+    maybe_applied: bool,
+) -> None:
+    server = make_sandbox(customers=3, seed=4)
+    customer_id = server.records()[0]["id"]
+    server.set_faults(**faults)
+    with contract_client(server, max_retries=0) as client, pytest.raises(APIError) as caught:
+        client.update_customer(customer_id, SEED_BODY)
+    assert type(caught.value) is error
+    assert caught.value.maybe_applied is maybe_applied
+    assert server.stats.writes_applied[customer_id] == applied
+
+
+def test_a_rejected_write_and_a_failed_read_were_not_applied(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = make_sandbox(customers=3, seed=4)
+    customer_id = server.records()[0]["id"]
+    # sent raw, past the client's validation and the contract check, for the server's 400
+    with server.client() as client, pytest.raises(BadRequestError) as rejected:
+        client.request("PUT", f"/customers/{customer_id}", json=dict(SEED_BODY, taxStatus="NO"))
+    assert rejected.value.maybe_applied is False
+    server.set_faults(error_rate=1.0)
+    with contract_client(server, max_retries=0) as client, pytest.raises(ServerError) as read:
+        client.get_customer(customer_id)
+    assert read.value.maybe_applied is False
+
+
+def test_a_write_that_may_have_landed_once_stays_maybe_applied_after_a_rejection() -> None:
+    statuses = iter([503, 409])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses), json={"message": "busy, then refused"})
+
+    with mock_client(answer) as client, pytest.raises(ConflictError) as caught:
+        client.update_customer("c-1", SEED_BODY)
+    assert caught.value.attempts == 2 and caught.value.maybe_applied
+
+
+def test_a_write_that_could_not_connect_was_not_applied_and_an_unreadable_2xx_may_have_been() -> (
+    None
+):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    with (
+        SequenceClient("id", "secret-value-1", url, max_retries=0) as client,
+        pytest.raises(APIConnectionError, match="could not connect") as refused,
+    ):
+        client.update_customer("c-1", SEED_BODY)
+    assert refused.value.maybe_applied is False
+
+    with (
+        mock_client(lambda r: httpx.Response(200, content=b"<html>ok</html>")) as client,
+        pytest.raises(UnexpectedResponseError, match="not JSON") as unreadable,
+    ):
+        client.update_customer("c-1", SEED_BODY)
+    assert unreadable.value.maybe_applied is True
+
+
+def test_send_update_without_retry_makes_exactly_one_attempt(make_sandbox: SandboxFactory) -> None:
+    server = make_sandbox(customers=3, seed=5, lost_answer_rate=1.0)
+    customer_id = server.records()[0]["id"]
+    server.reset_stats()
+    with contract_client(server, max_retries=5, retry_initial_delay=0.01) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            client.send_update(customer_id, SEED_BODY, retry=False)
+        assert server.stats.requests["PUT"] == 1
+        assert caught.value.attempts == 1 and caught.value.maybe_applied
+        server.set_faults(lost_answer_rate=0.0)
+        key = "one-attempt-key"
+        assert client.send_update(customer_id, SEED_BODY, key, retry=False).attempts == 1
+
+
+def test_reserved_calls_go_out_back_to_back_for_the_reserving_thread_only(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = make_sandbox(customers=3, seed=6)
+    customer_id = server.records()[0]["id"]
+    with contract_client(server, rate_limit_per_minute=300) as client:  # one call every 0.2 s
+        client.get_customer(customer_id)
+        waited = client.reserve_calls(2)
+        started = time.monotonic()
+        client.get_customer(customer_id)
+        record = client.get_customer(customer_id)
+        back_to_back = time.monotonic() - started
+        elsewhere: list[float] = []
+        other = threading.Thread(target=lambda: elsewhere.append(client.reserve_calls(1)))
+        other.start()
+        other.join()
+        started = time.monotonic()
+        client.get_customer(customer_id)  # not pre-paid: waits its slot
+        third = time.monotonic() - started
+    assert record["id"] == customer_id
+    assert 0.2 <= waited < 0.45  # the second slot of the pair is 0.4 s after the first call
+    assert back_to_back < 0.1
+    assert elsewhere and elsewhere[0] >= 0.1
+    assert third >= 0.15
+    assert server.stats.rate_limited == 0

@@ -122,8 +122,9 @@ def test_a_write_cut_short_leaves_a_finished_journal_row(tmp_path: Path) -> None
         with client_of(server, max_retries=2) as client:
             result = plan.apply(client, journal=journal, progress=False)
     (row,) = result.rows
-    assert row.status == "failed" and row.attempts == 3
+    # Cut mid-answer, it may have landed: sent without an answer, not "failed".
+    assert row.status == "unconfirmed" and row.attempts == 3
     (write,) = journal.writes(result.run_id or "")
-    assert write.status == "failed"
+    assert write.status == "unconfirmed"
     assert write.idempotency_key == row.idempotency_key
     assert write.body == plan.rows[0].body  # what was attempted stays on record for a retry

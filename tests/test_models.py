@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sequence_nb import CustomerUpdate, InvalidBodyError, TaxStatus
-from sequence_nb.models import Customer, update_body_of, validate_update_body
+from sequence_nb.models import Customer, update_body_of, update_losses, validate_update_body
 from tests.seed import SEED_BODY, SEED_RECORD
 
 
@@ -162,3 +162,10 @@ def test_tabs_line_breaks_emoji_and_right_to_left_text_are_accepted() -> None:
 @pytest.mark.parametrize("value", [42, ["a"], {"x": 1}, True])
 def test_values_of_the_wrong_type_are_refused(value: object) -> None:
     assert "valid string" in problems_of(dict(SEED_BODY, label=value))["label"]
+
+
+def test_billing_emails_that_are_not_a_list_are_one_named_problem() -> None:
+    record = {"billingEmail": "ap@example.com", "billingEmails": "ap@example.com"}
+    ((column, message),) = update_losses(record)
+    assert column == "billingEmails"
+    assert "'ap@example.com', not a list of addresses" in message

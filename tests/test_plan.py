@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
+from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from sequence_nb.frames import to_frame
 from sequence_nb.models import update_body_of
-from sequence_nb.plan import ChangePlan, FieldChange, PlanError, plan_updates
+from sequence_nb.plan import ChangePlan, FieldChange, PlanError, PlanFileError, plan_updates
 from sequence_nb.sandbox.data import generate_customers
+from tests.test_hostile_input import ORIGINAL, edited_frame, hostile_edits
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +223,255 @@ def test_a_customer_with_several_billing_emails_is_never_planned_to_lose_them(
     (column, message) = plan.rows[0].problems[0]
     assert column == "billingEmails"
     assert "writing would drop 'ap@second.example'" in message
+
+
+# -- the plan file is exactly what was reviewed ------------------------------------------------
+
+
+def saved(plan: ChangePlan, tmp_path: Path) -> dict[str, Any]:
+    """The plan's file as JSON, to edit by hand."""
+    document: dict[str, Any] = orjson.loads(plan.save(tmp_path / "plan.json").read_bytes())
+    return document
+
+
+def load_edited(document: dict[str, Any], tmp_path: Path) -> ChangePlan:
+    path = tmp_path / "edited-plan.json"
+    path.write_bytes(orjson.dumps(document))
+    return ChangePlan.load(path)
+
+
+def test_a_plan_file_names_its_schema_version_base_url_api_version_and_digest(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(
+        original,
+        edit(original, 0, "label", "VIP"),
+        base_url="https://sandbox.sequencehq.com/api",
+        api_version="2024-07-30",
+    )
+    document = saved(plan, tmp_path)
+    assert document["schema_version"] == 1
+    assert document["base_url"] == "https://sandbox.sequencehq.com/api"
+    assert document["api_version"] == "2024-07-30"
+    assert document["digest"] == plan.digest
+    again = ChangePlan.load(tmp_path / "plan.json")
+    assert (again.base_url, again.api_version) == (plan.base_url, plan.api_version)
+
+
+def test_the_digest_survives_a_file_and_changes_with_any_row(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    assert plan.digest.startswith("sha256:") and len(plan.digest) == 7 + 64
+    assert ChangePlan.load(plan.save(tmp_path / "plan.json")).digest == plan.digest
+    other = plan_updates(original, edit(original, 0, "label", "VIP2"))
+    assert other.digest != plan.digest
+    assert plan.digest in repr(plan) and plan.digest in plan._repr_html_()
+
+
+def test_a_hand_edited_body_is_refused(original: pl.DataFrame, tmp_path: Path) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["body"]["label"] = "never previewed"
+    with pytest.raises(PlanFileError, match="body") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == original["id"][0] and caught.value.field == "body"
+
+
+def test_a_hand_edited_change_is_refused_even_with_a_matching_body(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["changes"][0]["new"] = "Other"
+    with pytest.raises(PlanFileError, match="body"):
+        load_edited(document, tmp_path)
+    document["rows"][0]["body"]["label"] = "Other"
+    with pytest.raises(PlanFileError, match="digest") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.field == "digest"
+
+
+def test_a_change_to_a_column_the_planner_refuses_is_refused(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    row = document["rows"][0]
+    row["changes"].append({"column": "customerAliases", "old": None, "new": ["taken"]})
+    row["body"]["customerAliases"] = ["taken"]
+    with pytest.raises(PlanFileError, match="customerAliases") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == original["id"][0]
+
+
+def test_a_row_retargeted_at_another_customer_is_refused(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["id"] = original["id"][1]
+    with pytest.raises(PlanFileError, match="before") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == original["id"][1] and caught.value.field == "id"
+
+
+def test_a_customer_listed_twice_is_refused(original: pl.DataFrame, tmp_path: Path) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"].append(document["rows"][0])
+    with pytest.raises(PlanFileError, match="more than once") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == original["id"][0]
+
+
+def test_stored_problems_are_rebuilt_not_trusted(original: pl.DataFrame, tmp_path: Path) -> None:
+    plan = plan_updates(original, edit(original, 1, "email", "not-an-email"))
+    document = saved(plan, tmp_path)
+    assert document["rows"][0]["problems"]
+    document["rows"][0]["problems"] = []
+    with pytest.raises(PlanFileError, match="problems") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == original["id"][1]
+
+
+def test_an_old_value_the_before_image_does_not_hold_is_refused(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["changes"][0]["old"] = "something else"
+    with pytest.raises(PlanFileError, match="before-image holds") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.field == "changes.label.old"
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [
+        (lambda d: d["rows"][0].pop("before"), "rows.0.before"),
+        (lambda d: d["rows"][0]["changes"].__setitem__(0, "label"), "rows.0.changes.0"),
+        (lambda d: d["rows"][0].__setitem__("id", 7), "rows.0.id"),
+        (lambda d: d.__setitem__("schema_version", 99), "schema_version"),
+        (lambda d: d.__setitem__("surprise", True), "surprise"),
+    ],
+)
+def test_a_malformed_plan_file_names_the_field_never_a_bare_key_or_type_error(
+    original: pl.DataFrame, tmp_path: Path, damage: Any, field: str
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    damage(document)
+    with pytest.raises(PlanFileError) as caught:
+        load_edited(document, tmp_path)
+    assert field in str(caught.value)
+
+
+def test_a_value_json_cannot_carry_back_is_a_plan_file_error(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["before"]["huge"] = "HUGE"
+    text = orjson.dumps(document).replace(b'"HUGE"', b"1" * 30)
+    (tmp_path / "plan.json").write_bytes(text)
+    with pytest.raises(PlanFileError, match="cannot be written back as JSON") as caught:
+        ChangePlan.load(tmp_path / "plan.json")
+    assert caught.value.row == original["id"][0]
+
+
+def test_a_file_that_is_not_json_is_a_plan_file_error(tmp_path: Path) -> None:
+    (tmp_path / "plan.json").write_text("{not json")
+    with pytest.raises(PlanFileError, match="not JSON"):
+        ChangePlan.load(tmp_path / "plan.json")
+
+
+def test_a_plan_with_invalid_and_uncastable_rows_survives_a_file(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    edited = original.with_columns(pl.col("taxStatus").cast(pl.String))
+    edited = edit(edit(edited, 4, "taxStatus", "taxed"), 1, "createdAt", None)
+    edited = edit(edited, 2, "email", "broken")
+    plan = plan_updates(original, edited)
+    assert len(plan.invalid) == 3
+    again = ChangePlan.load(plan.save(tmp_path / "plan.json"))
+    assert again.digest == plan.digest
+    assert again.preview().equals(plan.preview()) and again.errors.equals(plan.errors)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_edits())
+def test_every_plan_the_planner_makes_loads_back_with_its_digest(
+    edits: list[tuple[int, str, Any]],
+) -> None:
+    plan = plan_updates(ORIGINAL, edited_frame(edits))
+    again = ChangePlan.from_json(plan.to_json())
+    assert again.digest == plan.digest
+    assert again.preview().equals(plan.preview()) and again.errors.equals(plan.errors)
+
+
+# -- no silent casts ---------------------------------------------------------------------------
+
+
+def test_a_postcode_read_back_as_a_number_is_an_error_naming_the_column(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    codes = pl.Series("address.postCode", [f"{2169 + i:05d}" for i in range(original.height)])
+    boston = original.with_columns(codes)
+    boston.select("id", "address.postCode", "label").write_csv(tmp_path / "edited.csv")
+    edited = pl.read_csv(tmp_path / "edited.csv")
+    assert edited["address.postCode"][0] == 2169  # how the file reads by default
+    with pytest.raises(PlanError, match=r"'address\.postCode'") as caught:
+        plan_updates(boston, edited)
+    assert "as text" in str(caught.value) and "infer_schema=False" in str(caught.value)
+
+
+def test_a_boolean_where_text_was_is_an_error(original: pl.DataFrame) -> None:
+    edited = original.with_columns(pl.lit(True).alias("label"))
+    with pytest.raises(PlanError, match=r"'label'.*Boolean"):
+        plan_updates(original, edited)
+
+
+def test_lossless_casts_pass_silently(original: pl.DataFrame) -> None:
+    edited = original.with_columns(
+        pl.col("label").cast(pl.Categorical),
+        pl.col("taxStatus").cast(pl.String),
+        pl.col("contactName").cast(pl.Categorical),
+    )
+    assert not plan_updates(original, edited)
+
+
+def test_a_number_that_would_lose_its_fraction_is_reported_not_truncated(
+    original: pl.DataFrame,
+) -> None:
+    frame = original.with_columns(pl.lit(1, dtype=pl.Int64).alias("score"))
+    edited = frame.with_columns(pl.lit(1.0).alias("score"))
+    edited = edit(edited, 3, "score", 1.5)
+    plan = plan_updates(frame, edited)
+    assert not plan.sendable
+    (row,) = plan.rows
+    assert row.id == original["id"][3] and row.changes[0].new == "1.5"
+    assert ("score", "'1.5' is not a valid value for this column") in row.problems
+
+
+# -- Unicode -----------------------------------------------------------------------------------
+
+
+def test_text_differing_only_in_unicode_normal_form_is_no_edit(
+    records: list[dict[str, Any]],
+) -> None:
+    composed = [dict(records[0], legalName="Café Crème Ltd"), *records[1:]]
+    original = to_frame(composed)
+    decomposed = edit(original, 0, "legalName", unicodedata.normalize("NFD", "Café Crème Ltd"))
+    assert not decomposed["legalName"].equals(original["legalName"])
+    assert not plan_updates(original, decomposed)
+    renamed = edit(decomposed, 1, "legalName", "Renamed Ltd")
+    assert [row.id for row in plan_updates(original, renamed).rows] == [original["id"][1]]
+
+
+def test_a_real_edit_written_in_another_normal_form_is_still_an_edit(
+    original: pl.DataFrame,
+) -> None:
+    new = unicodedata.normalize("NFD", "Société Générale")
+    plan = plan_updates(original, edit(original, 2, "legalName", new))
+    assert plan.rows[0].changes[0].new == new

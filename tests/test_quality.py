@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequence_nb import fields
+from sequence_nb.frames import to_frame
 from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check
+from tests.seed import SEED_RECORD
 
 TAX_ENUM = pl.Enum(list(fields.TAX_STATUSES))
 
@@ -97,6 +100,7 @@ def test_result_has_string_columns_and_is_sorted_by_row_then_column() -> None:
 def test_problems_lists_every_code_with_a_description() -> None:
     assert list(PROBLEMS) == [
         "missing",
+        "wrong_type",
         "whitespace",
         "invalid_email",
         "email_case",
@@ -300,6 +304,71 @@ def test_duplicate_message_counts_when_too_many_to_name() -> None:
 def test_blank_values_are_not_duplicates() -> None:
     df = customers(3, contactName=[None] * 3, legalName=["A", "", ""])
     assert only(check(df), "duplicate_legal_name").height == 0
+
+
+def test_duplicates_compare_texts_in_unicode_nfc() -> None:
+    nfc = "Zoë Café Ltd"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    df = customers(
+        3,
+        legalName=[nfc, nfd, "Other Ltd"],
+        email=["zoë@cafe.example", unicodedata.normalize("NFD", "zoë@cafe.example"), "o@x.com"],
+    )
+    result = check(df)
+    assert set(only(result, "duplicate_legal_name").get_column("id")) == {"c0", "c1"}
+    assert set(only(result, "duplicate_email").get_column("id")) == {"c0", "c1"}
+
+
+# --------------------------------------------------------------------------- wrong JSON types
+
+
+def read(bad: dict[str, Any]) -> pl.DataFrame:
+    """Three seed customers read from JSON, the middle one updated with ``bad``."""
+    rs = [
+        dict(SEED_RECORD, id=str(i), legalName=f"Company {i}", email=f"p{i}@example.com")
+        for i in range(3)
+    ]
+    rs[1].update(bad)
+    return to_frame(rs)
+
+
+WRONG_TYPES = [
+    ({"billingEmails": "a@example.com"}, "billingEmails", '"a@example.com"', "a list of text"),
+    ({"telephone": 2010001000}, "telephone", "2010001000", "text"),
+    ({"legalName": ["A", "B"]}, "legalName", '["A","B"]', "text"),
+    ({"taxStatus": 1}, "taxStatus", "1", "text"),
+    ({"billingEmail": {"to": "a@b.com"}}, "billingEmail", '{"to":"a@b.com"}', "text"),
+    ({"address": "1 High St, Leeds"}, "address", '"1 High St, Leeds"', "an object"),
+    (
+        {"address": {"line1": "1 High St", "town": 5, "postCode": "LS1", "country": "GB"}},
+        "address.town",
+        "5",
+        "text",
+    ),
+    ({"linkedServices": {"externalId": "x"}}, "linkedServices", '{"externalId":"x"}', "a list"),
+]
+
+
+@pytest.mark.parametrize(("bad", "column", "value", "rule"), WRONG_TYPES)
+def test_a_value_of_the_wrong_json_type_is_one_problem_on_its_own_row(
+    bad: dict[str, Any], column: str, value: str, rule: str
+) -> None:
+    assert check(read({})).height == 0
+    result = check(read(bad))
+    assert problems(result) == {("1", column, "wrong_type")}
+    row = result.row(0, named=True)
+    assert row["value"] == value
+    assert f"{column} holds {value}" in row["message"]
+    assert f"Sequence sends {rule}" in row["message"]
+    assert f"{column}__raw" in row["message"]
+
+
+def test_a_wrong_type_in_an_editable_column_says_how_to_fix_it() -> None:
+    editable = check(read({"telephone": 2010001000})).item(0, "message")
+    assert "write the right value into telephone" in editable
+    read_only = check(read({"billingEmails": "a@example.com"})).item(0, "message")
+    assert "read-only" in read_only and "correct it in Sequence" in read_only
 
 
 # --------------------------------------------------------------------------- telephones

@@ -68,3 +68,30 @@ def test_threads_together_stay_under_the_limit() -> None:
     stamps.sort()
     assert len(stamps) == 20
     assert stamps[-1] - stamps[0] >= 19 * 0.05 * 0.95
+
+
+def test_a_reservation_of_several_calls_waits_for_the_last_of_its_slots() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)  # one slot every 0.1 s
+    assert limiter.acquire() == 0
+    assert limiter.acquire(3) == pytest.approx(0.3)  # slots 0.1, 0.2 and 0.3
+    assert clock.now == pytest.approx(0.3)
+    assert limiter.acquire() == pytest.approx(0.1)  # the next free slot is 0.4
+
+
+def test_reservations_never_beat_the_long_run_rate() -> None:
+    """Every call, pre-paid or not, goes out no earlier than its own slot would allow."""
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
+    stamps: list[float] = []
+    for count in [2, 1, 3, 2, 1, 1, 4, 2] * 25:
+        limiter.acquire(count)
+        stamps += [clock.now] * count  # the reserved calls go out back to back
+    assert all(stamp >= n * 0.1 - 1e-9 for n, stamp in enumerate(stamps))
+    # over the whole run: 400 calls took at least 39.9 s, i.e. at most 600 a minute
+    assert len(stamps) == 400 and stamps[-1] >= 399 * 0.1 - 1e-9
+
+
+def test_a_reservation_of_fewer_than_one_call_is_refused() -> None:
+    with pytest.raises(ValueError, match="count must be 1 or more"):
+        RateLimiter(600).acquire(0)

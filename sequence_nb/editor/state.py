@@ -46,7 +46,7 @@ CODES: Final = {
 }
 
 #: Push outcomes that leave a row marked as failed.
-FAILED_OUTCOMES: Final = frozenset({"failed", "conflict", "invalid"})
+FAILED_OUTCOMES: Final = frozenset({"failed", "unconfirmed", "side-effects", "conflict", "invalid"})
 
 
 class ReadOnlyColumnError(ValueError):
@@ -309,7 +309,7 @@ class EditState:
             touched.add(customer)
             row = planned.get(customer)
             wrote = not result.dry_run and (
-                outcome.status == "updated"
+                outcome.status in ("updated", "side-effects")
                 or (outcome.status == "skipped" and customer not in retry)
             )
             if wrote and row is not None:

@@ -24,7 +24,12 @@ from sequence_nb.editor.grid import (
     grid_frame,
     make_grid,
 )
-from sequence_nb.editor.state import EditState, ReadOnlyColumnError, read_only_message
+from sequence_nb.editor.state import (
+    FAILED_OUTCOMES,
+    EditState,
+    ReadOnlyColumnError,
+    read_only_message,
+)
 from sequence_nb.plan import ChangePlan
 from sequence_nb.push import PushResult
 
@@ -707,7 +712,7 @@ def _differences(
 
 def _outcome_note(result: PushResult) -> tuple[str, str]:
     """The message after a push or dry run: counts, the run id, failed rows."""
-    failed = sum(row.status in ("failed", "conflict", "invalid") for row in result.rows)
+    failed = sum(row.status in FAILED_OUTCOMES for row in result.rows)
     counts = html.escape(", ".join(f"{n} {status}" for status, n in result.counts().items()))
     if result.dry_run:
         text = f"Dry run: {counts or 'nothing to check'}. Nothing was written."

@@ -20,7 +20,7 @@ from sequence_nb.sandbox.idempotency import StoredAnswer
 from sequence_nb.sandbox.responses import JSONBytesResponse, error_response
 from sequence_nb.sandbox.state import SandboxState
 from sequence_nb.sandbox.stats import SandboxStats
-from sequence_nb.sandbox.validation import FieldError, validate_body
+from sequence_nb.sandbox.validation import FieldError, validate_body, validate_create_body
 
 __all__ = ["SandboxState", "create_app"]
 
@@ -83,7 +83,10 @@ class _CustomersApi:
         """``GET /customers/{id}``."""
         customer_id: str = request.path_params["id"]
         body = self.state.locked(lambda: _dump(self.state.store.get(customer_id)))
-        return JSONBytesResponse(body) if body else _not_found(f"id {customer_id}")
+        if not body:
+            return _not_found(f"id {customer_id}")
+        self.state.note_read(customer_id)
+        return JSONBytesResponse(body)
 
     async def get_by_alias(self, request: Request) -> Response:
         """``GET /customers/by-alias/{alias}``."""
@@ -126,7 +129,7 @@ class _CustomersApi:
                     return self._replay(stored, method, path, digest)
             if customer_id is not None and state.store.get(customer_id) is None:
                 return _not_found(f"id {customer_id}")
-            errors = validate_body(body)
+            errors = validate_body(body) if customer_id is not None else validate_create_body(body)
             if not errors:
                 errors = state.store.alias_conflicts(body, customer_id)
             if errors:
@@ -135,10 +138,13 @@ class _CustomersApi:
             now = state.now()
             if customer_id is None:
                 status = 201
-                record = state.store.create(state.new_id(), state.account_id, body, now)
+                record = _create(state, body, now)
             else:
                 status = 200
-                record = state.store.replace(customer_id, body, now)
+                state.note_write(customer_id)
+                record = state.store.replace(
+                    customer_id, body, now, unlink=state.faults.unlink_on_put
+                )
             applied: str = record["id"]
             state.count(lambda s: s.writes_applied.update([applied]))
             payload = orjson.dumps(record if customer_id is not None else {"customer": record})
@@ -159,6 +165,22 @@ class _CustomersApi:
         return JSONBytesResponse(
             stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
         )
+
+
+def _create(state: SandboxState, body: dict[str, Any], now: str) -> dict[str, Any]:
+    """Store a new customer from a valid create body (under the state lock).
+
+    A ``billingEmails`` list becomes the record's list, and its first address the
+    record's ``billingEmail`` unless the body names one.
+    """
+    listed = body.get("billingEmails")
+    fields = {name: value for name, value in body.items() if name != "billingEmails"}
+    if listed and fields.get("billingEmail") is None:
+        fields["billingEmail"] = listed[0]
+    record = state.store.create(state.new_id(), state.account_id, fields, now)
+    if listed is not None:
+        record["billingEmails"] = list(listed)
+    return record
 
 
 def _dump(record: dict[str, Any] | None) -> bytes | None:

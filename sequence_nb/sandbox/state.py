@@ -47,13 +47,17 @@ class Faults:
     drop_rate: float = 0.0
     #: Writes that are applied (and stored for idempotency) but whose answer is lost.
     lost_answer_rate: float = 0.0
+    #: A PUT whose body carries no ``externalIds`` empties the record's
+    #: ``linkedServices`` (one reading of "PUT replaces" that the documents leave open):
+    #: a write with a side effect nobody asked for.
+    unlink_on_put: bool = False
 
     def __post_init__(self) -> None:
         if not self.latency >= 0:
             raise ValueError("latency must be >= 0 seconds")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name != "latency" and not 0.0 <= value <= 1.0:
+            if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{f.name} must be between 0 and 1, got {value!r}")
 
 
@@ -105,6 +109,7 @@ class SandboxState:
         self.idempotency = IdempotencyStore()
         self._stats = SandboxStats()
         self._in_flight = 0
+        self._last_read: dict[str, float] = {}
 
     @classmethod
     def generated(cls, customers: int, seed: int = 0, **options: Any) -> SandboxState:
@@ -213,6 +218,18 @@ class SandboxState:
         """Change the counters under the lock."""
         with self.lock:
             update(self._stats)
+
+    def note_read(self, customer_id: str) -> None:
+        """Remember when a customer was last read, to time the read → write window."""
+        with self.lock:
+            self._last_read[customer_id] = time.monotonic()
+
+    def note_write(self, customer_id: str) -> None:
+        """Count the seconds between a customer's last read and this write of it."""
+        with self.lock:
+            read_at = self._last_read.pop(customer_id, None)
+            if read_at is not None:
+                self._stats.write_windows.append(time.monotonic() - read_at)
 
     # -- records -------------------------------------------------------------
 

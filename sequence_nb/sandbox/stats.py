@@ -34,6 +34,9 @@ class SandboxStats:
     faults_injected: int = 0
     #: Faults injected by kind: ``error``, ``rate_limit``, ``drop``, ``lost_answer``.
     faults: Counter[str] = field(default_factory=Counter)
+    #: Seconds between a customer's last GET being answered and a PUT of it being
+    #: applied: the window in which a remote edit would be overwritten.
+    write_windows: list[float] = field(default_factory=list)
 
     @property
     def total_requests(self) -> int:

@@ -112,10 +112,15 @@ class CustomerStore:
             return []
         return [FieldError("customerAliases", f"already used by another customer: {taken}")]
 
-    def replace(self, customer_id: str, body: dict[str, Any], now: str) -> dict[str, Any]:
-        """Apply a PUT body (full replacement of the editable fields)."""
+    def replace(
+        self, customer_id: str, body: dict[str, Any], now: str, *, unlink: bool = False
+    ) -> dict[str, Any]:
+        """Apply a PUT body (full replacement of the editable fields); ``unlink`` empties
+        ``linkedServices`` when the body carries no ``externalIds``."""
         old = self.records[customer_id]
         record = {k: v for k, v in old.items() if k not in _REPLACED}
+        if unlink and not body.get("externalIds") and record.get("linkedServices"):
+            record["linkedServices"] = []
         record.update(_editable(body))
         if body.get("externalIds") is not None:
             record["externalIds"] = _external_ids(body["externalIds"], old.get("externalIds"), now)

@@ -81,6 +81,29 @@ def validate_body(body: Any) -> list[FieldError]:
     return errors
 
 
+def validate_create_body(body: Any) -> list[FieldError]:
+    """Every problem with a ``POST /customers`` body.
+
+    A create takes what an update takes and, as Sequence's published document has
+    it, a ``billingEmails`` list; when both are given, ``billingEmail`` must be in
+    the list. (The list is not required here, so update-shaped creates still work.)
+    """
+    if not isinstance(body, dict):
+        return validate_body(body)
+    errors = validate_body({name: value for name, value in body.items() if name != "billingEmails"})
+    listed = body.get("billingEmails")
+    if listed is None:
+        return errors
+    if not isinstance(listed, list) or not all(
+        isinstance(address, str) and is_email(address) for address in listed
+    ):
+        return [*errors, FieldError("billingEmails", "must be a list of email addresses")]
+    one = body.get("billingEmail")
+    if one is not None and one not in listed:
+        errors.append(FieldError("billingEmail", "must be one of billingEmails"))
+    return errors
+
+
 def _address_errors(address: Any) -> list[FieldError]:
     if not isinstance(address, dict):
         return [FieldError("address", "must be an object")]

@@ -1,0 +1,62 @@
+"""The journal file: private to its owner, and loud when it cannot be written."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from sequence_nb.journal import Journal, JournalError, UnknownRunError
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_journal_and_the_folder_it_makes_are_private_to_their_owner(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "journal.sqlite3"
+    with Journal(path) as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        journal.record_outcome(run, "c", status="skipped")
+        files = [path, *path.parent.glob("journal.sqlite3-*")]
+        assert len(files) > 1  # the WAL beside it holds personal data too
+        assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+    assert mode(path.parent) == 0o700 and mode(path.parent.parent) == 0o700
+
+
+def test_an_existing_journal_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    Journal(path).close()
+    path.chmod(0o644)
+    Journal(path).close()
+    assert mode(path) == 0o600
+
+
+def test_a_journal_that_cannot_be_created_is_a_journal_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        Journal(tmp_path / "a-file" / "journal.sqlite3")
+
+
+def test_a_journal_that_is_not_a_database_is_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        Journal(path)
+
+
+def test_a_full_journal_raises_journal_error_not_a_raw_sqlite_error(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+        journal._db.execute(f"PRAGMA max_page_count = {pages}")
+        big = {"blob": "x" * 100_000}
+        with pytest.raises(JournalError, match="cannot write the journal"):
+            journal.record_intent(run, "c", idempotency_key="k", before=big, body=big)
+
+
+def test_an_unknown_run_is_a_lookup_error_naming_it(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal, pytest.raises(UnknownRunError) as e:
+        journal.run("nope")
+    assert isinstance(e.value, LookupError) and "'nope'" in str(e.value)
