@@ -18,6 +18,7 @@ environment variable, else ``~/.sequence_nb/journal.sqlite3``.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import sqlite3
 import threading
@@ -53,7 +54,12 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at TEXT NOT NULL,
     finished_at TEXT,
     plan_json BLOB NOT NULL,
-    plan_digest TEXT
+    plan_digest TEXT,
+    undoes TEXT
+);
+CREATE TABLE IF NOT EXISTS undo_plans (
+    plan_id TEXT PRIMARY KEY,
+    undoes TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS writes (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -69,6 +75,7 @@ CREATE TABLE IF NOT EXISTS writes (
     finished_at TEXT,
     PRIMARY KEY (run_id, customer_id)
 );
+CREATE INDEX IF NOT EXISTS writes_by_customer ON writes (customer_id);
 """
 
 
@@ -104,6 +111,8 @@ class RunRecord:
     finished_at: str | None
     plan_json: bytes
     plan_digest: str | None = None
+    #: The run this one undoes (a run of a plan :func:`~sequence_nb.push.undo` made).
+    undoes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,15 +188,32 @@ class Journal:
         base_url: str,
         plan_json: bytes,
         plan_digest: str | None = None,
+        undoes: str | None = None,
     ) -> str:
         """Record a new run and return its id."""
         run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
         self._write(
             "INSERT INTO runs (run_id, kind, plan_id, base_url, created_at, plan_json, "
-            "plan_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, kind, plan_id, base_url, _now(), plan_json, plan_digest),
+            "plan_digest, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, kind, plan_id, base_url, _now(), plan_json, plan_digest, undoes),
         )
         return run_id
+
+    def note_undo_plan(self, plan_id: str, undoes: str) -> None:
+        """Remember that the plan ``plan_id`` undoes run ``undoes``: a run of it is an undo."""
+        self._write(
+            "INSERT OR REPLACE INTO undo_plans (plan_id, undoes) VALUES (?, ?)", (plan_id, undoes)
+        )
+
+    def undo_target(self, plan_id: str) -> str | None:
+        """The run a plan undoes, if :func:`~sequence_nb.push.undo` made it."""
+        rows = self._read("SELECT undoes FROM undo_plans WHERE plan_id = ?", (plan_id,))
+        return rows[0][0] if rows else None
+
+    def undone_by(self, run_id: str) -> list[str]:
+        """The runs that undid (or began to undo) ``run_id``, oldest first."""
+        rows = self._read("SELECT run_id FROM runs WHERE undoes = ? ORDER BY created_at", (run_id,))
+        return [row[0] for row in rows]
 
     def record_intent(
         self,
@@ -255,7 +281,7 @@ class Journal:
         """The run with this id, or :class:`UnknownRunError`."""
         rows = self._read(
             "SELECT run_id, kind, plan_id, base_url, created_at, finished_at, plan_json, "
-            "plan_digest FROM runs WHERE run_id = ?",
+            "plan_digest, undoes FROM runs WHERE run_id = ?",
             (run_id,),
         )
         if not rows:
@@ -280,12 +306,21 @@ class Journal:
         )
         return {row[0] for row in rows}
 
-    def unsettled_writes(self, plan_id: str, customer_id: str) -> list[WriteRecord]:
-        """This plan's earlier writes of a customer that may have landed unconfirmed."""
+    def earlier_writes(self, plan_id: str, customer_id: str) -> list[WriteRecord]:
+        """Every write of a customer this plan's runs journaled with a body, oldest first."""
         return self._write_records(
-            "r.plan_id = ? AND w.customer_id = ? AND w.status IN ('pending', 'unconfirmed') "
-            "AND w.body_json IS NOT NULL",
+            "r.plan_id = ? AND w.customer_id = ? AND w.body_json IS NOT NULL",
             (plan_id, customer_id),
+        )
+
+    def confirm_landed(self, run_id: str, customer_id: str, record: dict[str, Any]) -> None:
+        """Record that a write journaled as unconfirmed was found landed (``record`` holds
+        it), so its key counts as spent and its row as written."""
+        self._write(
+            "UPDATE writes SET status = 'updated', after_json = ?, message = "
+            "'found landed by a later re-read' WHERE run_id = ? AND customer_id = ? "
+            f"AND status NOT IN ({', '.join('?' * len(LANDED))})",
+            (orjson.dumps(record), run_id, customer_id, *sorted(LANDED)),
         )
 
     def _write_records(self, where: str, parameters: tuple[Any, ...]) -> list[WriteRecord]:
@@ -342,15 +377,17 @@ def _create_private(path: Path) -> None:
         folder.mkdir(mode=0o700)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(descriptor)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
+    for file in (path, *path.parent.glob(f"{glob.escape(path.name)}-*")):
+        if file.stat().st_mode & 0o077:
+            file.chmod(0o600)
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:
     """Bring a journal written by an older version up to this schema."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(runs)").fetchall()}
-    if "plan_digest" not in columns:
-        db.execute("ALTER TABLE runs ADD COLUMN plan_digest TEXT")
+    for name in ("plan_digest", "undoes"):
+        if name not in columns:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} TEXT")
 
 
 def _loads(data: bytes | None) -> dict[str, Any] | None:

@@ -37,9 +37,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 import polars as pl
 
-from sequence_nb.errors import APIError, InvalidBodyError, NotFoundError, SequenceError
+from sequence_nb.errors import (
+    APIError,
+    InvalidBodyError,
+    NotFoundError,
+    SequenceError,
+    UnexpectedResponseError,
+)
 from sequence_nb.frames import to_frame
-from sequence_nb.journal import Journal, JournalError, RunRecord, WriteRecord
+from sequence_nb.journal import LANDED, Journal, JournalError, RunRecord, WriteRecord
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
 from sequence_nb.plan import (
     HTML_STYLE,
@@ -249,7 +255,14 @@ def _result(
             result,
         )
     if store is not None and run_id is not None and not interrupted:
-        store.finish_run(run_id)
+        try:
+            store.finish_run(run_id)
+        except JournalError as exc:
+            raise PushStoppedError(
+                f"every row is recorded, but the run could not be marked finished: {exc}. "
+                f"{result.summary()}",
+                result,
+            ) from exc
     return result
 
 
@@ -312,12 +325,14 @@ def _push_rows(
     """Push (or, without a journal, dry-run) every row of the plan."""
     run_id = None
     if store is not None:
+        undoes = store.undo_target(plan.plan_id)
         run_id = store.start_run(
-            kind="push",
+            kind="push" if undoes is None else "undo",
             plan_id=plan.plan_id,
             base_url=client.base_url,
             plan_json=plan.to_json(),
             plan_digest=plan.digest,
+            undoes=undoes,
         )
     pusher = _RowPusher(plan, client, on_conflict, store, run_id)
     results = {row.id: pusher.invalid(row) for row in plan.invalid}
@@ -440,26 +455,25 @@ class _RowPusher:
             )
         return replace(result, seconds=time.perf_counter() - started)
 
-    def _read(self, row_id: str, calls: int) -> dict[str, Any] | RowResult:
-        """The customer as it is now, reserving the rate budget of ``calls`` calls first
-        (the re-read and the write after it go out back to back)."""
+    def _read(self, row_id: str, calls: int) -> dict[str, Any] | str:
+        """The customer as it is now, or why it could not be read, reserving the rate
+        budget of ``calls`` calls first (a re-read and the write after it go out back to
+        back, with no limiter wait between them)."""
         self.client.reserve_calls(calls)
         try:
             return self.client.get_customer(row_id)
         except NotFoundError:
-            return self._finish(row_id, "failed", "the customer no longer exists")
+            return "the customer no longer exists"
         except APIError as exc:
-            return self._finish(
-                row_id, "failed", f"could not re-read it: {exc}", attempts=exc.attempts
-            )
+            return f"could not re-read it: {exc}"
 
     def _push(self, row: RowChange) -> RowResult:
         if self.stop.is_set():
             return RowResult(row.id, "skipped", _INTERRUPTED)
         spent = self._spent_keys(row)
         fresh = self._read(row.id, calls=1 if self.journal is None else 2)
-        if isinstance(fresh, RowResult):
-            return fresh
+        if isinstance(fresh, str):
+            return self._finish(row.id, "failed", fresh)
         return self._push_on(row, fresh, spent)
 
     def _push_on(self, row: RowChange, fresh: dict[str, Any], spent: set[str]) -> RowResult:
@@ -472,7 +486,7 @@ class _RowPusher:
             return RowResult(row.id, "would-update", note, 0, key)
         if self.stop.is_set():
             return RowResult(row.id, "skipped", _INTERRUPTED)
-        return self._write(row, body, fresh, note, spent)
+        return self._write(_Sending(row, body, fresh, note, spent))
 
     def _prepare(self, row: RowChange, fresh: dict[str, Any]) -> RowResult | Prepared:
         """The body to send on top of ``fresh``, or how the row ends without a write."""
@@ -495,22 +509,36 @@ class _RowPusher:
         return body, note
 
     def _already_there(self, row: RowChange, fresh: dict[str, Any]) -> RowResult:
-        """A customer that already holds the edits: an earlier unanswered write of this
-        plan landed (reported so), or the values were there anyway (skipped)."""
-        if self.journal is not None:
-            for write in self.journal.unsettled_writes(self.plan.plan_id, row.id):
-                if write.body is not None and holds_write(fresh, row.columns, write.body):
-                    message = (
-                        f"the write of run {write.run_id} had landed without an answer; "
-                        "a re-read confirms it"
-                    )
-                    return self._finish(
-                        row.id, "updated", message, key=write.idempotency_key, after=fresh
-                    )
-        return self._finish(row.id, "skipped", "already has these values")
+        """A customer that already holds the edits: an earlier write of this plan that
+        was never confirmed landed (reported so, and journaled for undo), or the values
+        were there anyway (skipped)."""
+        earlier = self._unconfirmed_write(row, fresh)
+        if earlier is None:
+            return self._finish(row.id, "skipped", "already has these values")
+        assert earlier.body is not None and earlier.before is not None
+        key = earlier.idempotency_key or ""
+        if not self._journal_intent(row.id, key, earlier.before, earlier.body):
+            return RowResult(row.id, "updated", "landed earlier; not journaled here", 0, key)
+        message = (
+            f"the write of run {earlier.run_id} had landed without being confirmed; "
+            "a re-read shows it"
+        )
+        return self._finish(row.id, "updated", message, key=key, after=fresh)
+
+    def _unconfirmed_write(self, row: RowChange, fresh: dict[str, Any]) -> WriteRecord | None:
+        """This plan's latest earlier write of the row, never confirmed, that ``fresh``
+        holds."""
+        if self.journal is None:
+            return None
+        for write in reversed(self.journal.earlier_writes(self.plan.plan_id, row.id)):
+            if write.status in LANDED or write.run_id == self.run_id:
+                continue
+            if write.body is not None and holds_write(fresh, row.columns, write.body):
+                return write
+        return None
 
     def _spent_keys(self, row: RowChange) -> set[str]:
-        """Keys of this plan's row whose writes the server confirmed (read before the
+        """Keys of this plan's row whose writes are known to have landed (read before the
         record, so two processes reading one record still agree on one key)."""
         if self.journal is None:
             return set()
@@ -527,104 +555,87 @@ class _RowPusher:
                 return key
             generation += 1
 
-    def _write(
-        self,
-        row: RowChange,
-        body: dict[str, Any],
-        fresh: dict[str, Any],
-        note: str | None,
-        spent: set[str],
-    ) -> RowResult:
-        """Send the body; retry only after a re-read; check the answer."""
+    def _journal_intent(
+        self, row_id: str, key: str, before: dict[str, Any], body: dict[str, Any]
+    ) -> bool:
+        """Commit a write's intent before it is sent; False (and the push stops) when the
+        journal cannot take it."""
         assert self.journal is not None and self.run_id is not None
-        attempts = 0
-        stale_replays = 0
+        try:
+            self.journal.record_intent(
+                self.run_id, row_id, idempotency_key=key, before=before, body=body
+            )
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return False
+        return True
+
+    def _write(self, sending: _Sending) -> RowResult:
+        """Send the body; retry only after a re-read; check the answer."""
         while True:
-            key = self._key(row, body, fresh, spent)
+            row = sending.row
+            sending.key = self._key(row, sending.body, sending.fresh, sending.spent)
+            if not self._journal_intent(row.id, sending.key, sending.fresh, sending.body):
+                return RowResult(row.id, "failed", f"not sent: {self.journal_error}")
+            sending.attempts += 1
             try:
-                self.journal.record_intent(
-                    self.run_id, row.id, idempotency_key=key, before=fresh, body=body
-                )
-            except JournalError as exc:
-                self._journal_failed(exc)
-                return RowResult(row.id, "failed", f"not sent: {exc}", attempts, key)
-            attempts += 1
-            try:
-                response = self.client.send_update(row.id, body, key, retry=False)
+                response = self.client.send_update(row.id, sending.body, sending.key, retry=False)
             except APIError as exc:
-                outcome = self._after_error(row, body, fresh, key, exc, attempts)
+                # A 2xx whose body is not the record is an answer too: it may have landed.
+                unreadable = isinstance(exc, UnexpectedResponseError)
+                sending.maybe_landed |= exc.maybe_applied or unreadable
+                outcome = self._after_error(sending, exc)
+            except (InvalidBodyError, JournalError):
+                raise
+            except Exception as exc:  # sent, and then something unforeseen: it may have landed
+                sending.maybe_landed = True
+                outcome = self._unanswered(sending, f"{type(exc).__name__}: {exc}")
             else:
                 if not response.replayed:
-                    return self._checked(row, body, fresh, response.data, key, attempts, note)
-                outcome = self._after_replay(row, body, fresh, key, response, attempts, note)
-                if isinstance(outcome, tuple):
-                    spent = spent | {key}
-                    stale_replays += 1
-                    if stale_replays > _MAX_STALE_REPLAYS:
-                        return self._finish(
-                            row.id,
-                            "failed",
-                            "the server keeps answering with replays of earlier writes that "
-                            "the customer no longer holds; nothing new was written",
-                            attempts=attempts,
-                            key=key,
-                        )
+                    return self._checked(sending, response.data)
+                outcome = self._after_replay(sending, response)
             if isinstance(outcome, RowResult):
-                return replace(outcome, attempts=attempts)
-            body, fresh, retried_note = outcome
-            note = retried_note or note
+                return replace(outcome, attempts=sending.attempts)
 
-    def _after_error(
-        self,
-        row: RowChange,
-        body: dict[str, Any],
-        fresh: dict[str, Any],
-        key: str,
-        error: APIError,
-        attempts: int,
-    ) -> RowResult | tuple[dict[str, Any], dict[str, Any], str | None]:
-        """After a write that failed: give up, or re-read and rebuild for one more try."""
-        delay = self.client.retry_policy.delay(error, attempts)
-        if delay is None or self.stop.is_set():
-            return self._unanswered(row, body, fresh, key, error, attempts)
-        if self.stop.wait(delay):
-            return self._unanswered(row, body, fresh, key, error, attempts)
-        now = self._read(row.id, calls=2)
-        if isinstance(now, RowResult):
-            return self._unanswered(row, body, fresh, key, error, attempts, reread=now.message)
-        if holds_write(now, row.columns, body):
-            landed = "its answer was lost; a re-read shows it landed"
-            return self._finish_landed(row, key, attempts, landed, after=now)
+    def _after_error(self, sending: _Sending, error: APIError) -> RowResult | None:
+        """After a write that failed: give up, or re-read and rebuild it for one more try
+        (``None``)."""
+        delay = self.client.retry_policy.delay(error, sending.attempts)
+        if delay is None or self.stop.is_set() or self.stop.wait(delay):
+            return self._unanswered(sending, str(error), refused=not sending.maybe_landed)
+        now = self._read(sending.row.id, calls=2)
+        if isinstance(now, str):
+            return self._unanswered(sending, str(error), reread=now)
+        return self._rebuilt(sending, now)
+
+    def _rebuilt(self, sending: _Sending, now: dict[str, Any]) -> RowResult | None:
+        """``sending`` made ready to go again on the record as it is ``now``, or how the
+        row ends: it landed, or it conflicts, or it is invalid on the new record."""
+        row = sending.row
+        if holds_write(now, row.columns, sending.body):
+            return self._landed_by_reread(sending, now, "its answer was lost")
         prepared = self._prepare(row, now)
         if isinstance(prepared, RowResult):
             return prepared
-        return prepared[0], now, prepared[1]
+        sending.body, sending.fresh = prepared[0], now
+        sending.note = prepared[1] or sending.note
+        return None
 
     def _unanswered(
-        self,
-        row: RowChange,
-        body: dict[str, Any],
-        fresh: dict[str, Any],
-        key: str,
-        error: APIError,
-        attempts: int,
-        reread: str | None = None,
+        self, sending: _Sending, error: str, *, refused: bool = False, reread: str | None = None
     ) -> RowResult:
-        """How a write ends that was given up: ``failed`` when the server refused it or
-        answered with an error and a re-read shows nothing landed; ``updated`` when a
-        re-read shows it landed; else ``unconfirmed`` (no answer: it may still land)."""
-        if not error.maybe_applied:
-            return self._finish(row.id, "failed", str(error), attempts=attempts, key=key)
+        """How a write that was given up ends: ``failed`` when the server refused every
+        attempt (4xx); ``updated`` when a re-read shows it landed; else ``unconfirmed``:
+        sent without a definitive answer, it may have landed or may still land."""
+        row, key, attempts = sending.row, sending.key, sending.attempts
+        if refused:
+            return self._finish(row.id, "failed", error, attempts=attempts, key=key)
         if reread is None:
             now = self._read(row.id, calls=1)
-            if isinstance(now, RowResult):
-                reread = now.message
-            elif holds_write(now, row.columns, body):
-                landed = f"its answer was lost ({error}); a re-read shows it landed"
-                return self._finish_landed(row, key, attempts, landed, after=now)
-        if reread is None and error.status_code is not None:
-            message = f"{error}; a re-read shows it did not land"
-            return self._finish(row.id, "failed", message, attempts=attempts, key=key)
+            if isinstance(now, str):
+                reread = now
+            elif holds_write(now, row.columns, sending.body):
+                return self._landed_by_reread(sending, now, f"its answer was lost ({error})")
         found = (
             f"a re-read failed too ({reread})"
             if reread is not None
@@ -633,44 +644,54 @@ class _RowPusher:
         message = f"sent, no answer: {error}; {found}. Check it, or try again: result.failed()"
         return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
 
-    def _after_replay(
-        self,
-        row: RowChange,
-        body: dict[str, Any],
-        fresh: dict[str, Any],
-        key: str,
-        response: Response,
-        attempts: int,
-        note: str | None,
-    ) -> RowResult | tuple[dict[str, Any], dict[str, Any], str | None]:
+    def _after_replay(self, sending: _Sending, response: Response) -> RowResult | None:
         """A replayed answer is of an earlier write with this key: it counts only if the
         customer holds the body now; else the key is spent and the row is sent again."""
-        now = self._read(row.id, calls=2)
-        if isinstance(now, RowResult):
-            message = (
-                f"the server replayed an earlier answer that could not be verified: {now.message}"
+        now = self._read(sending.row.id, calls=2)
+        if isinstance(now, str):
+            message = f"the server replayed an earlier answer that could not be verified: {now}"
+            return self._finish(
+                sending.row.id, "unconfirmed", message, attempts=sending.attempts, key=sending.key
             )
-            return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
-        if holds_write(now, row.columns, body):
-            return self._checked(row, body, fresh, response.data, key, attempts, note)
-        prepared = self._prepare(row, now)
-        if isinstance(prepared, RowResult):
-            return prepared
-        return prepared[0], now, prepared[1]
+        if holds_write(now, sending.row.columns, sending.body):
+            return self._checked(sending, response.data)
+        sending.spent = sending.spent | {sending.key}
+        sending.stale_replays += 1
+        if sending.stale_replays > _MAX_STALE_REPLAYS:
+            message = (
+                "the server keeps answering with replays of earlier writes that the customer "
+                "no longer holds; nothing new was written"
+            )
+            return self._finish(
+                sending.row.id, "failed", message, attempts=sending.attempts, key=sending.key
+            )
+        return self._rebuilt(sending, now)
 
-    def _checked(
-        self,
-        row: RowChange,
-        body: dict[str, Any],
-        before: dict[str, Any],
-        after: Any,
-        key: str,
-        attempts: int,
-        note: str | None,
-    ) -> RowResult:
+    def _checked(self, sending: _Sending, after: Any) -> RowResult:
         """``updated`` when the answer holds the body and nothing else changed, else
         ``side-effects`` naming every field that differs."""
-        differences = answer_differences(before, after, row.columns, body)
+        return self._judged(sending, after, sending.note)
+
+    def _landed_by_reread(
+        self, sending: _Sending, now: dict[str, Any], how: str, *, compare: bool = True
+    ) -> RowResult:
+        """A write seen landed by a re-read rather than by its answer. A re-read right
+        after the write is compared field by field like an answer (a difference may be
+        someone else's); one long after (a resume) is not."""
+        note = f"{how}; a re-read shows it landed"
+        if sending.note:
+            note += f" ({sending.note})"
+        if compare:
+            return self._judged(sending, now, note)
+        note += "; other fields were not compared, as they may have changed since"
+        row = sending.row
+        return self._finish(
+            row.id, "updated", note, attempts=sending.attempts, key=sending.key, after=now
+        )
+
+    def _judged(self, sending: _Sending, after: Any, note: str | None) -> RowResult:
+        row, key, attempts = sending.row, sending.key, sending.attempts
+        differences = answer_differences(sending.fresh, after, row.columns, sending.body)
         if differences:
             message = "written with side effects: " + "; ".join(differences)
             if note:
@@ -680,14 +701,9 @@ class _RowPusher:
             )
         return self._finish(row.id, "updated", note, attempts=attempts, key=key, after=after)
 
-    def _finish_landed(
-        self, row: RowChange, key: str, attempts: int, message: str, *, after: dict[str, Any]
-    ) -> RowResult:
-        """A write seen landed by a re-read (its own answer never came: the re-read may
-        include later edits by others, so it is not compared field by field)."""
-        return self._finish(row.id, "updated", message, attempts=attempts, key=key, after=after)
-
     def _settle(self, write: WriteRecord) -> RowResult:
+        """A write the journal shows sent but unanswered: landed (a re-read shows it),
+        else pushed again on the record as it is now."""
         row = self.plan_row(write.customer_id)
         if row is None:
             return self._finish(write.customer_id, "failed", "not in the run's plan")
@@ -695,17 +711,37 @@ class _RowPusher:
             return RowResult(row.id, "skipped", _INTERRUPTED)
         spent = self._spent_keys(row)
         now = self._read(row.id, calls=2)
-        if isinstance(now, RowResult):
-            return now
-        if write.body is not None and holds_write(now, row.columns, write.body):
-            message = "had landed before the interruption; a re-read confirms it"
-            key = write.idempotency_key or ""
-            return self._finish_landed(row, key, write.attempts, message, after=now)
+        if isinstance(now, str):
+            message = f"sent before the interruption, still unsettled: {now}"
+            key = write.idempotency_key
+            return self._finish(row.id, "unconfirmed", message, attempts=write.attempts, key=key)
+        landed = write.body is not None and holds_write(now, row.columns, write.body)
+        if landed and write.body is not None and write.before is not None:
+            sending = _Sending(row, write.body, write.before, None, spent)
+            sending.key, sending.attempts = write.idempotency_key or "", write.attempts
+            how = "sent before the interruption"
+            return self._landed_by_reread(sending, now, how, compare=False)
         return self._push_on(row, now, spent)
 
     def plan_row(self, customer_id: str) -> RowChange | None:
         """The plan's row of a customer."""
         return next((row for row in self.plan.rows if row.id == customer_id), None)
+
+
+@dataclass
+class _Sending:
+    """One row's write while it is being sent: what goes, on which record, how it went."""
+
+    row: RowChange
+    body: dict[str, Any]
+    fresh: dict[str, Any]
+    note: str | None
+    spent: set[str]
+    key: str = ""
+    attempts: int = 0
+    #: Whether any attempt may have been applied (sticky across attempts).
+    maybe_landed: bool = False
+    stale_replays: int = 0
 
 
 def holds_write(record: Mapping[str, Any], columns: Iterable[str], body: Mapping[str, Any]) -> bool:
@@ -727,7 +763,7 @@ def answer_differences(
         if get_path(after, column) != get_path(body, column)
     ]
     for path in sorted(_leaf_paths(before) | _leaf_paths(after)):
-        if path in edited or path.rsplit(".", 1)[-1] in _VOLATILE:
+        if _under(path, edited) or path.rsplit(".", 1)[-1] in _VOLATILE:
             continue
         old, new = get_path(before, path), get_path(after, path)
         source = _DERIVED.get(path)
@@ -744,6 +780,12 @@ def answer_differences(
 
 #: Record fields a server may change on any write (timestamps of the write itself).
 _VOLATILE = frozenset({"updatedAt"})
+
+
+def _under(path: str, columns: set[str]) -> bool:
+    """Whether ``path`` is an edited column or lies inside one (``contactName.first`` when
+    ``contactName``, an object before, was edited)."""
+    return any(path == column or path.startswith(column + ".") for column in columns)
 
 
 def _same(old: Any, new: Any) -> bool:
@@ -825,6 +867,12 @@ def _resume(
     progress: bool | None,
 ) -> PushResult:
     run = _run_of(store, run_id, client)
+    undone = store.undone_by(run_id)
+    if undone:
+        raise SequenceError(
+            f"run {run_id} was undone by run {undone[-1]}: resuming it would write again "
+            "what was undone. To write these changes after all, plan them again."
+        )
     plan = ChangePlan.from_json(run.plan_json)
     recorded = {write.customer_id: write for write in store.writes(run_id)}
     pusher = _RowPusher(plan, client, on_conflict, store, run_id)
@@ -890,33 +938,46 @@ def undo(
     like any other when applied.
     """
     with _opened(journal) as store:
-        run = _run_of(store, run_id, client)
+        _run_of(store, run_id, client)
         writes = [w for w in store.writes(run_id) if w.body is not None and w.before is not None]
-    edited = {row.id: row.columns for row in ChangePlan.from_json(run.plan_json).rows}
-    current = _read_customers(client, [w.customer_id for w in writes], max_workers, progress)
-    originals: list[dict[str, Any]] = []
-    restored: list[dict[str, Any]] = []
-    notes: list[tuple[str | None, str, str]] = []
-    for write in writes:
-        record = current[write.customer_id]
-        if isinstance(record, str):
-            notes.append((write.customer_id, "(row)", f"not restored: {record}"))
-            continue
-        back, row_notes = _restoring(write, record, edited.get(write.customer_id, ()), run_id)
-        notes += row_notes
-        if back is not None:
+        current = _read_customers(client, [w.customer_id for w in writes], max_workers, progress)
+        originals: list[dict[str, Any]] = []
+        restored: list[dict[str, Any]] = []
+        notes: list[tuple[str | None, str, str]] = []
+        for write in writes:
+            record = current[write.customer_id]
+            if isinstance(record, str):
+                notes.append((write.customer_id, "(row)", f"not restored: {record}"))
+                continue
+            back, row_notes = _restoring(write, record, run_id)
+            notes += row_notes
+            if back is None:
+                continue
             originals.append(record)
             restored.append(back)
-    plan = plan_updates(to_frame(originals), to_frame(restored), base_url=client.base_url)
+            if write.status not in LANDED:  # it landed after all: its key is spent
+                store.confirm_landed(run_id, write.customer_id, record)
+        plan = plan_updates(to_frame(originals), to_frame(restored), base_url=client.base_url)
+        store.note_undo_plan(plan.plan_id, run_id)
     return replace(plan, notes=(*plan.notes, *notes))
 
 
+def edited_columns(write: WriteRecord) -> list[str]:
+    """The columns a journaled write changed: where its body differs from the update
+    body of its before-image (the journal alone tells, without the run's plan)."""
+    assert write.body is not None and write.before is not None
+    base = update_body_of(write.before)
+    paths = _leaf_paths(write.body) | _leaf_paths(base)
+    return sorted(p for p in paths if get_path(write.body, p) != get_path(base, p))
+
+
 def _restoring(
-    write: WriteRecord, record: dict[str, Any], columns: Iterable[str], run_id: str
+    write: WriteRecord, record: dict[str, Any], run_id: str
 ) -> tuple[dict[str, Any] | None, list[tuple[str | None, str, str]]]:
     """``record`` with every column still holding what the write sent set back to its
     value before the write (``None`` when there is none), and notes on the rest."""
     assert write.body is not None and write.before is not None
+    columns = edited_columns(write)
     back: dict[str, Any] = orjson.loads(orjson.dumps(record))
     notes: list[tuple[str | None, str, str]] = []
     restoring = False

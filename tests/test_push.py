@@ -16,11 +16,12 @@ import polars as pl
 import pytest
 
 from sequence_nb import SequenceClient
+from sequence_nb.errors import SequenceError
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, JournalError
 from sequence_nb.models import update_body_of
 from sequence_nb.plan import ChangePlan, plan_updates
-from sequence_nb.push import PushStoppedError, resume, undo
+from sequence_nb.push import PushStoppedError, answer_differences, resume, undo
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory, contract_client
 
@@ -307,7 +308,7 @@ def test_undo_refuses_a_client_of_another_server(
     with contract_client(server) as client:
         pushed = plan_updates(original, relabelled(original, 1)).apply(client, journal=journal)
     other = SequenceClient("id", "secret", "https://eu.sequencehq.com/api")
-    with pytest.raises(Exception, match="was pushed to"):
+    with pytest.raises(SequenceError, match="was pushed to"):
         undo(pushed.run_id or "", other, journal=journal)
 
 
@@ -440,7 +441,7 @@ def test_a_write_sent_without_an_answer_is_unconfirmed_and_undo_still_restores_i
         assert [row.id for row in retry.rows] == [target]
         again = retry.apply(client, journal=journal)
         assert again.counts() == {"updated": 1}
-        assert "had landed without an answer" in (again.rows[0].message or "")
+        assert "had landed without being confirmed" in (again.rows[0].message or "")
         reverse = undo(result.run_id or "", client, journal=journal)
         assert len(reverse) == 1
         reverse.apply(client, journal=journal)
@@ -500,7 +501,7 @@ def test_resume_settles_a_landed_write_as_updated_after_another_field_changed(
         resumed = resume(pushed.run_id or "", client, journal=journal)
     by_id = {row.id: row for row in resumed.rows}
     assert by_id[target].status == "updated"
-    assert "had landed" in (by_id[target].message or "")
+    assert "a re-read shows it landed" in (by_id[target].message or "")
     assert server.stats.requests["PUT"] == 0
     assert server.get_record(target)["contactName"] == "Edited in the dashboard"
 
@@ -588,3 +589,246 @@ def test_a_write_that_changes_an_unedited_field_is_reported_field_by_field(
     assert len(reverse) == 2
     side = reverse.errors.filter(pl.col("column") == "(side effect)")
     assert side.height == 2 and side["message"].str.contains("linkedServices").all()
+
+
+def test_parts_of_an_edited_field_are_no_side_effect() -> None:
+    before = {"id": "c", "contactName": {"first": "Ann"}, "label": "x"}
+    after = {"id": "c", "contactName": "Ann Smith", "label": "x"}
+    body = {"contactName": "Ann Smith", "label": "x"}
+    assert answer_differences(before, after, ["contactName"], body) == []
+    after["label"] = "y"
+    (found,) = answer_differences(before, after, ["contactName"], body)
+    assert found.startswith("label changed from 'x' to 'y'")
+
+
+# -- the attack on round 2: a write that landed is never reported failed ---------------------
+
+
+class _PutFaults(httpx.BaseTransport):
+    """Real sockets, with scripted faults on PUTs: ``script`` maps the PUT's number (1, 2,
+    ...) to what happens: "null" (sent, answered 200 with a JSON null), "timeout-late"
+    (held back and answered with a timeout; sent with the next PUT), "409" (answered 409
+    after sending what was held back), "504-late" (answered 504 at once, sent 0.3 s later)
+    or "strip-replay" (sent, the replay header taken off the answer)."""
+
+    def __init__(self, script: dict[int, str]) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.script = script
+        self.puts = 0
+        self.held: httpx.Request | None = None
+        self.late: list[threading.Thread] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "PUT":
+            return self.inner.handle_request(request)
+        self.puts += 1
+        action = self.script.get(self.puts, "")
+        request.read()
+        if self.held is not None:
+            self.inner.handle_request(self.held).read()
+            self.held = None
+        if action == "timeout-late":
+            self.held = request
+            raise httpx.ReadTimeout("no answer (test fault)", request=request)
+        if action == "409":
+            return httpx.Response(409, json={"message": "key in use"}, request=request)
+        if action == "504-late":
+            late = threading.Timer(0.3, lambda: self.inner.handle_request(request).read())
+            late.start()
+            self.late.append(late)
+            return httpx.Response(504, json={"message": "gateway timeout"}, request=request)
+        answer = self.inner.handle_request(request)
+        answer.read()
+        if action == "null":
+            return httpx.Response(200, content=b"null", request=request)
+        headers = [(k, v) for k, v in answer.headers.items() if k.lower() != "idempotent-replayed"]
+        return httpx.Response(answer.status_code, headers=headers, content=answer.content)
+
+
+def _one_row_plan(server: Sandbox) -> tuple[ChangePlan, str]:
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    return plan, plan.rows[0].id
+
+
+def _faulty_client(server: Sandbox, faults: httpx.BaseTransport) -> SequenceClient:
+    options = {"retry_initial_delay": 0.01, "rate_limit_per_minute": None, "max_retries": 1}
+    return server.client(transport=faults, **options)
+
+
+def test_a_write_answered_with_something_other_than_its_record_is_settled_by_a_re_read(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=40)
+    plan, target = _one_row_plan(server)
+    with _faulty_client(server, _PutFaults({1: "null"})) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"updated": 1}, result.to_frame()
+    assert server.stats.writes_applied[target] == 1
+
+
+def test_a_write_that_lands_late_after_a_refused_retry_is_not_failed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=41)
+    plan, target = _one_row_plan(server)
+    with _faulty_client(server, _PutFaults({1: "timeout-late", 2: "409"})) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"updated": 1}, result.to_frame()
+    assert server.get_record(target)["label"] == plan.rows[0].body["label"]
+
+
+def test_a_gateway_timeout_while_the_write_still_lands_is_unconfirmed_not_failed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=42)
+    plan, target = _one_row_plan(server)
+    faults = _PutFaults({1: "504-late", 2: "504-late"})
+    with _faulty_client(server, faults) as client:
+        result = plan.apply(client, journal=journal)
+        for late in faults.late:
+            late.join()
+    assert result.counts() == {"unconfirmed": 1}, result.to_frame()
+    assert server.get_record(target)["label"] == plan.rows[0].body["label"]
+    with contract_client(server) as client:
+        assert len(undo(result.run_id or "", client, journal=journal)) == 1
+
+
+def test_resume_leaves_a_write_it_cannot_re_read_unconfirmed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=43)
+    plan, _ = _one_row_plan(server)
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal)
+    journal._write("UPDATE writes SET status = 'pending', after_json = NULL", ())
+    # A GET-failing client: every re-read fails.
+    failing = _FaultyGets()
+    failing.put_seen = True
+    with server.client(transport=failing, rate_limit_per_minute=None, max_retries=0) as client:
+        first = resume(pushed.run_id or "", client, journal=journal)
+    assert first.counts() == {"unconfirmed": 1}
+    assert [w.status for w in journal.writes(pushed.run_id or "")] == ["unconfirmed"]
+    with contract_client(server) as client:
+        second = resume(pushed.run_id or "", client, journal=journal)
+    assert second.counts() == {"updated": 1}
+    assert "a re-read shows it landed" in (second.rows[0].message or "")
+
+
+def test_a_silent_replay_after_an_undo_of_an_unconfirmed_write_is_written_again(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=44)
+    plan, target = _one_row_plan(server)
+    label_before = server.get_record(target).get("label")
+    server.set_faults(lost_answer_rate=1.0)
+    with server.client(transport=_FaultyGets(), max_retries=0, rate_limit_per_minute=None) as c:
+        first = plan.apply(c, journal=journal)
+    assert first.counts() == {"unconfirmed": 1}
+    server.set_faults(lost_answer_rate=0.0)
+    with contract_client(server) as client:
+        undo(first.run_id or "", client, journal=journal).apply(client, journal=journal)
+    assert server.get_record(target).get("label") == label_before
+    with _faulty_client(server, _PutFaults({})) as client:  # replays come without the header
+        again = plan.apply(client, journal=journal)
+    assert again.counts() == {"updated": 1}, again.to_frame()
+    assert server.get_record(target)["label"] == plan.rows[0].body["label"]
+
+
+def test_a_run_that_reports_an_earlier_landing_can_be_undone_itself(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=45)
+    plan, target = _one_row_plan(server)
+    label_before = server.get_record(target).get("label")
+    server.set_faults(lost_answer_rate=1.0)
+    with server.client(transport=_FaultyGets(), max_retries=0, rate_limit_per_minute=None) as c:
+        first = plan.apply(c, journal=journal)
+    server.set_faults(lost_answer_rate=0.0)
+    with contract_client(server) as client:
+        again = first.failed().apply(client, journal=journal)
+        assert again.counts() == {"updated": 1}
+        reverse = undo(again.run_id or "", client, journal=journal)
+        assert len(reverse) == 1
+        reverse.apply(client, journal=journal)
+    assert server.get_record(target).get("label") == label_before
+
+
+def test_a_write_seen_landed_only_by_a_re_read_is_still_checked_for_side_effects(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=60, seed=39)
+    frame = clean_frame(server)
+    linked = [
+        r["id"]
+        for r in server.records()
+        if r["id"] in set(frame["id"]) and r.get("linkedServices") and not r.get("externalIds")
+    ][:1]
+    original = frame.filter(pl.col("id").is_in(linked))
+    plan = plan_updates(original, relabelled(original, 1))
+    server.set_faults(unlink_on_put=True, lost_answer_rate=1.0)
+    with contract_client(server, max_retries=0) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"side-effects": 1}, result.to_frame()
+    assert "linkedServices changed from" in (result.rows[0].message or "")
+
+
+class _FinishFails(Journal):
+    def finish_run(self, run_id: str) -> None:
+        raise JournalError("cannot write the journal: database or disk is full (test fault)")
+
+
+def test_a_journal_that_fails_to_mark_the_run_finished_still_gives_the_result(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=20, seed=46)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 3))
+    with (
+        contract_client(server) as client,
+        pytest.raises(PushStoppedError, match="could not be marked finished") as caught,
+    ):
+        plan.apply(client, journal=_FinishFails(tmp_path / "journal.sqlite3"))
+    assert caught.value.result.counts() == {"updated": 3}
+    assert caught.value.result.run_id
+
+
+def test_a_run_that_was_undone_is_not_resumed_and_its_undo_is_named_so(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=47)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 6))
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal)
+        run_id = pushed.run_id or ""
+        # What a kill leaves: one write unanswered, two rows never reached.
+        journal._write(
+            "UPDATE writes SET status = 'pending' WHERE customer_id = ?", (plan.rows[0].id,)
+        )
+        never = (plan.rows[1].id, plan.rows[2].id)
+        journal._write("DELETE FROM writes WHERE customer_id IN (?, ?)", never)
+        undone = undo(run_id, client, journal=journal).apply(client, journal=journal)
+        assert journal.run(undone.run_id or "").kind == "undo"
+        assert journal.run(undone.run_id or "").undoes == run_id
+        server.reset_stats()
+        with pytest.raises(SequenceError, match=f"was undone by run {undone.run_id}"):
+            resume(run_id, client, journal=journal)
+    assert server.stats.requests["PUT"] == 0
+
+
+def test_undo_works_from_the_writes_alone_for_a_run_an_older_version_journaled(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=48)
+    original = clean_frame(server)
+    before = {r["id"]: r.get("label") for r in server.records()}
+    plan = plan_updates(original, relabelled(original, 3))
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal)
+        old_layout = b'{"plan_id": "p", "rows": [], "notes": []}'  # no format, no version
+        journal._write("UPDATE runs SET plan_json = ?", (old_layout,))
+        reverse = undo(pushed.run_id or "", client, journal=journal)
+        assert len(reverse) == 3
+        reverse.apply(client, journal=journal)
+    assert all(server.get_record(r.id).get("label") == before[r.id] for r in plan.rows)
