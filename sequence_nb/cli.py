@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sequence_nb.errors import SequenceError
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 DEFAULT_NOTEBOOK = Path("notebooks") / "quickstart.ipynb"
 
 
+class InputError(SequenceError, ValueError):
+    """A file or option given to the command cannot be used; the message says what to change."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
@@ -28,8 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    from sequence_nb.errors import SequenceError
-
+    workers = getattr(args, "max_workers", 1)
+    if workers < 1:
+        print(f"sequence-nb: --max-workers must be at least 1, not {workers}", file=sys.stderr)
+        return 2
     try:
         status: int = args.run(args)
     except (SequenceError, OSError, LookupError) as exc:
@@ -103,7 +111,8 @@ def _add_push_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", type=Path, help="the journal file (default: see README)")
     parser.add_argument("--max-workers", type=int, default=8)
     parser.add_argument(
-        "--digest", help="the plan's digest as reviewed (sha256:...): any other plan is refused"
+        "--digest",
+        help="the saved plan's digest as reviewed (sha256:...): any other plan is refused",
     )
 
 
@@ -173,9 +182,10 @@ def _client() -> SequenceClient:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from sequence_nb.export import export
+    from sequence_nb.export import export, export_format
     from sequence_nb.frames import fetch_customers
 
+    export_format(args.path, args.format)  # a name it cannot write is refused before fetching
     with _client() as client:
         frame = fetch_customers(client, includeArchived=args.include_archived)
     written = export(frame, args.path, format=args.format)
@@ -185,16 +195,50 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _read_edited(path: Path) -> pl.DataFrame:
+    """The customers in ``path``, a .parquet or .json file (they keep types), with an
+    ``id`` column; else an :class:`InputError` naming the file and what to change."""
     import orjson
     import polars as pl
 
+    if path.suffix not in (".parquet", ".json"):
+        raise InputError(
+            f"push reads .parquet or .json files (they keep types), not {path.name}: "
+            "export the customers to one (sequence-nb export customers.parquet)"
+        )
+    try:
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else _json_customers(path)
+    except InputError:
+        raise
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path.name} is not JSON ({exc}): give a file export wrote") from None
+    except (ValueError, pl.exceptions.PolarsError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "parquet" if path.suffix == ".parquet" else "customer records"
+        raise InputError(f"cannot read {path.name} as {kind}: {reason}") from None
+    if "id" not in frame.columns:
+        raise InputError(
+            f"{path.name} has no 'id' column: rows are matched by id, so keep the export's "
+            "id column"
+        )
+    return frame
+
+
+def _json_customers(path: Path) -> pl.DataFrame:
+    """The records of a JSON file as a frame; the file must hold an array of objects."""
+    import orjson
+
     from sequence_nb.frames import to_frame
 
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix == ".json":
-        return to_frame(orjson.loads(path.read_bytes()))
-    raise ValueError(f"push reads .parquet or .json files (they keep types), not {path.name}")
+    records = orjson.loads(path.read_bytes())
+    if not isinstance(records, list):
+        raise InputError(
+            f"{path.name} must hold a JSON array of customer records (as sequence-nb export "
+            f"FILE.json writes), not {type(records).__name__}"
+        )
+    try:
+        return to_frame(records)
+    except ValueError as exc:
+        raise InputError(f"{path.name} must hold a JSON array of customer records: {exc}") from None
 
 
 def _run_push(args: argparse.Namespace) -> int:
@@ -222,6 +266,12 @@ def _push_refusal(args: argparse.Namespace) -> str | None:
         return None
     if args.path is None:
         return "give the edited file (with --base EXPORT), or --plan FILE"
+    if args.digest is not None:
+        return (
+            "--digest pins a saved plan, and a plan made anew from a file has a digest of its "
+            "own (its plan id and time are under it): write it with --save-plan FILE, review "
+            "it, then push --plan FILE --digest ..."
+        )
     if args.base is not None and args.against_current:
         return "give --base EXPORT or --against-current, not both"
     if args.base is None and not args.against_current:
@@ -275,13 +325,7 @@ def _confirm_and_apply(
 ) -> int:
     import polars as pl
 
-    print(f"Plan: {plan.summary()} (digest {plan.digest})")
-    with pl.Config(tbl_rows=50, tbl_cols=8, fmt_str_lengths=40, tbl_width_chars=160):
-        if plan.rows:
-            print(plan.preview())
-        if not plan.errors.is_empty():
-            print("Not sent:")
-            print(plan.errors)
+    _print_plan(plan)
     if len(plan) == 0:
         print("Nothing to push.")
         return 0
@@ -307,10 +351,39 @@ def _confirm_and_apply(
         print(f"To undo it: sequence-nb undo {result.run_id}")
     problems = result.to_frame().filter(~pl.col("status").is_in(["updated", "would-update"]))
     if not problems.is_empty():
-        with pl.Config(tbl_rows=50, fmt_str_lengths=80, tbl_width_chars=160):
-            print(problems.select("id", "status", "message"))
+        print("Not updated:")
+        for customer, status, message in problems.select("id", "status", "message").iter_rows():
+            print(f"  {customer} {status}: {message}")
         return 1
     return 0
+
+
+def _print_plan(plan: ChangePlan) -> None:
+    """Every change in full, one line each under its customer, a count per column and
+    everything not sent: nothing elided or cut, as the digest printed with it is what
+    a person pins. Invisible characters come escaped from :meth:`ChangePlan.preview`."""
+    print(f"Plan: {plan.summary()} (digest {plan.digest})")
+    preview = plan.preview()
+    if not preview.is_empty():
+        counts = preview.group_by("column", maintain_order=True).len().iter_rows()
+        print("Changes by column: " + ", ".join(f"{column} {n}" for column, n in counts))
+        customer = None
+        for change in preview.iter_rows(named=True):
+            if change["id"] != customer:
+                customer = change["id"]
+                print(f"  {customer}  {_quoted(change['legalName'])}")
+            line = f"    {change['column']}: {_quoted(change['old'])} -> {_quoted(change['new'])}"
+            if change["status"] != "update":
+                line += f"  [{change['status']}: {change['message']}]"
+            print(line)
+    if not plan.errors.is_empty():
+        print("Not sent:")
+        for customer, column, message in plan.errors.iter_rows():
+            print(f"  {customer or '(no id)'} {column}: {message}")
+
+
+def _quoted(text: str | None) -> str:
+    return "(empty)" if text is None else f"'{text}'"
 
 
 def _run_runs(args: argparse.Namespace) -> int:

@@ -5,25 +5,25 @@ safe to retry (every write carries an ``Idempotency-Key`` reused across its
 retries, so a retried write is applied once) and turns failures into typed
 errors. It knows nothing about polars. Many threads may share one client.
 
-Every attempt is bounded as a whole: :class:`_BoundedTransport` wraps the real
-transport and gives each phase of an exchange (connection pool, connect, send,
-headers, body) only the time left of ``answer_deadline``, and caps the answer's size.
+Every attempt is bounded as a whole by the transport of :mod:`sequence_nb.transport`:
+each name lookup, connect, write and read of an exchange gets only the time left
+of ``answer_deadline``, and the answer is capped in size, decoded or not.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
+import functools
 import logging
+import math
 import os
 import re
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import quote
 
 import httpx
@@ -36,14 +36,21 @@ from sequence_nb.errors import (
     APITimeoutError,
     ConfigurationError,
     InvalidIdError,
-    PaginationError,
     RateLimitError,
     UnexpectedResponseError,
     status_error_class,
 )
+from sequence_nb.listing import CustomerPage, OnIncomplete, Progress, iter_pages, read_listing
 from sequence_nb.models import validate_create_body, validate_update_body
 from sequence_nb.ratelimit import RateLimiter
 from sequence_nb.retry import RetryPolicy
+from sequence_nb.transport import (
+    MAX_ANSWER_BYTES,
+    BoundedTransport,
+    SequenceTransport,
+    environment_proxy,
+    is_loopback,
+)
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "CustomerPage", "Response", "SequenceClient"]
 
@@ -65,8 +72,6 @@ _FILTERS = {
     "sortOrder": "sortOrder",
     "sort_order": "sortOrder",
 }
-#: The largest answer the client reads (a page of 100 customers is about 100 kB).
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _MESSAGE_LIMIT = 500
 #: Methods that change something on the server.
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -85,15 +90,6 @@ class Response:
     attempts: int
     idempotency_key: str | None
     replayed: bool
-
-
-@dataclass(frozen=True)
-class CustomerPage:
-    """One page of ``GET /customers``: its raw bytes (for polars) and parsed items."""
-
-    content: bytes
-    items: list[dict[str, Any]]
-    total: int | None
 
 
 class _BasicAuth(httpx.Auth):
@@ -115,143 +111,98 @@ class _BasicAuth(httpx.Auth):
         return f"_BasicAuth(client_id={self._client_id!r})"
 
 
-class _TimeLeft(Mapping[str, float | None]):
-    """httpx's per-phase timeouts, each cut to the time left before a deadline.
-
-    httpcore looks a timeout up when a phase starts (waiting for a pooled
-    connection, connecting, sending, waiting for the headers, reading the body),
-    so every phase gets at most what remains of the attempt's deadline.
-    """
-
-    def __init__(self, timeouts: Mapping[str, float | None], deadline: float) -> None:
-        self._timeouts = timeouts
-        self.deadline = deadline
-
-    def __getitem__(self, phase: str) -> float | None:
-        left = max(self.deadline - time.monotonic(), 0.001)
-        configured = self._timeouts.get(phase)
-        return left if configured is None else min(configured, left)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._timeouts)
-
-    def __len__(self) -> int:
-        return len(self._timeouts)
-
-
-class _BoundedStream(httpx.SyncByteStream):
-    """An answer's body that fails once it passes the deadline or the size cap."""
-
-    def __init__(
-        self,
-        inner: httpx.SyncByteStream,
-        request: httpx.Request,
-        deadline: float,
-        seconds: float,
-        max_bytes: int,
-    ) -> None:
-        self._inner = inner
-        self._request = request
-        self._deadline = deadline
-        self._seconds = seconds
-        self._max_bytes = max_bytes
-
-    def __iter__(self) -> Iterator[bytes]:
-        size = 0
-        chunks = iter(self._inner)
-        while True:
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
-            except httpx.TimeoutException as exc:
-                if time.monotonic() < self._deadline - 0.01:
-                    raise  # httpx's own read timeout, shorter than the time left
-                raise self._late() from exc
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise _too_large(self._max_bytes, self._request)
-            if time.monotonic() > self._deadline:
-                raise self._late()
-            yield chunk
-
-    def _late(self) -> httpx.ReadTimeout:
-        return httpx.ReadTimeout(
-            f"the answer took longer than {self._seconds:g} s (answer_deadline) to arrive",
-            request=self._request,
-        )
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class _BoundedTransport(httpx.BaseTransport):
-    """Wraps a transport so that one exchange, headers and body, is bounded by ``seconds``.
-
-    httpx's own timeouts bound each connect or read, not the whole: a server that
-    never sends its headers, or trickles its body, would hold a call for as long
-    as it liked. Here the request and the headers get only the time left, and
-    the body is checked after every piece. httpcore fixes the body's read
-    timeout when the body starts, so a body that stalls may overshoot the
-    deadline by one read wait, at most the time left when it began (and at most
-    ``timeout``): an attempt ends within twice ``seconds`` at worst. Answers
-    declared or found larger than ``max_bytes`` are refused.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport, seconds: float, max_bytes: int) -> None:
-        self.inner = inner
-        self.seconds = seconds
-        self.max_bytes = max_bytes
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        deadline = time.monotonic() + self.seconds
-        timeouts = request.extensions.get("timeout", {})
-        if isinstance(timeouts, _TimeLeft):  # the same request sent again
-            timeouts = timeouts._timeouts
-        request.extensions = {**request.extensions, "timeout": _TimeLeft(timeouts, deadline)}
-        try:
-            answer = self.inner.handle_request(request)
-        except httpx.TimeoutException as exc:
-            if time.monotonic() < deadline - 0.01:
-                raise
-            raise type(exc)(
-                f"no answer within {self.seconds:g} s (answer_deadline)", request=request
-            ) from exc
-        declared = answer.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            answer.close()
-            raise _too_large(self.max_bytes, request)
-        if not isinstance(answer.stream, httpx.SyncByteStream):
-            raise TypeError(f"{type(self.inner).__name__} answered with an async stream")
-        stream = _BoundedStream(answer.stream, request, deadline, self.seconds, self.max_bytes)
-        return httpx.Response(
-            answer.status_code, headers=answer.headers, stream=stream, extensions=answer.extensions
-        )
-
-
-def _too_large(max_bytes: int, request: httpx.Request) -> httpx.ReadError:
-    return httpx.ReadError(f"the answer is larger than {max_bytes} bytes", request=request)
-
-
 def _bounded_transport(
     transport: httpx.BaseTransport | None, base_url: str, answer_deadline: float
 ) -> httpx.BaseTransport:
     """The transport every call goes through, bounded in time and size.
 
-    Given ``transport=``, httpx no longer reads proxies from the environment, so the
-    default transport takes the proxy the standard library finds for the base URL's
-    host (``HTTPS_PROXY``, ``NO_PROXY`` ...), as httpx itself would.
+    Without ``transport=``, a :class:`~sequence_nb.transport.SequenceTransport`
+    through the proxy the environment names for the base URL's host, if any (given
+    a transport, httpx no longer reads proxies from the environment itself). A
+    transport handed in is wrapped in a :class:`~sequence_nb.transport.BoundedTransport`.
     """
     if transport is None:
-        transport = httpx.HTTPTransport(proxy=_environment_proxy(httpx.URL(base_url)))
-    return _BoundedTransport(transport, answer_deadline, MAX_ANSWER_BYTES)
+        proxy = environment_proxy(httpx.URL(base_url))
+        return SequenceTransport(
+            answer_deadline=answer_deadline, max_bytes=MAX_ANSWER_BYTES, proxy=proxy
+        )
+    return BoundedTransport(transport, answer_deadline=answer_deadline, max_bytes=MAX_ANSWER_BYTES)
 
 
-def _environment_proxy(url: httpx.URL) -> str | None:
-    proxies = urllib.request.getproxies()
-    if not proxies or urllib.request.proxy_bypass(url.host):
-        return None
-    return proxies.get(url.scheme) or proxies.get("all")
+def _check_settings(
+    *,
+    timeout: float,
+    answer_deadline: float,
+    page_size: int,
+    rate_limit_per_minute: float | None,
+    allow_insecure_http: bool,
+) -> None:
+    """``ValueError`` naming the first setting that is not what it must be.
+
+    A NaN or infinite number would quietly turn a bound or the pacing off, and a
+    string such as ``"no"`` would count as true: each is refused here instead.
+    """
+    _check_seconds("timeout", timeout)
+    _check_seconds("answer_deadline", answer_deadline)
+    _check_whole("page_size", page_size, 1, 100, " (the API's limit)")
+    rate = rate_limit_per_minute
+    if rate is not None and not (_is_finite_number(rate) and rate >= 1):
+        raise ValueError(
+            "rate_limit_per_minute must be a finite number of calls a minute, at least 1 "
+            f"(or None for no pacing), not {rate!r}"
+        )
+    if not isinstance(allow_insecure_http, bool):
+        raise ValueError(f"allow_insecure_http must be True or False, not {allow_insecure_http!r}")
+
+
+def _retry_policy(
+    policy: RetryPolicy | None,
+    max_retries: int,
+    initial_delay: float,
+    max_delay: float,
+    max_retry_after: float,
+) -> RetryPolicy:
+    """The policy given, or the one the retry keywords build; each number checked."""
+    _check_whole("max_retries", max_retries, 0, None)
+    _check_seconds("retry_initial_delay", initial_delay, zero=True)
+    _check_seconds("retry_max_delay", max_delay, zero=True)
+    _check_seconds("max_retry_after", max_retry_after, zero=True)
+    keywords = RetryPolicy(max_retries, initial_delay, max_delay, max_retry_after)
+    if policy is None:
+        return keywords
+    if keywords != _DEFAULT_RETRY:
+        raise ValueError(
+            "pass retry_policy or the retry keywords (max_retries, retry_initial_delay, "
+            "retry_max_delay, max_retry_after), not both"
+        )
+    _check_whole("retry_policy.max_retries", policy.max_retries, 0, None)
+    for field in ("initial_delay", "max_delay", "max_retry_after"):
+        _check_seconds(f"retry_policy.{field}", getattr(policy, field), zero=True)
+    return policy
+
+
+def _is_finite_number(value: object) -> TypeGuard[float]:
+    """A real int or float, not a bool, neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_seconds(name: str, value: object, *, zero: bool = False) -> None:
+    """``ValueError`` unless ``value`` is a finite number of seconds above 0 (or 0, if allowed)."""
+    if not _is_finite_number(value) or value < 0 or (value == 0 and not zero):
+        kind = "0 or a positive" if zero else "a positive"
+        raise ValueError(f"{name} must be {kind}, finite number of seconds, not {value!r}")
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None, why: str = "") -> None:
+    """``ValueError`` unless ``value`` is an int (not a bool) from ``low`` to ``high``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f"from {low} to {high}" if high is not None else f"of {low} or more"
+        raise ValueError(f"{name} must be a whole number {span}{why}, not {value!r}")
 
 
 def new_idempotency_key() -> str:
@@ -267,8 +218,11 @@ class SequenceClient:
     test environment is :attr:`sandbox_url`). The base URL carries no
     credentials, and plain ``http://`` is refused for any host but this machine
     unless ``allow_insecure_http=True`` (the secret would cross the network in
-    clear text). ``timeout`` bounds connecting and each read; ``answer_deadline``
-    bounds each attempt as a whole, from the request to the answer's last byte.
+    clear text); a query or fragment is refused too. ``timeout`` bounds each
+    connect, write and read; ``answer_deadline`` bounds each attempt as a whole,
+    from the name lookup to the answer's last byte (see :mod:`sequence_nb.transport`;
+    a ``transport=`` handed in is bounded only as well as it allows). Settings
+    that are NaN, infinite, negative or of the wrong type raise ``ValueError``.
     Retries follow ``retry_policy`` (a :class:`~sequence_nb.retry.RetryPolicy`),
     or one built from ``max_retries`` more attempts after the first on 408, 429,
     5xx, connection errors and timeouts, waiting ``Retry-After`` (up to
@@ -310,17 +264,16 @@ class SequenceClient:
             raise ConfigurationError(
                 "No Sequence client secret: pass client_secret=... or set SEQUENCE_CLIENT_SECRET"
             )
-        if not 1 <= page_size <= 100:
-            raise ValueError("page_size must be between 1 and 100 (the API's limit)")
-        if not answer_deadline > 0:
-            raise ValueError("answer_deadline must be a positive number of seconds")
-        keywords = RetryPolicy(max_retries, retry_initial_delay, retry_max_delay, max_retry_after)
-        if retry_policy is not None and keywords != _DEFAULT_RETRY:
-            raise ValueError(
-                "pass retry_policy or the retry keywords (max_retries, retry_initial_delay, "
-                "retry_max_delay, max_retry_after), not both"
-            )
-        self.retry_policy = retry_policy or keywords
+        _check_settings(
+            timeout=timeout,
+            answer_deadline=answer_deadline,
+            page_size=page_size,
+            rate_limit_per_minute=rate_limit_per_minute,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.retry_policy = _retry_policy(
+            retry_policy, max_retries, retry_initial_delay, retry_max_delay, max_retry_after
+        )
         self.client_id = client_id
         self.base_url = _checked_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.answer_deadline = answer_deadline
@@ -338,6 +291,7 @@ class SequenceClient:
             transport=_bounded_transport(transport, self.base_url, answer_deadline),
             headers={
                 "Accept": "application/json",
+                "Accept-Encoding": "gzip",
                 "Content-Type": "application/json",
                 "User-Agent": "sequence-nb",
             },
@@ -397,34 +351,48 @@ class SequenceClient:
     # -- reads -----------------------------------------------------------------
 
     def iter_customer_pages(self, **filters: str | bool) -> Iterator[CustomerPage]:
-        """Every page of ``GET /customers``, following ``pagination.after`` to the end.
+        """Every page of ``GET /customers`` in one stream, following ``pagination.after``.
 
         Filters: ``legalName``, ``email``, ``alias``, ``includeArchived``,
-        ``sortBy``, ``sortOrder`` (or their snake_case names).
+        ``sortBy``, ``sortOrder`` (or their snake_case names). Bounded:
+        :class:`PaginationError` at an empty page that carries a cursor, a cursor
+        given twice, or far more pages than ``totalResultSize`` allows. Pages come
+        as the server gives them: :meth:`list_customers` drops duplicates and checks
+        the count.
         """
         params = _list_params(filters)
         params["limit"] = str(self.page_size)
-        seen: set[str] = set()
-        while True:
-            response = self.request("GET", "/customers", params=params)
-            page = _customer_page(response)
-            yield page
-            cursor = _next_cursor(response.data)
-            if cursor is None:
-                return
-            if cursor in seen:
-                raise PaginationError(
-                    f"the server returned the cursor {cursor!r} a second time; "
-                    "stopping instead of looping forever",
-                    method="GET",
-                    path="/customers",
-                )
-            seen.add(cursor)
-            params["after"] = cursor
+        return iter_pages(functools.partial(_customer_page, self), params, self.page_size)
 
-    def list_customers(self, **filters: str | bool) -> list[dict[str, Any]]:
-        """Every customer matching the filters, across all pages."""
-        return [item for page in self.iter_customer_pages(**filters) for item in page.items]
+    def list_customers(
+        self,
+        *,
+        on_incomplete: OnIncomplete = "raise",
+        streams: int = 2,
+        on_progress: Progress | None = None,
+        **filters: str | bool,
+    ) -> list[dict[str, Any]]:
+        """Every customer matching the filters, each once, newest first (or as ``sortOrder`` asks).
+
+        Complete or loud (:mod:`sequence_nb.listing`): the distinct count is checked
+        against ``totalResultSize``, a shortfall reads the listing again once, and
+        one still short raises :class:`~sequence_nb.errors.IncompleteFetchError`
+        (``on_incomplete="warn"``: a warning, and what was read). A listing longer
+        than two pages is read from both ends at once (``streams=1`` turns that
+        off); both streams share this client's rate limiter. ``on_progress(count,
+        total)`` hears the distinct customers read after each page.
+        """
+        params = _list_params(filters)
+        params["limit"] = str(self.page_size)
+        listing = read_listing(
+            functools.partial(_customer_page, self),
+            params,
+            page_size=self.page_size,
+            streams=streams,
+            on_incomplete=on_incomplete,
+            on_progress=on_progress,
+        )
+        return listing.records
 
     def get_customer(self, customer_id: str) -> dict[str, Any]:
         """One customer record (checked to be the one asked for)."""
@@ -569,7 +537,9 @@ class SequenceClient:
     ) -> Response | APIError:
         """One attempt: the answer, or the error it ended in with ``maybe_applied`` set.
 
-        A 2xx that is not JSON raises :class:`UnexpectedResponseError` (not retried).
+        A 2xx that is not JSON, and an answer in an encoding the client did not
+        ask for, raise :class:`UnexpectedResponseError` (not retried: another try
+        would get the same).
         """
         started = time.monotonic()
         try:
@@ -578,6 +548,12 @@ class SequenceClient:
             error = self._transport_error(exc, method, path)
             error.maybe_applied = write and not isinstance(exc, _NOT_SENT)
             return error
+        except httpx.DecodingError as exc:
+            unreadable = UnexpectedResponseError(
+                self._scrub(str(exc)), method=method, path=path, attempts=attempt
+            )
+            unreadable.maybe_applied = write
+            raise unreadable from None
         logger.debug(
             "%s %s -> %s in %.3f s (attempt %d)",
             method,
@@ -620,32 +596,15 @@ class SequenceClient:
         content: bytes | None,
         headers: Mapping[str, str],
     ) -> httpx.Response:
-        """One request and its whole answer (the transport bounds its time and size).
+        """One request and its whole answer, read and decoded by the transport.
 
-        The decoded body is capped here too: a small compressed answer may
-        inflate to any size.
+        The transport bounds the exchange in time and size and hands on a body
+        that is already decoded, without ``Content-Encoding``: httpx reads it as is.
         """
         request = self._http.build_request(
             method, path, params=params, content=content, headers=headers
         )
-        answer = self._http.send(request, stream=True)
-        try:
-            chunks, size = [], 0
-            for chunk in answer.iter_bytes():
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise _too_large(MAX_ANSWER_BYTES, request)
-                chunks.append(chunk)
-        finally:
-            answer.close()
-        decoded = [
-            (name, value)
-            for name, value in answer.headers.multi_items()
-            if name.lower() not in ("content-encoding", "content-length")
-        ]
-        return httpx.Response(
-            answer.status_code, headers=decoded, content=b"".join(chunks), request=request
-        )
+        return self._http.send(request)
 
     def _response(
         self, answer: httpx.Response, method: str, path: str, attempt: int, key: str | None
@@ -701,10 +660,12 @@ def _checked_base_url(base_url: str, *, allow_insecure_http: bool = False) -> st
 
     Refused: credentials in the URL (they would show wherever the URL is shown),
     a scheme other than http(s), plain http to a host that is not this machine
-    (unless allowed: Basic auth would cross the network in clear text), and a
-    path that does not end with ``/api``. Messages never repeat credentials.
+    (unless allowed: Basic auth would cross the network in clear text), a query
+    or fragment (calls would land under it, and a token in it would show wherever
+    the URL is shown), and a path that does not end with ``/api``. Messages
+    repeat neither credentials nor a query or fragment.
     """
-    shown = _without_credentials(base_url)
+    shown = _without_query(_without_credentials(base_url))
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
@@ -713,11 +674,16 @@ def _checked_base_url(base_url: str, *, allow_insecure_http: bool = False) -> st
         raise ConfigurationError(f"SEQUENCE_BASE_URL {shown!r} is not a URL ({exc})") from None
     if url.userinfo:
         raise _credentials_refused(shown)
+    if "?" in base_url or "#" in base_url:
+        raise ConfigurationError(
+            f"SEQUENCE_BASE_URL must not carry a query or fragment, but {shown!r} does: "
+            f"give the URL alone, e.g. {PRODUCTION_URL!r}"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
             f"SEQUENCE_BASE_URL must be an http(s) URL such as {PRODUCTION_URL!r}, not {shown!r}"
         )
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         secure = str(url.copy_with(scheme="https")).rstrip("/")
         raise ConfigurationError(
             f"SEQUENCE_BASE_URL {shown!r} is plain http:// to another machine: the client "
@@ -741,6 +707,12 @@ def _credentials_refused(shown: str) -> ConfigurationError:
     )
 
 
+def _without_query(text: str) -> str:
+    """``text`` with a query or fragment blanked out."""
+    cut = re.search(r"[?#]", text)
+    return f"{text[: cut.start()]}[query or fragment removed]" if cut else text
+
+
 def _without_credentials(text: str) -> str:
     """``text`` with whatever comes before an ``@`` in its host part blanked out."""
     before, at, after = text.rpartition("@")
@@ -748,16 +720,6 @@ def _without_credentials(text: str) -> str:
         return text
     scheme, separator, _ = before.partition("://")
     return f"{scheme}{separator}[credentials removed]@{after}" if separator else f"[...]@{after}"
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine: localhost, 127.0.0.0/8 or ::1."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _path_part(value: str, what: str) -> str:
@@ -792,7 +754,9 @@ def _list_params(filters: Mapping[str, str | bool]) -> dict[str, str]:
     return params
 
 
-def _customer_page(response: Response) -> CustomerPage:
+def _customer_page(client: SequenceClient, params: Mapping[str, str]) -> CustomerPage:
+    """Read one page of ``GET /customers`` (the page reader of :mod:`sequence_nb.listing`)."""
+    response = client.request("GET", "/customers", params=params)
     data = response.data
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
@@ -807,7 +771,8 @@ def _customer_page(response: Response) -> CustomerPage:
     return CustomerPage(
         content=response.content,
         items=items,
-        total=total if isinstance(total, int) else None,
+        total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        after=_next_cursor(data),
     )
 
 

@@ -144,7 +144,55 @@ class APITimeoutError(APIConnectionError):
 
 
 class PaginationError(APIError):
-    """Paging did not end: the server gave back a cursor it had given before."""
+    """Paging would not end: the server gave back a cursor it had given before, an empty
+    page that still carries a cursor, or far more pages than its ``totalResultSize`` allows."""
+
+
+class IncompleteFetchError(SequenceError):
+    """A listing, read twice, still held fewer distinct customers than the server counts.
+
+    ``expected`` is the server's ``totalResultSize`` (the largest given on the first and
+    last page of each stream), ``found`` the distinct customers read, ``missing`` the
+    difference, and ``records`` what was read (distinct, in listing order) for whoever
+    wants it anyway.
+    """
+
+    def __init__(
+        self,
+        *,
+        expected: int,
+        found: int,
+        reads: int,
+        sort_by: str | None = None,
+        records: Sequence[dict[str, object]] = (),
+    ) -> None:
+        self.expected = expected
+        self.found = found
+        self.missing = expected - found
+        self.reads = reads
+        self.sort_by = sort_by
+        self.records = list(records)
+        moving = (
+            f"the listing is sorted by {sort_by!r}, which changes when a customer is edited"
+            if sort_by is not None
+            else "customers were created, archived or edited during the fetch"
+        )
+        times = "once" if reads == 1 else f"{reads} times"
+        #: What went wrong and why, without the advice (the text of the warning given instead).
+        self.summary = (
+            f"GET /customers gave {found} distinct customers but the server counts {expected} "
+            f"(totalResultSize): {self.missing} missing after reading the listing {times}. "
+            "Records that move between pages while they are paged are skipped (and others "
+            f"read twice); here {moving}."
+        )
+        super().__init__(
+            f"{self.summary} Fetch again (the default sort, creation time, never changes), or "
+            "pass on_incomplete='warn' to take what was read with a warning."
+        )
+
+
+class IncompleteFetchWarning(UserWarning):
+    """A fetch that may be missing customers (taken anyway, or on a sort that can move)."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

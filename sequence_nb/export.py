@@ -16,8 +16,10 @@
   such values there.
 
 The file is written under a temporary name and renamed into place, so a failed
-export never leaves a half-written file. Only the frame's own columns are
-written: no credentials, client settings or other metadata are added.
+export never leaves a half-written file. It holds customers' personal data, so
+it is readable by its owner only (``0600``), whatever the umask. Only the frame's
+own columns are written: no credentials, client settings or other metadata are
+added.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ import polars as pl
 import xlsxwriter  # no stubs or py.typed
 
 from sequence_nb import fields
+from sequence_nb.errors import SequenceError
 from sequence_nb.frames import to_records
 
 if TYPE_CHECKING:
     from polars._typing import OneOrMoreDataTypes
 
-__all__ = ["ExportError", "ExportFormat", "export"]
+__all__ = ["ExportError", "ExportFormat", "export", "export_format"]
 
 ExportFormat = Literal["parquet", "csv", "json", "xlsx"]
 
@@ -57,7 +60,7 @@ _XLSX_MAX_CHARS: Final = 32_767
 _XLSX_FORMATS: Final[dict[OneOrMoreDataTypes, str]] = {pl.Datetime: "yyyy-mm-dd hh:mm:ss"}
 
 
-class ExportError(ValueError):
+class ExportError(SequenceError, ValueError):
     """The frame cannot be exported as asked (unknown format, too big for Excel...)."""
 
 
@@ -74,17 +77,28 @@ def export(
     :class:`ExportError`. See the module docstring for what each format keeps.
     """
     target = Path(path).expanduser()
-    kind = _format_of(target, format)
+    kind = export_format(target, format)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
+        # Created empty and private first: the writers fill the file in place, and its
+        # mode (not widened by the umask) goes with it when it is renamed.
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None  # name the file asked for
+    try:
         _WRITERS[kind](df, temporary)
+        temporary.chmod(0o600)  # in case a writer made the file anew
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     return target
 
 
-def _format_of(target: Path, format: str | None) -> ExportFormat:
+def export_format(path: str | os.PathLike[str], format: str | None = None) -> ExportFormat:
+    """The format :func:`export` writes ``path`` in: ``format`` when given, else the one
+    its extension names; :class:`ExportError` when it is neither (so a command can refuse
+    a name before fetching anything)."""
+    target = Path(path)
     choices = get_args(ExportFormat)
     if format is not None:
         if format not in choices:

@@ -100,6 +100,7 @@ if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
     from sequence_nb.client import SequenceClient
+    from sequence_nb.listing import OnIncomplete
 
 __all__ = [
     "CREATED_AT_DTYPE",
@@ -264,24 +265,37 @@ def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
 
 
 def fetch_customers(
-    client: SequenceClient, *, progress: bool | None = None, **filters: str | bool
+    client: SequenceClient,
+    *,
+    progress: bool | None = None,
+    on_incomplete: OnIncomplete = "raise",
+    streams: int = 2,
+    **filters: str | bool,
 ) -> pl.DataFrame:
-    """Every customer the client lists (``GET /customers``, all pages) as a frame.
+    """Every customer the client lists (``GET /customers``), each once, as a frame.
 
     ``filters`` are those of ``GET /customers`` (``legalName``, ``email``,
-    ``alias``, ``includeArchived``, ``sortBy``, ``sortOrder``). A progress bar
-    shows in notebooks and terminals (``progress=False`` hides it, ``True``
-    forces it). The raw page bodies go straight to :func:`frame_from_pages`;
-    the client does the I/O.
+    ``alias``, ``includeArchived``, ``sortBy``, ``sortOrder``). Complete or loud:
+    the rows are checked against the server's ``totalResultSize``, and a listing
+    still short after a second read raises
+    :class:`~sequence_nb.errors.IncompleteFetchError` (``on_incomplete="warn"``
+    gives the frame and a warning). A listing longer than two pages is read from
+    both ends at once (``streams=1`` reads it in one stream); rows come in the
+    order one listing gives, newest first by default. A progress bar of distinct
+    customers shows in notebooks and terminals (``progress=False`` hides it,
+    ``True`` forces it). The client does the I/O (:meth:`SequenceClient.list_customers`).
     """
-    bodies: list[bytes] = []
     with progress_bar(None, "Fetching customers", progress) as bar:
-        for page in client.iter_customer_pages(**filters):
-            if bar.total is None and page.total is not None:
-                bar.total = page.total
-            bodies.append(page.content)
-            bar.update(len(page.items))
-    return frame_from_pages(bodies)
+
+        def show(count: int, total: int | None) -> None:
+            if total is not None and total != bar.total:
+                bar.reset(total=total)
+            bar.update(count - bar.n)
+
+        records = client.list_customers(
+            on_incomplete=on_incomplete, streams=streams, on_progress=show, **filters
+        )
+    return to_frame(records)
 
 
 def _serialized(records: list[Mapping[str, Any]]) -> Iterator[bytes]:

@@ -8,7 +8,7 @@ field, an address that is not an email address, a country that is not an ISO
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
@@ -36,17 +36,48 @@ class TaxStatus(StrEnum):
     REVERSE_CHARGED = "REVERSE_CHARGED"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What ends a line (as :meth:`str.splitlines` reads text).
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def _printable(value: str) -> str:
-    """Refuse control characters (tabs and line breaks are allowed)."""
-    found = _CONTROL.search(value)
-    if found:
-        raise ValueError(
-            f"holds a control character ({found.group()!r} at position {found.start()})"
-        )
+    """Refuse what a reader cannot see or what breaks the one line every customer text
+    field is: control characters (tabs and line breaks included) and Unicode format
+    characters (category Cf: bidi controls such as U+202E, zero-width characters,
+    U+FEFF), which make two texts that look the same differ. No-break and other
+    spaces, accents in either normal form, emoji and right-to-left text pass."""
+    if value.isprintable():  # the common case, decided without a loop
+        return value
+    for position, char in enumerate(value):
+        problem = _unseen_character(char, position)
+        if problem:
+            raise ValueError(f"holds {problem}")
     return value
+
+
+#: Format characters that belong in real names (Persian, Indic scripts, joined emoji):
+#: zero-width non-joiner and joiner.
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
+def _unseen_character(char: str, position: int) -> str | None:
+    """What is wrong with ``char`` in a one-line text field, or ``None``."""
+    if char == "\t":
+        return f"a tab (at position {position}): the field is one line"
+    if char in _LINE_BREAKS:
+        return f"a line break ({char!r} at position {position}): the field is one line"
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return f"a control character ({char!r} at position {position})"
+    if category == "Cf" and char not in _JOINERS:
+        name = unicodedata.name(char, "without a name")
+        return (
+            f"an invisible format character (U+{ord(char):04X} {name} at position {position}): "
+            "it changes how the text shows without being seen"
+        )
+    if category == "Cs":
+        return f"a lone surrogate (U+{ord(char):04X} at position {position}), which is no text"
+    return None
 
 
 def _not_blank(value: str) -> str:
@@ -62,7 +93,9 @@ def _no_surrounding_space(value: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def _email_problem(value: str) -> str | None:
+def email_problem(value: str) -> str | None:
+    """What ``email_validator`` finds wrong with an address (syntax only, no DNS), or
+    None when it is valid: the one verdict write validation and ``check`` share."""
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -72,7 +105,7 @@ def _email_problem(value: str) -> str | None:
 
 def _email_address(value: str) -> str:
     _no_surrounding_space(value)
-    problem = _email_problem(value)
+    problem = email_problem(value)
     if problem is not None:
         raise ValueError(f"{value!r} is not an email address: {problem}")
     return value

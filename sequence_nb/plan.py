@@ -14,6 +14,9 @@ import datetime as dt
 import functools
 import hashlib
 import html
+import json
+import os
+import unicodedata
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +25,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sequence_nb import fields
-from sequence_nb.errors import InvalidBodyError, SequenceError
-from sequence_nb.frames import prune_nulls, to_records
+from sequence_nb.client import _path_part
+from sequence_nb.errors import InvalidBodyError, InvalidIdError, SequenceError
+from sequence_nb.frames import _gc_paused, prune_nulls, raw_column, raw_columns, to_records
 from sequence_nb.models import update_body_of, update_losses, validate_update_body
 
 if TYPE_CHECKING:
@@ -46,11 +50,30 @@ _EDITED = "__edited"
 _BAD = "__uncastable"
 _CHANGED = "__changed"
 _BAD_FLAG = "__bad"
+_MISFIT = "__misfit"
 _KEY_NAMESPACE = uuid.UUID("5b0e4c8e-4f7e-4d55-9f61-6a0f0d1c2b3a")
 _HTML_ROW_LIMIT = 500
 #: What a plan file says it is, and the version of its layout this module reads and writes.
 PLAN_FILE_FORMAT = "sequence_nb plan"
-PLAN_FILE_SCHEMA_VERSION = 1
+PLAN_FILE_SCHEMA_VERSION = 2
+#: Layouts :meth:`ChangePlan.from_json` reads: version 1 (whose digest covered the rows,
+#: base URL and API version only) is read so that runs journaled with it can be resumed
+#: and undone; version 2's digest covers every part of the file.
+_READABLE_VERSIONS = (1, 2)
+#: What each field that is not text holds (a wrong-typed value names it).
+_EXPECTED: dict[str, str] = {
+    fields.ADDRESS: "an object",
+    fields.BILLING_EMAILS: "a list of addresses",
+    fields.LINKED_SERVICES: "a list of objects",
+}
+#: Texts file readers take for a missing value (pandas' defaults, without ``""``): a null
+#: where the original holds one of them was most likely made by the reader, not a person.
+_MISSING_VALUE_WORDS = frozenset(
+    {
+        "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip
 
 
 class PlanError(SequenceError, ValueError):
@@ -85,6 +108,8 @@ class RowChange:
     """One changed customer: its edits, the record it started from and the body to send.
 
     ``problems`` lists ``(column, message)`` pairs; a row with any is never sent.
+    ``legal_name`` is the before-image's legal name as text (a value of another JSON
+    type there, such as a number, as its JSON text), for display.
     """
 
     id: str
@@ -176,7 +201,11 @@ class ChangePlan:
 
     def preview(self) -> pl.DataFrame:
         """Every edited cell: ``id``, ``legalName``, ``column``, ``old``, ``new``,
-        ``status`` (``update`` or ``invalid``) and ``message`` (why a row is invalid)."""
+        ``status`` (``update`` or ``invalid``) and ``message`` (why a row is invalid).
+
+        Characters a reader cannot see (zero-width and bidi controls, tabs, line
+        breaks: whatever :meth:`str.isprintable` refuses) are shown as escapes
+        (``\\u200b``), so two values that would look alike never do."""
         records = []
         for row in self.rows:
             status = "update" if row.sendable else "invalid"
@@ -188,10 +217,10 @@ class ChangePlan:
                 records.append(
                     (
                         row.id,
-                        row.legal_name,
+                        _shown(row.legal_name),
                         change.column,
-                        _text(change.old),
-                        _text(change.new),
+                        _shown(change.old),
+                        _shown(change.new),
                         status,
                         message,
                     )
@@ -292,7 +321,7 @@ class ChangePlan:
         """The plan as JSON, for a second person to review and apply.
 
         The file names its layout (``schema_version``), the server and API version
-        the plan was made for, and its :attr:`digest`.
+        the plan was made for, and its :attr:`digest`, which covers every other part.
         """
         document = {
             "format": PLAN_FILE_FORMAT,
@@ -317,11 +346,19 @@ class ChangePlan:
         Every body and every problem is rebuilt from the row's before-image and
         changes by the code :func:`plan_updates` uses; a file whose stored body,
         problems, old values or digest differ from the rebuilt ones, that edits a
-        column a plan never sends, repeats a customer or points a row at another
-        customer's before-image is refused with :class:`PlanFileError`.
+        column a plan never sends, lists a change a reader could not see (the same
+        value, or the same text in another Unicode normal form), repeats a customer
+        (also in other letter case) or a JSON key, or points a row at another
+        customer's before-image is refused with :class:`PlanFileError`. A row whose
+        id no request can carry (``""``, ``..``, ``a/b``) loads as invalid, as
+        :func:`plan_updates` makes it.
         """
-        document = _parsed_plan_file(data)
-        rows = _checked_rows(document.rows)
+        try:
+            with _gc_paused():  # a file of many rows is many small objects, none in a cycle
+                document = _parsed_plan_file(data)
+                rows = _checked_rows(document.rows)
+        except RecursionError:
+            raise PlanFileError("holds values nested too deeply to be a plan") from None
         plan = cls(
             rows=rows,
             added_ids=tuple(document.added_ids),
@@ -333,18 +370,20 @@ class ChangePlan:
             base_url=document.base_url,
             api_version=document.api_version,
         )
-        if plan.digest != document.digest:
+        held = _digest_of(plan, document.schema_version)
+        if held != document.digest:
             raise PlanFileError(
-                f"the file says {document.digest} but its rows give {plan.digest}: "
+                f"the file says {document.digest} but its contents give {held}: "
                 "it was changed after it was saved",
                 field="digest",
             )
         return plan
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path``."""
+        """Write :meth:`to_json` to ``path``, readable by its owner only (``0600``): a
+        plan holds customers' records. It is written whole or not at all."""
         target = Path(path)
-        target.write_bytes(self.to_json())
+        _write_private(target, self.to_json())
         return target
 
     @classmethod
@@ -381,9 +420,14 @@ def plan_updates(
     read-only columns and bodies that fail validation. Columns of ``edited``
     that ``original`` lacks are ignored (and listed in ``ignored_columns``);
     columns ``edited`` lacks keep their original values. Texts that differ only
-    in Unicode normal form (NFC and NFD) are the same text, not an edit. A column
-    of numbers, booleans or dates where the original holds text is a
-    :class:`PlanError`: reading a file that way may already have changed values.
+    in Unicode normal form (NFC and NFD) are the same text, not an edit, and so
+    are an empty text and a null. A column of numbers, booleans or dates where the
+    original holds text is a :class:`PlanError`: reading a file that way may already
+    have changed values. Cell by cell, the same holds for a value the edited frame
+    keeps in a raw column (``telephone__raw``, see :mod:`sequence_nb.frames`) that the
+    original does not hold: a number in an edited JSON file is an error on its row,
+    never a cleared field. A null where the original holds a word readers take for a
+    missing value (``"NA"``, ``"null"``) is an error too.
     ``base_url`` and ``api_version`` name what the plan is for (saved with it and
     covered by its digest; a plan with a ``base_url`` is only applied there).
     """
@@ -394,10 +438,16 @@ def plan_updates(
     added, removed = _unmatched_ids(original, edited)
     notes += [(i, "(row)", "added in the edited frame; a plan only updates") for i in added]
     notes += [(i, "(row)", "removed from the edited frame; nothing is deleted") for i in removed]
-    columns = [c for c in original.columns if c in edited.columns and c != "id"]
-    ignored = tuple(c for c in edited.columns if c not in original.columns)
+    raws = raw_columns(edited)
+    held = raw_columns(original)
+    columns = [
+        c
+        for c in original.columns
+        if c in edited.columns and c != "id" and c not in held and c not in raws
+    ]
+    ignored = tuple(c for c in edited.columns if c not in original.columns and c not in raws)
     aligned = _align_dtypes(edited, original.schema, columns)
-    rows = _changed_rows(original, aligned, columns)
+    rows = _changed_rows(original, aligned, columns, raws)
     return ChangePlan(
         rows=rows,
         added_ids=added,
@@ -516,34 +566,64 @@ def _as_text(series: pl.Series) -> pl.Series:
 
 
 def _changed_rows(
-    original: pl.DataFrame, edited: pl.DataFrame, columns: Sequence[str]
+    original: pl.DataFrame,
+    edited: pl.DataFrame,
+    columns: Sequence[str],
+    raws: Mapping[str, str],
 ) -> tuple[RowChange, ...]:
     left, right = _aligned_rows(original, edited)
     bad = [c for c in columns if c + _BAD in right.columns]
+    misfits = _misfits(left, right, raws)
     differing = [c for c in columns if c in bad or _differs(left[c], right[c])]
-    if not differing:
+    if not differing and not misfits:
         return ()
+    texts = [c for c in differing if left.schema[c] == pl.String]
+    held = {c: raw_column(c) for c in texts if raw_column(c) in left.columns}
     pairs = pl.DataFrame(
         [
             left["id"],
             *[left[c] for c in differing],
             *[right[c].alias(c + _EDITED) for c in differing],
             *[right[c + _BAD] for c in bad],
+            *misfits,
+            *[left[raw] for raw in held.values()],
         ]
     )
-    masks = [_changed(c, left.schema[c]).alias(c + _CHANGED) for c in differing]
+    masks = [_changed(c, left.schema[c], held.get(c)).alias(c + _CHANGED) for c in differing]
     masks += [pl.col(c + _BAD).is_not_null().alias(c + _BAD_FLAG) for c in bad]
+    masks += [pl.col(s.name).is_not_null().alias(s.name + _BAD_FLAG) for s in misfits]
     names = [m.meta.output_name() for m in masks]
     flagged = pairs.with_columns(masks).filter(pl.any_horizontal(names))
-    texts = [c for c in differing if left.schema[c] == pl.String]
     flagged = _without_normal_form_edits(flagged, texts, names)
     if flagged.is_empty():
         return ()
     wanted = flagged["id"].implode()
     snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+    misfitting = [s.name.removesuffix(_MISFIT) for s in misfits]
+    visited = [c for c in columns if c in differing or c in misfitting]
+    visited += [f for f in misfitting if f not in columns]
     return tuple(
-        _row_change(row, snapshots[row["id"]], differing) for row in flagged.iter_rows(named=True)
+        _row_change(row, snapshots[row["id"]], visited) for row in flagged.iter_rows(named=True)
     )
+
+
+def _misfits(left: pl.DataFrame, right: pl.DataFrame, raws: Mapping[str, str]) -> list[pl.Series]:
+    """Per field, the JSON text of each edited value that is kept in a raw column and
+    that the original does not hold there (``<field>__misfit``; fields with none are left out).
+
+    A reader such as :func:`~sequence_nb.frames.to_frame` keeps a value of another JSON
+    type than the field's (a number where text belongs) in ``<field>__raw`` and leaves
+    the cell null: compared alone, the cell would say "clear the field".
+    """
+    found = []
+    for name, field_name in raws.items():
+        nothing = pl.repeat(None, left.height, dtype=pl.String, eager=True)
+        new = _as_text(right[name])
+        old = _as_text(left[name]) if name in left.columns else nothing
+        misfit = new.zip_with(new.is_not_null() & new.ne_missing(old), nothing)
+        if misfit.null_count() < misfit.len():
+            found.append(misfit.alias(field_name + _MISFIT))
+    return found
 
 
 def _without_normal_form_edits(
@@ -574,17 +654,25 @@ def _differs(old: pl.Series, new: pl.Series) -> bool:
     return not old.equals(new)
 
 
-def _changed(column: str, dtype: pl.DataType) -> pl.Expr:
+def _changed(column: str, dtype: pl.DataType, held_raw: str | None = None) -> pl.Expr:
     """Per row, whether ``column`` was edited.
 
     Nested columns (lists, structs) are compared by hash: exact comparison of
     them is ten times slower, and they are all read-only, so a hash collision
     (about 2**-64 a row) could only hide an error report, never send a value.
+    In a text column an empty text and a null are one value (a body leaves both
+    out; files write both as an empty cell), unless the original's cell is null
+    because its value is kept in the raw column ``held_raw``.
     """
     old, new = pl.col(column), pl.col(column + _EDITED)
     if dtype.is_nested():
         return old.hash() != new.hash()
-    return old.ne_missing(new)
+    if dtype != pl.String:
+        return old.ne_missing(new)
+    was_empty = old.is_null() | (old == "")
+    if held_raw is not None:
+        was_empty = was_empty & pl.col(held_raw).is_null()
+    return old.ne_missing(new) & ~(was_empty & (new.is_null() | (new == "")))
 
 
 def _aligned_rows(
@@ -601,16 +689,36 @@ def _aligned_rows(
 def _row_change(
     row: Mapping[str, Any], before: dict[str, Any], columns: Sequence[str]
 ) -> RowChange:
+    """The row's changes, in column order. A cell whose edited value misfits its field
+    (:func:`_misfits`) is one change to the parsed value, standing for its object's
+    parts too; the old value of a cell the original kept raw is the before-image's."""
     changes: list[FieldChange] = []
     uncastable: set[str] = set()
+    misfits = {c for c in columns if row.get(c + _MISFIT) is not None}
     for column in columns:
+        head = column.partition(".")[0]
+        if head in misfits and head != column:
+            continue  # part of an object whose edited value is no object
+        old = row.get(column)
+        if old is None:
+            old = get_path(before, column)
         text = row.get(column + _BAD)
-        if text is not None:
-            changes.append(FieldChange(column, row[column], text))
+        if column in misfits:
+            changes.append(FieldChange(column, old, _parsed(row[column + _MISFIT])))
+        elif text is not None:
+            changes.append(FieldChange(column, old, text))
             uncastable.add(column)
-        elif row[column + _CHANGED]:
-            changes.append(FieldChange(column, row[column], row[column + _EDITED]))
-    return _built_row(row["id"], before, changes, uncastable)
+        elif row.get(column + _CHANGED):
+            changes.append(FieldChange(column, old, row[column + _EDITED]))
+    return _built_row(row["id"], before, changes, uncastable, misfits)
+
+
+def _parsed(text: str) -> Any:
+    """The JSON value a raw cell holds, or the text itself when it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
 
 
 def _built_row(
@@ -618,17 +726,23 @@ def _built_row(
     before: dict[str, Any],
     changes: Sequence[FieldChange],
     uncastable: Collection[str] = (),
+    misfits: Collection[str] = (),
 ) -> RowChange:
     """The row that writes ``changes`` over ``before``: its full body and every problem.
 
     :func:`plan_updates` and a loaded plan file both build rows here, so a file can
     hold no body and no verdict the planner would not have made. ``uncastable``
-    names the columns whose new value did not fit the original's type.
+    names the columns whose new value did not fit the original's type, ``misfits``
+    those whose new value has another JSON type than the field's (never written).
     """
-    problems = [(c.column, _uncastable(c.new)) for c in changes if c.column in uncastable]
+    problems = _id_problems(customer_id)
+    problems += [(c.column, _uncastable(c.new)) for c in changes if c.column in uncastable]
+    problems += [(c.column, _misfit(c.column, c.new)) for c in changes if c.column in misfits]
     body = update_body_of(before)
     for change in changes:
-        problem = _apply_edit(body, change)
+        if change.column in misfits:
+            continue
+        problem = _apply_edit(body, change) or _missing_value_read(change)
         if problem:
             problems.append((change.column, problem))
     problems.extend(update_losses(before))
@@ -639,11 +753,78 @@ def _built_row(
             problems.extend(exc.problems)
     return RowChange(
         id=customer_id,
-        legal_name=before.get("legalName"),
+        legal_name=_legal_name(before),
         changes=tuple(changes),
         before_json=orjson.dumps(before),
         body_json=orjson.dumps(body),
         problems=tuple(problems),
+    )
+
+
+def _id_problems(customer_id: str) -> list[tuple[str, str]]:
+    """``[("id", why)]`` when no request can name the customer (``""``, ``..``, ``a/b``):
+    the client's own rule, so such a row is reported here instead of failing at push."""
+    try:
+        _path_part(customer_id, "customer id")
+    except InvalidIdError as exc:
+        return [("id", str(exc))]
+    return []
+
+
+def _legal_name(before: Mapping[str, Any]) -> str | None:
+    """The before-image's legal name as text, for display."""
+    name = before.get(fields.LEGAL_NAME)
+    return name if name is None or isinstance(name, str) else _text(name)
+
+
+def _misfit(column: str, value: Any) -> str:
+    """The problem of an edited value of another JSON type than ``column``'s."""
+    expected = _EXPECTED.get(column, "text")
+    if isinstance(value, str) and expected == "text":
+        return (
+            f"the raw column {raw_column(column)!r} holds {_json_text(value)}, which is not "
+            f"JSON: write the value in {column!r} instead"
+        )
+    return (
+        f"holds {_json_text(value)}, {_json_kind(value)}, where {expected} belongs: the "
+        f"edited data gave this cell another JSON type; write it as {expected} to send it"
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _json_text(value: Any, limit: int = 120) -> str:
+    """``value`` as JSON, shortened to ``limit`` characters."""
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _missing_value_read(change: FieldChange) -> str | None:
+    """Why an empty cell where the original holds ``"NA"`` (and the like) is not sent."""
+    if not isinstance(change.old, str) or change.old not in _MISSING_VALUE_WORDS:
+        return None
+    if change.new not in (None, ""):
+        return None
+    return (
+        f"was {change.old!r} and is empty now: a file reader that takes {change.old!r} for "
+        "a missing value (pandas does, unless keep_default_na=False) turned the text into "
+        "a null; read the file keeping text as it is, or write a space in the cell to "
+        "clear it on purpose"
     )
 
 
@@ -672,6 +853,22 @@ def _refusal(column: str) -> str | None:
     if column not in fields.EDITABLE_COLUMNS:
         return "is not a field the update body has (read-only here)"
     return None
+
+
+def _write_private(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` readable by its owner only (``0600``, whatever the
+    umask or an older file's mode), through a temporary file renamed into place."""
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None  # name the file asked for
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def record_digest(record: Mapping[str, Any]) -> str:
@@ -718,6 +915,17 @@ def _text(value: Any) -> str | None:
         return str(value)
 
 
+def _shown(value: Any) -> str | None:
+    """``value`` as text for a person, each character :meth:`str.isprintable` refuses
+    (zero-width, bidi controls, tabs, line breaks, no-break spaces) as its escape."""
+    text = _text(value)
+    if text is None or text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
 # -- the plan file and its digest --------------------------------------------------------------
 
 
@@ -726,11 +934,29 @@ def _json_default(value: Any) -> str:
     return str(value)
 
 
-def _digest_of(plan: ChangePlan) -> str:
-    """sha256 over the plan's canonical form: a header naming the server and API version,
-    then one line a row of ``[id, changes, before, body]`` with keys sorted and values as
-    a plan file holds them, so a plan and the same plan loaded from its file agree."""
-    digest = hashlib.sha256(orjson.dumps([plan.base_url, plan.api_version]))
+def _digest_of(plan: ChangePlan, version: int = PLAN_FILE_SCHEMA_VERSION) -> str:
+    """sha256 over the plan's canonical form: a header, then one line a row of
+    ``[id, changes, before, body]`` with keys sorted and values as a plan file holds
+    them, so a plan and the same plan loaded from its file agree.
+
+    The header of schema version 2 holds every other part of the file (the layout,
+    server, API version, plan id, creation time, ids added and removed, ignored
+    columns, notes); version 1's held the server and API version only.
+    """
+    header: list[Any] = [plan.base_url, plan.api_version]
+    if version != 1:
+        header = [
+            PLAN_FILE_FORMAT,
+            version,
+            *header,
+            plan.plan_id,
+            plan.created_at,
+            plan.added_ids,
+            plan.removed_ids,
+            plan.ignored_columns,
+            plan.notes,
+        ]
+    digest = hashlib.sha256(orjson.dumps(header))
     for row in plan.rows:
         digest.update(b"\n")
         digest.update(_canonical_line(row))
@@ -781,7 +1007,7 @@ class _NoteEntry(_FilePart):
 
 class _RowEntry(_FilePart):
     id: str
-    legal_name: str | None
+    legal_name: Any  # shown only; files of version 1 may hold a number here
     changes: list[_ChangeEntry]
     before: dict[str, Any]
     body: dict[str, Any]
@@ -789,10 +1015,10 @@ class _RowEntry(_FilePart):
 
 
 class _PlanFile(_FilePart):
-    """The layout of a plan file, schema version 1."""
+    """The layout of a plan file, schema versions 1 and 2 (they differ in the digest)."""
 
     format: Literal["sequence_nb plan"]
-    schema_version: Literal[1]
+    schema_version: int
     digest: str
     plan_id: str
     created_at: str
@@ -804,56 +1030,113 @@ class _PlanFile(_FilePart):
     notes: list[_NoteEntry]
     rows: list[_RowEntry]
 
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, version: int) -> int:
+        if version not in _READABLE_VERSIONS:
+            readable = " and ".join(map(str, _READABLE_VERSIONS))
+            raise ValueError(f"is {version}; this sequence_nb reads versions {readable}")
+        return version
+
 
 def _parsed_plan_file(data: bytes | str) -> _PlanFile:
-    """The file's document, or a :class:`PlanFileError` naming the first part at fault."""
+    """The file's document, or a :class:`PlanFileError` naming the first part at fault.
+
+    Strict: ``schema_version`` is the integer itself (not ``true`` or ``1.0``), and
+    no part of the file is left unchecked or unknown.
+    """
+    document = _json_document(data)
     try:
-        return _PlanFile.model_validate_json(data)
+        return _PlanFile.model_validate(document, strict=True)
     except ValidationError as exc:
-        raise _file_error(exc, data) from None
+        raise _file_error(exc, document) from None
 
 
-def _file_error(exc: ValidationError, data: bytes | str) -> PlanFileError:
+def _json_document(data: bytes | str) -> Any:
+    """The JSON value of ``data``, refusing what two readers could read differently: a
+    key repeated in one object (most readers keep the last, a viewer may show the
+    first), NaN and Infinity, and bytes that are not UTF-8."""
+    text = data
+    if not isinstance(text, str):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PlanFileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except PlanFileError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(
+            f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except ValueError as exc:  # such as an integer of more digits than Python reads
+        raise PlanFileError(f"not JSON a plan file holds ({exc})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise PlanFileError(
+                f"holds the key {key!r} more than once in one object: a reader may see "
+                "one of its values and the loader another"
+            )
+        seen.add(key)
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise PlanFileError(f"holds {name}, which is not JSON")
+
+
+def _file_error(exc: ValidationError, document: Any) -> PlanFileError:
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    if first["type"] == "json_invalid":
-        return PlanFileError(f"not JSON ({first['msg']})")
-    loc = first["loc"]
+    loc = errors[0]["loc"]
     field = ".".join(str(part) for part in loc)
     row = None
     if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
-        row = _row_name(data, loc[1])
+        row = _row_name(document, loc[1])
     details = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
+        f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: "
+        + error["msg"].split(" or instance of ")[0]  # not the name of a class of this module
         for error in errors[:5]
     )
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return PlanFileError(
-        f"not a plan file of schema version 1: {details}{more}", row=row, field=field
+        f"not a plan file this sequence_nb reads: {details}{more}", row=row, field=field
     )
 
 
-def _row_name(data: bytes | str, index: int) -> str:
+def _row_name(document: Any, index: int) -> str:
     """The customer id of row ``index`` when the file says one, else its position."""
     try:
-        customer_id = orjson.loads(data)["rows"][index]["id"]
-    except (orjson.JSONDecodeError, LookupError, TypeError):
+        customer_id = document["rows"][index]["id"]
+    except (LookupError, TypeError):
         customer_id = None
     return customer_id if isinstance(customer_id, str) else f"#{index}"
 
 
 def _checked_rows(entries: Sequence[_RowEntry]) -> tuple[RowChange, ...]:
-    """Each row rebuilt from its before-image and changes, refused where the file differs."""
+    """Each row rebuilt from its before-image and changes, refused where the file differs.
+
+    A customer listed twice is refused also when the ids differ only in letter case or
+    surrounding spaces (a server may take them for one customer).
+    """
     seen: dict[str, int] = {}
     rows = []
     for index, entry in enumerate(entries):
-        if entry.id in seen:
+        key = entry.id.strip().casefold()
+        if key in seen:
             raise PlanFileError(
-                f"lists this customer more than once (rows {seen[entry.id]} and {index})",
+                f"lists this customer more than once (rows {seen[key]} and {index})",
                 row=entry.id,
                 field="id",
             )
-        seen[entry.id] = index
+        seen[key] = index
         rows.append(_checked_row(entry))
     return tuple(rows)
 
@@ -862,12 +1145,13 @@ def _checked_row(entry: _RowEntry) -> RowChange:
     """The row a planner makes of ``entry``'s before-image and changes, if the file agrees."""
     problems = tuple((p.column, p.message) for p in entry.problems)
     _check_identity(entry)
-    _check_changes(entry)
-    _check_refused_columns(entry, problems)
     changes = [FieldChange(c.column, c.old, c.new) for c in entry.changes]
-    uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
     try:
-        row = _built_row(entry.id, dict(entry.before), changes, uncastable)
+        uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
+        misfits = {c.column for c in changes if (c.column, _misfit(c.column, c.new)) in problems}
+        _check_changes(entry)
+        _check_refused_columns(entry, problems, misfits)
+        row = _built_row(entry.id, dict(entry.before), changes, uncastable, misfits)
         _canonical_line(row)  # every value must serialize as it would be saved
     except orjson.JSONEncodeError as exc:
         raise PlanFileError(
@@ -895,7 +1179,9 @@ def _check_rebuilt(entry: _RowEntry, row: RowChange, problems: tuple[tuple[str, 
             row=entry.id,
             field="problems",
         )
-    if row.legal_name != entry.legal_name:
+    if not _same_json(entry.legal_name, row.legal_name) and not _same_json(
+        entry.legal_name, entry.before.get(fields.LEGAL_NAME)
+    ):
         raise PlanFileError(
             f"says {entry.legal_name!r} but its before-image says {row.legal_name!r}",
             row=entry.id,
@@ -917,16 +1203,19 @@ def _check_identity(entry: _RowEntry) -> None:
 
 
 def _check_changes(entry: _RowEntry) -> None:
-    """Each column changes once, from the value the before-image holds."""
+    """Each column changes once, visibly, from the value the before-image holds."""
     columns: set[str] = set()
     for change in entry.changes:
         if change.column in columns:
             raise PlanFileError("is changed twice", row=entry.id, field=f"changes.{change.column}")
         columns.add(change.column)
+        unseen = _unseen_change(change)
+        if unseen:
+            raise PlanFileError(unseen, row=entry.id, field=f"changes.{change.column}")
         if change.column not in fields.EDITABLE_COLUMNS:
             continue  # read-only and unknown columns: see _check_refused_columns
         held = get_path(entry.before, change.column)
-        if change.old != held:
+        if not _same_json(change.old, held):
             raise PlanFileError(
                 f"says the old value is {change.old!r} but the before-image holds {held!r}",
                 row=entry.id,
@@ -934,10 +1223,45 @@ def _check_changes(entry: _RowEntry) -> None:
             )
 
 
-def _check_refused_columns(entry: _RowEntry, problems: tuple[tuple[str, str], ...]) -> None:
+def _unseen_change(change: _ChangeEntry) -> str | None:
+    """Why a change no reader could see is not one :func:`plan_updates` makes, or ``None``."""
+    old, new = change.old, change.new
+    if old in (None, "") and new in (None, ""):
+        return "changes nothing: an empty text and a null are the same value"
+    if _same_json(old, new):
+        return "changes nothing: the old and new values are the same"
+    if isinstance(old, str) and isinstance(new, str) and _nfc(old) == _nfc(new):
+        return (
+            f"changes {old!r} into the same text in another Unicode normal form "
+            "(NFC/NFD), which looks the same in every preview: no plan makes that change"
+        )
+    return None
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _same_json(left: Any, right: Any) -> bool:
+    """Whether two JSON values are the same, type for type (``1``, ``1.0`` and ``true``
+    differ, though Python finds them equal)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_same_json(v, right[k]) for k, v in left.items())
+    if isinstance(left, list):
+        return len(left) == len(right) and all(map(_same_json, left, right))
+    return bool(left == right)
+
+
+def _check_refused_columns(
+    entry: _RowEntry, problems: tuple[tuple[str, str], ...], misfits: Collection[str]
+) -> None:
     """A change to a column no plan sends (read-only or unknown) is refused, unless the
     file reports it as the planner does, on a row that is never sent."""
     for change in entry.changes:
+        if change.column in misfits:
+            continue  # reported as a value of another type, on a row never sent
         refusal = _refusal(change.column)
         if refusal and (change.column, refusal) not in problems:
             raise PlanFileError(
@@ -976,9 +1300,9 @@ def render_plan_html(plan: ChangePlan) -> str:
                 )
             )
             parts.append(
-                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(row.legal_name)}</td>"
-                f"<td>{_cell(change.column)}</td><td><del>{_cell(_text(change.old))}</del></td>"
-                f"<td><ins>{_cell(_text(change.new))}</ins></td><td>{status}</td></tr>"
+                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(_shown(row.legal_name))}</td>"
+                f"<td>{_cell(change.column)}</td><td><del>{_cell(_shown(change.old))}</del></td>"
+                f"<td><ins>{_cell(_shown(change.new))}</ins></td><td>{status}</td></tr>"
             )
     parts.append("</tbody></table>")
     total = sum(len(row.changes) for row in plan.rows)

@@ -30,9 +30,9 @@ import functools
 from typing import Final
 
 import polars as pl
-from email_validator import EmailNotValidError, validate_email
 
 from sequence_nb import clean, fields, frames
+from sequence_nb.models import email_problem
 
 __all__ = ["PROBLEMS", "RESULT_SCHEMA", "check"]
 
@@ -276,15 +276,6 @@ def _whitespace(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
     return parts
 
 
-@functools.lru_cache(maxsize=65536)
-def _email_error(value: str) -> str | None:
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as error:
-        return str(error)
-    return None
-
-
 def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
     values = pl.concat([work.get_column(_s(c)) for c in fields.EMAIL_COLUMNS]).rename("v")
     v = pl.col("v")
@@ -306,7 +297,7 @@ def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
         .collect()
     )
     ask = candidates.filter(pl.col("reason").is_null()).get_column("v").to_list()
-    answers = [_email_error(value) for value in ask]
+    answers = [email_problem(value) for value in ask]
     invalid = pl.concat(
         [
             candidates.filter(pl.col("reason").is_not_null()),

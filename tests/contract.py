@@ -34,6 +34,8 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
+from sequence_nb.transport import SequenceTransport
+
 SPEC_PATH = (
     Path(__file__).resolve().parent / "openapi" / "sequence-customers-openapi-2023-11-23.json"
 )
@@ -123,10 +125,17 @@ def _messages(exc: BaseException) -> list[str]:
     return [str(exc)]
 
 
-class ContractTransport(httpx.HTTPTransport):
-    """An HTTP transport that validates each request before sending it."""
+class ContractTransport(httpx.BaseTransport):
+    """The client's own transport (``SequenceTransport``), validating each request before
+    sending it: tests run the same deadline, size cap and decoding as users get."""
+
+    def __init__(self, answer_deadline: float = 120.0) -> None:
+        self.inner = SequenceTransport(answer_deadline=answer_deadline)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         check_request(request)
-        return super().handle_request(request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -106,3 +106,58 @@ def hostile_server(script: Script, **by_method: Script) -> Iterator[HostileServe
         listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         listener.close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def unaccepting_listener() -> Iterator[str]:
+    """A port whose accept queue is full, so that a new connect hangs; yields its ``/api`` URL.
+
+    Linux drops a SYN when the listener's queue is full, so the connecting side
+    waits for its own timeout: the way a firewall that drops packets behaves.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)  # let the handshakes of the fillers fill the queue
+    try:
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+@contextmanager
+def deaf_server() -> Iterator[str]:
+    """A server that accepts connections and never reads from them; yields its ``/api`` URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()

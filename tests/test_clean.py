@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from pathlib import Path
 
 import phonenumbers
 import polars as pl
@@ -11,7 +12,9 @@ import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from sequence_nb import clean, fields
+from sequence_nb.frames import to_frame
 from sequence_nb.quality import check
+from sequence_nb.sandbox.data import generate_customers
 from tests.test_quality import TAX_ENUM, customers
 
 READ_ONLY = list(fields.READ_ONLY_COLUMNS)
@@ -313,6 +316,19 @@ def test_every_region_with_fast_rules_compiles() -> None:
     assert len(usable) > 200
 
 
+def test_no_module_of_the_package_reads_a_private_regex_parser() -> None:
+    """The fast path reads phonenumbers' exported metadata, never ``re._parser``."""
+    package = Path(clean.__file__).parent
+    private = ("re._parser", "re._compiler", "sre_parse", "sre_compile")
+    readers = [
+        (str(path.relative_to(package)), name)
+        for path in sorted(package.rglob("*.py"))
+        for name in private
+        if name in path.read_text(encoding="utf-8")
+    ]
+    assert not readers
+
+
 # --------------------------------------------------------------------------- suggest
 
 
@@ -424,10 +440,8 @@ def test_check_after_suggest_leaves_only_what_cannot_be_fixed_automatically() ->
 
 
 def test_suggest_then_check_on_sandbox_data_leaves_only_unfixable_codes() -> None:
-    data = pytest.importorskip("sequence_nb.sandbox.data")
-    frames = pytest.importorskip("sequence_nb.frames")
-    records, planted = data.generate_customers(2000, seed=5)
-    df = frames.to_frame(records)
+    records, planted = generate_customers(2000, seed=5)
+    df = to_frame(records)
     out = clean.suggest(df)
     assert out.schema == df.schema and out.height == df.height
     left = set(check(out).get_column("problem"))

@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import polars as pl
 import pytest
 
 from sequence_nb.cli import main
+from sequence_nb.export import export
+from sequence_nb.frames import to_frame
 from sequence_nb.plan import ChangePlan
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory
@@ -135,17 +138,32 @@ def test_push_prints_the_digest_and_a_pinned_digest_must_match(
     edited.write_parquet(tmp_path / "edited.parquet")
     push = ["push", str(tmp_path / "edited.parquet"), "--base", str(tmp_path / "customers.parquet")]
     journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    plan_file = str(tmp_path / "plan.json")
     capsys.readouterr()
-    assert main([*push, "--dry-run", *journal]) == 0
-    digest = re.search(r"digest (sha256:[0-9a-f]{64})", capsys.readouterr().out)
+    assert main([*push, "--dry-run", "--save-plan", plan_file, *journal]) == 0
+    digest = re.search(r"Plan: .* \(digest (sha256:[0-9a-f]{64})\)", capsys.readouterr().out)
     assert digest is not None
     server.reset_stats()
     wrong = "sha256:" + "0" * 64
-    assert main([*push, "--yes", "--digest", wrong, *journal]) == 1
+    assert main(["push", "--plan", plan_file, "--yes", "--digest", wrong, *journal]) == 1
     assert wrong in capsys.readouterr().err
     assert server.stats.requests["PUT"] == 0
-    assert main([*push, "--yes", "--digest", digest.group(1), *journal]) == 0
+    assert main(["push", "--plan", plan_file, "--yes", "--digest", digest.group(1), *journal]) == 0
     assert "2 updated" in capsys.readouterr().out
+
+
+def test_a_digest_pins_only_a_saved_plan(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan made anew has its own plan id and time under its digest: none can match."""
+    relabel(exported(server, tmp_path), server, 1).write_parquet(tmp_path / "edited.parquet")
+    push = ["push", str(tmp_path / "edited.parquet"), "--base", str(tmp_path / "customers.parquet")]
+    capsys.readouterr()
+    server.reset_stats()
+    assert main([*push, "--yes", "--digest", "sha256:" + "0" * 64]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--save-plan" in err and "--plan FILE --digest" in err
+    assert sum(server.stats.requests.values()) == 0
 
 
 def test_a_saved_plan_file_is_applied_as_reviewed(
@@ -243,6 +261,101 @@ def test_errors_are_one_line_without_a_traceback(
     assert main(["export", str(tmp_path / "x.parquet")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("sequence-nb: No Sequence client id") and err.count("\n") == 1
+
+
+def test_push_prints_every_change_in_full_with_a_count_per_column(
+    make_sandbox: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = make_sandbox(customers=80, seed=4)
+    for name, value in server.environ().items():
+        monkeypatch.setenv(name, value)
+    base = exported(server, tmp_path)
+    edited = relabel(base, server, 60)
+    long = "REF Acme Holdings International Limited - IBAN GB00 EVIL 0000 0000"
+    first = edited.filter(pl.col("label") == "from the shell")["id"][0]
+    edited = edited.with_columns(
+        pl.when(pl.col("id") == first)
+        .then(pl.lit(long))
+        .otherwise(pl.col("paymentReference"))
+        .alias("paymentReference")
+    )
+    edited.write_parquet(tmp_path / "edited.parquet")
+    push = ["push", str(tmp_path / "edited.parquet"), "--base", str(tmp_path / "customers.parquet")]
+    capsys.readouterr()
+    assert main([*push, "--dry-run", "--journal", str(tmp_path / "j")]) == 0
+    out = capsys.readouterr().out
+    relabelled = edited.filter(pl.col("label") == "from the shell")["id"].to_list()
+    assert len(relabelled) == 60 and all(customer in out for customer in relabelled)
+    assert long in out and "…" not in out
+    assert "Changes by column: label 60, paymentReference 1" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["push", "{d}/edited.parquet", "--base", "{d}/base.csv"], "base.csv"),
+        (["push", "{d}/base.csv", "--against-current"], ".parquet or .json"),
+        (["push", "{d}/broken.json", "--against-current"], "broken.json is not JSON"),
+        (["push", "{d}/broken.parquet", "--against-current"], "broken.parquet"),
+        (["push", "{d}/object.json", "--against-current"], "a JSON array of customer records"),
+        (["push", "{d}/noid.parquet", "--against-current"], "noid.parquet has no 'id' column"),
+        (["push", "{d}/edited.parquet", "--base", "{d}/noid.parquet"], "no 'id' column"),
+        (
+            ["push", "{d}/edited.parquet", "--base", "{d}/base.parquet", "--max-workers", "0"],
+            "at least 1",
+        ),
+        (["undo", "some-run", "--max-workers", "-2"], "--max-workers must be at least 1"),
+        (["export", "{d}/out.txt"], "out.txt"),
+    ],
+)
+def test_bad_input_is_one_line_naming_what_to_change(
+    server: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: str,
+) -> None:
+    frame = exported(server, tmp_path)
+    frame.write_parquet(tmp_path / "base.parquet")
+    frame.select("id", "label").write_csv(tmp_path / "base.csv")
+    relabel(frame, server, 1).write_parquet(tmp_path / "edited.parquet")
+    pl.DataFrame({"x": [1]}).write_parquet(tmp_path / "noid.parquet")
+    (tmp_path / "broken.json").write_text("{nope")
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    (tmp_path / "object.json").write_text('{"id": "a"}')
+    capsys.readouterr()
+    server.reset_stats()
+    extra = [] if args[0] == "export" else ["--journal", str(tmp_path / "j"), "--yes"]
+    status = main([arg.format(d=tmp_path) for arg in args] + extra)
+    err = capsys.readouterr().err
+    assert status in (1, 2)
+    assert err.startswith("sequence-nb") and err.count("\n") == 1, err
+    assert expected in err
+    assert server.stats.requests.get("PUT", 0) == 0
+
+
+def test_a_json_file_with_numbers_where_text_was_erases_nothing(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = [r for r in server.records() if r["id"] not in {p.id for p in server.planted}][:3]
+    export_frame = to_frame(clean)
+    export(export_frame, tmp_path / "base.json")
+    typed = orjson.loads((tmp_path / "base.json").read_bytes())
+    typed[0]["telephone"], typed[1]["label"] = 7700900123, True
+    typed[2]["label"] = "edited on purpose"
+    (tmp_path / "edited.json").write_bytes(orjson.dumps(typed))
+    push = ["push", str(tmp_path / "edited.json"), "--base", str(tmp_path / "base.json")]
+    capsys.readouterr()
+    assert main([*push, "--yes", "--journal", str(tmp_path / "j")]) == 1
+    out = capsys.readouterr().out
+    assert "ignored" not in out and "1 to update, 2 invalid" in out
+    assert "holds 7700900123, a number, where text belongs" in out
+    assert server.get_record(clean[0]["id"]).get("telephone") == clean[0].get("telephone")
+    assert server.get_record(clean[1]["id"]).get("label") == clean[1].get("label")
+    assert server.get_record(clean[2]["id"])["label"] == "edited on purpose"
 
 
 def test_sandbox_command_serves_until_stopped(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,9 @@ from polars.testing import assert_frame_equal
 from sequence_nb.export import ExportError, export
 from sequence_nb.frames import to_frame, to_records
 from tests.test_frames import SEED_RECORD
+
+#: The module itself (``sequence_nb.export`` the attribute is the function).
+export_module = importlib.import_module("sequence_nb.export")
 
 ODD: dict[str, Any] = {
     "id": "b",
@@ -136,3 +141,36 @@ def test_excel_refuses_a_value_longer_than_a_cell_holds(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="at most 32,767"):
         export(df, tmp_path / "c.xlsx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_an_export_is_readable_by_its_owner_only_while_and_after_it_is_written(
+    frame: pl.DataFrame, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = "parquet" if suffix == ".parquet" else suffix.removeprefix(".")
+    write = export_module._WRITERS[kind]
+    modes: list[int] = []
+
+    def watched(df: pl.DataFrame, path: Path) -> None:
+        write(df, path)
+        modes.append(path.stat().st_mode & 0o777)
+
+    monkeypatch.setitem(export_module._WRITERS, kind, watched)
+    target = tmp_path / f"customers{suffix}"
+    target.write_text("an older export, world-readable")
+    target.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        written = export(frame, target)
+    finally:
+        os.umask(previous)
+    assert modes == [0o600]
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_an_export_format_is_known_before_anything_is_written(tmp_path: Path) -> None:
+    assert export_module.export_format(tmp_path / "c.pq") == "parquet"
+    assert export_module.export_format(tmp_path / "c.txt", "csv") == "csv"
+    with pytest.raises(ExportError, match=r"out\.txt"):
+        export_module.export_format(tmp_path / "out.txt")

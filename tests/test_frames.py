@@ -24,7 +24,7 @@ from sequence_nb.frames import (
     to_records,
 )
 from sequence_nb.plan import plan_updates
-from sequence_nb.sandbox import Sandbox
+from sequence_nb.sandbox import Sandbox, generate_customers
 from tests.seed import SEED_RECORD
 
 
@@ -630,3 +630,21 @@ def test_fetch_customers_is_quiet_when_asked(
     with sandbox.client(rate_limit_per_minute=None) as client:
         fetch_customers(client, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_fetch_from_both_ends_gives_the_frame_of_one_newest_first_read(
+    make_sandbox: Any,
+) -> None:
+    records, _ = generate_customers(120, seed=3)
+    records[0]["laterField"] = {"b": 1, "a": [1, 2]}  # the oldest: read first by the ASC stream
+    records[60]["billingEmails"] = "x@example.com"  # a value of the wrong type, mid-listing
+    records[119]["earlyField"] = "2024-01-01T00:00:00Z"  # the newest
+    server = make_sandbox(records=records)
+    with server.client(rate_limit_per_minute=None, page_size=20) as client:
+        one = frame_from_pages(p.content for p in client.iter_customer_pages(includeArchived=True))
+        two = fetch_customers(client, progress=False, includeArchived=True)
+    assert_frame_equal(two, one)
+    unknown = [c for c in two.columns if c.startswith(("earlyField", "laterField"))]
+    assert unknown[0] == "earlyField" and unknown[1:]  # first seen in the newest record
+    assert "billingEmails__raw" in two.columns
+    assert two.get_column("id").to_list() == [r["id"] for r in reversed(records)]

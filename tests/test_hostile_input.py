@@ -1,20 +1,23 @@
 """Arbitrary edits to any column never crash planning and never send an invalid body.
 
-Each edited row either yields a body that passes the write rules or an error that
-names its id and the column at fault.
+Each edited row either yields a body that passes the write rules and is exactly the
+fresh record plus the edited cells, or an error that names its id and the column at
+fault.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sequence_nb.frames import to_frame
-from sequence_nb.models import validate_update_body
+from sequence_nb.models import update_body_of, validate_update_body
 from sequence_nb.plan import ChangePlan, plan_updates
 from sequence_nb.sandbox.data import generate_customers
 from tests.conftest import SandboxFactory, contract_client
@@ -76,10 +79,46 @@ def edited_frame(edits: list[tuple[int, str, Any]]) -> pl.DataFrame:
     return frame
 
 
-def assert_every_row_is_valid_or_explained(plan: ChangePlan) -> None:
+def expected_body(edited: pl.DataFrame, customer_id: str) -> dict[str, Any]:
+    """The customer's fresh record with the cells of its row that ``edited`` changed, as a
+    person means them: the same text in another Unicode normal form is no edit, and a
+    blank or null cell clears its field (a sendable row blanks no required one)."""
+    index = ORIGINAL["id"].to_list().index(customer_id)
+    body = update_body_of(RECORDS[index])
+    before, after = ORIGINAL.row(index, named=True), edited.row(index, named=True)
+    for column, old in before.items():
+        new = after[column]
+        if old == new or (isinstance(old, str) and isinstance(new, str) and _nfc(old) == _nfc(new)):
+            continue
+        _write(body, column, None if isinstance(new, str) and not new.strip() else new)
+    return body
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _write(body: dict[str, Any], column: str, value: Any) -> None:
+    """Set a dotted column (``address.town``) of a body; None removes it."""
+    *parents, leaf = column.split(".")
+    for part in parents:
+        body = body.setdefault(part, {})
+    if value is None:
+        body.pop(leaf, None)
+    else:
+        body[leaf] = value
+
+
+def json_of(body: dict[str, Any]) -> bytes:
+    """Canonical JSON: ``1``, ``1.0`` and ``true`` differ here, though equal in a dict."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def assert_every_row_is_valid_or_explained(plan: ChangePlan, edited: pl.DataFrame) -> None:
     for row in plan.rows:
         if row.sendable:
             validate_update_body(row.body, customer_id=row.id)
+            assert json_of(row.body) == json_of(expected_body(edited, row.id)), row.changes
         else:
             assert row.problems
             for column, message in row.problems:
@@ -93,8 +132,8 @@ def assert_every_row_is_valid_or_explained(plan: ChangePlan) -> None:
 def test_any_edit_plans_to_a_valid_body_or_a_named_error(
     edits: list[tuple[int, str, Any]],
 ) -> None:
-    plan = plan_updates(ORIGINAL, edited_frame(edits))
-    assert_every_row_is_valid_or_explained(plan)
+    edited = edited_frame(edits)
+    assert_every_row_is_valid_or_explained(plan_updates(ORIGINAL, edited), edited)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,12 @@ and a journal that never keeps a half-written row."""
 
 from __future__ import annotations
 
+import gzip
+import re
 import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -95,7 +100,7 @@ def test_a_trickling_answer_is_cut_off_by_the_answer_deadline() -> None:
         ):
             client.get_customer("c-1")
         elapsed = time.monotonic() - started
-    assert elapsed < 2 * (1.0 + 0.2) + 1  # two attempts, each bounded
+    assert elapsed < 2 * 1.0 + 0.4  # two attempts, each ended at its deadline
 
 
 def test_a_connection_reset_mid_body_is_a_connection_error() -> None:
@@ -128,3 +133,86 @@ def test_a_write_cut_short_leaves_a_finished_journal_row(tmp_path: Path) -> None
     assert write.status == "unconfirmed"
     assert write.idempotency_key == row.idempotency_key
     assert write.body == plan.rows[0].body  # what was attempted stays on record for a retry
+
+
+# -- the answer deadline holds per read: headers, 1xx answers ------------------------------
+
+
+def test_headers_trickled_a_byte_at_a_time_end_at_the_answer_deadline() -> None:
+    whole = answer("200 OK", orjson.dumps(RECORD))
+    head = whole[: whole.index(b"\r\n\r\n") + 4]
+    script = Script([*(head[i : i + 1] for i in range(len(head))), whole[len(head) :]], pause=0.04)
+    assert len(head) * 0.04 > 3  # the headers alone would take over 3 s
+    with hostile_server(script) as server:
+        started = time.monotonic()
+        with (
+            client_of(server, answer_deadline=1.0, max_retries=0) as client,
+            pytest.raises(APITimeoutError, match=r"longer than 1 s \(answer_deadline\)"),
+        ):
+            client.get_customer(RECORD["id"])
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 0.3, f"held {elapsed:.2f} s with answer_deadline=1"
+
+
+def test_endless_informational_answers_end_at_the_answer_deadline() -> None:
+    script = Script([b"HTTP/1.1 102 Processing\r\n\r\n"] * 40, pause=0.1)  # 4 s of 102s
+    with hostile_server(script) as server:
+        started = time.monotonic()
+        with (
+            client_of(server, answer_deadline=1.0, max_retries=0) as client,
+            pytest.raises(APITimeoutError, match=r"longer than 1 s \(answer_deadline\)"),
+        ):
+            client.get_customer(RECORD["id"])
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 0.3, f"held {elapsed:.2f} s with answer_deadline=1"
+
+
+# -- encodings: one gzip layer, decoded within the cap -------------------------------------
+
+
+def test_the_client_asks_for_gzip_only() -> None:
+    with hostile_server(Script([answer("200 OK", orjson.dumps(RECORD))])) as server:
+        with client_of(server) as client:
+            client.get_customer(RECORD["id"])
+        assert b"\r\naccept-encoding: gzip\r\n" in server.requests[0].lower()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip, gzip", lambda body: gzip.compress(gzip.compress(body))),
+        ("gzip,gzip", lambda body: gzip.compress(gzip.compress(body))),
+        ("deflate", zlib.compress),
+        ("br", lambda body: body),
+        ("gzip, br", lambda body: gzip.compress(body)),
+    ],
+)
+def test_stacked_or_unknown_encodings_are_refused_naming_them(
+    encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    script = Script([answer("200 OK", encode(orjson.dumps(RECORD)), Content_Encoding=encoding)])
+    with hostile_server(script) as server:
+        with (
+            client_of(server, max_retries=2) as client,
+            pytest.raises(UnexpectedResponseError, match=re.escape(repr(encoding))) as caught,
+        ):
+            client.get_customer(RECORD["id"])
+        assert len(server.requests) == 1  # another try would get the same answer
+    assert "gzip or identity" in str(caught.value)
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_past_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sequence_nb.client.MAX_ANSWER_BYTES", 1 << 20)
+    bomb = gzip.compress(b" " * (64 << 20), 9)  # 64 MiB of spaces in about 64 kB
+    script = Script([answer("200 OK", bomb, Content_Encoding="gzip")])
+    with hostile_server(script) as server, client_of(server, max_retries=0) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(APIConnectionError, match=f"larger than {1 << 20} bytes"):
+                client.get_customer(RECORD["id"])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB to refuse a 1 MiB cap"

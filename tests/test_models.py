@@ -154,9 +154,40 @@ def test_control_characters_are_refused(path: str) -> None:
     assert problems[path] == "holds a control character ('\\x00' at position 4)"
 
 
-def test_tabs_line_breaks_emoji_and_right_to_left_text_are_accepted() -> None:
-    body = dict(SEED_BODY, legalName="שלום 🎉 Ltd", label="line one\nline two\tend")
+def test_emoji_accents_no_break_spaces_and_right_to_left_text_are_accepted() -> None:
+    body = dict(SEED_BODY, legalName="שלום 🎉 Ltd", label="Zoë\u00a0Café", contactName="مرحبا")
     assert validate_update_body(body)["legalName"] == "שלום 🎉 Ltd"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("Acme\u200b", "an invisible format character (U+200B ZERO WIDTH SPACE at position 4)"),
+        ("\u202edtL emcA", "an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE at"),
+        ("Acme\ufeff", "an invisible format character (U+FEFF ZERO WIDTH NO-BREAK SPACE at"),
+        ("Acme\u2066Ltd\u2069", "an invisible format character (U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("Acme Ltd\n", "a line break ('\\n' at position 8): the field is one line"),
+        ("Acme\r\nLtd", "a line break ('\\r' at position 4)"),
+        ("Acme\u2028Ltd", "a line break ('\\u2028' at position 4)"),
+        ("Acme\tLtd", "a tab (at position 4): the field is one line"),
+    ],
+)
+@pytest.mark.parametrize(
+    "path", ["legalName", "label", "contactName", "address.line1", "address.line2", "telephone"]
+)
+def test_invisible_and_line_breaking_characters_are_refused_in_every_text_field(
+    path: str, value: str, message: str
+) -> None:
+    problem = problems_of(with_change(SEED_BODY, path, value))[path]
+    assert problem.startswith("holds " + message)
+
+
+def test_invisible_characters_are_refused_in_aliases_and_external_ids() -> None:
+    body = dict(SEED_BODY, customerAliases=["ok", "x\u200by"])
+    body["externalIds"] = [{"key": "Stripe", "value": "cus_\u2060"}]
+    problems = problems_of(body)
+    assert "U+200B" in problems["customerAliases.1"]
+    assert "U+2060 WORD JOINER" in problems["externalIds.0.value"]
 
 
 @pytest.mark.parametrize("value", [42, ["a"], {"x": 1}, True])
@@ -169,3 +200,16 @@ def test_billing_emails_that_are_not_a_list_are_one_named_problem() -> None:
     ((column, message),) = update_losses(record)
     assert column == "billingEmails"
     assert "'ap@example.com', not a list of addresses" in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 Ltd",
+        "Family \U0001f468\u200d\U0001f469\u200d\U0001f467 Co",
+    ],
+    ids=["persian-zwnj", "emoji-zwj"],
+)
+def test_joiners_that_real_names_use_are_accepted(name: str) -> None:
+    body = dict(SEED_BODY, legalName=name)
+    assert validate_update_body(body)["legalName"] == name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -206,11 +208,23 @@ def test_a_plan_cannot_be_changed_after_preview(original: pl.DataFrame) -> None:
     assert plan.rows[0].body["label"] == "VIP"
 
 
-def test_planning_100_edits_of_many_rows_reports_each(original: pl.DataFrame) -> None:
-    edited = original.with_columns(pl.concat_str(pl.col("legalName"), pl.lit(" (2)")))
+def test_planning_100_edits_of_many_rows_reports_each() -> None:
+    customers, planted = generate_customers(150, seed=2)
+    dirty = {problem.id for problem in planted}
+    original = to_frame([record for record in customers if record["id"] not in dirty])
+    assert original.height > 100  # rows past the hundredth stay unedited
+    renamed = pl.concat_str(pl.col("legalName"), pl.lit(" (2)"))
+    first_100 = pl.int_range(pl.len()) < 100
+    edited = original.with_columns(
+        pl.when(first_100).then(renamed).otherwise(pl.col("legalName")).alias("legalName")
+    )
     plan = plan_updates(original, edited)
-    assert len(plan) == original.height
-    assert all(row.columns == ("legalName",) for row in plan.rows)
+    assert len(plan) == len(plan.rows) == 100
+    names = original.head(100).select("id", "legalName").iter_rows()
+    for row, (customer_id, name) in zip(plan.rows, names, strict=True):
+        assert row.id == customer_id
+        assert row.changes == (FieldChange("legalName", name, f"{name} (2)"),)
+        assert row.body["legalName"] == f"{name} (2)"
 
 
 def test_a_customer_with_several_billing_emails_is_never_planned_to_lose_them(
@@ -250,7 +264,7 @@ def test_a_plan_file_names_its_schema_version_base_url_api_version_and_digest(
         api_version="2024-07-30",
     )
     document = saved(plan, tmp_path)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["base_url"] == "https://sandbox.sequencehq.com/api"
     assert document["api_version"] == "2024-07-30"
     assert document["digest"] == plan.digest
@@ -475,3 +489,303 @@ def test_a_real_edit_written_in_another_normal_form_is_still_an_edit(
     new = unicodedata.normalize("NFD", "Société Générale")
     plan = plan_updates(original, edit(original, 2, "legalName", new))
     assert plan.rows[0].changes[0].new == new
+
+
+# -- hostile input, round 2 --------------------------------------------------------------------
+
+
+def with_values(records: list[dict[str, Any]], changes: dict[int, dict[str, Any]]) -> pl.DataFrame:
+    """A frame of ``records`` with some fields replaced, as a file written by a tool reads."""
+    rows = [dict(record, **changes.get(i, {})) for i, record in enumerate(records)]
+    return to_frame(rows)
+
+
+def test_a_number_or_boolean_in_an_edited_file_is_an_error_never_a_cleared_field(
+    records: list[dict[str, Any]],
+) -> None:
+    original = to_frame(records[:4])
+    typed = {
+        0: {"telephone": 7700900123},
+        1: {"label": True},
+        2: {"label": "edited on purpose"},
+        3: {"address": dict(records[3]["address"], town=["Leeds"])},
+    }
+    plan = plan_updates(original, with_values(records[:4], typed))
+    assert plan.ignored_columns == ()
+    problems = {row.id: dict(row.problems) for row in plan.rows}
+    first, second, third, fourth = (record["id"] for record in records[:4])
+    assert problems[first]["telephone"].startswith("holds 7700900123, a number, where text belongs")
+    assert problems[second]["label"].startswith("holds true, a boolean, where text belongs")
+    assert problems[fourth]["address.town"].startswith('holds ["Leeds"], a list, where text')
+    assert [row.id for row in plan.sendable] == [third]
+    telephone = next(row for row in plan.rows if row.id == first).changes
+    assert telephone == (FieldChange("telephone", records[0].get("telephone"), 7700900123),)
+
+
+def test_a_fixed_wrong_typed_value_keeps_its_old_value_and_its_plan_reloads(
+    records: list[dict[str, Any]],
+) -> None:
+    bad = {0: {"legalName": 123}, 1: {"address": dict(records[1]["address"], town=5)}}
+    original = with_values(records[:3], bad)
+    edited = edit(edit(original, 0, "legalName", "Fixed Name Ltd"), 1, "address.town", "Leeds")
+    plan = plan_updates(original, edited)
+    assert len(plan) == 2
+    assert plan.rows[0].changes == (FieldChange("legalName", 123, "Fixed Name Ltd"),)
+    assert plan.rows[1].changes == (FieldChange("address.town", 5, "Leeds"),)
+    assert plan.rows[0].legal_name == "123"
+    assert plan.preview()["old"].to_list() == ["123", "5"]
+    assert ChangePlan.from_json(plan.to_json()) == plan
+
+
+def test_a_plan_file_saved_with_a_number_as_legal_name_still_loads(
+    records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    original = with_values(records[:2], {0: {"legalName": 123}})
+    plan = plan_updates(original, edit(original, 0, "legalName", "Fixed Name Ltd"))
+    document = saved(plan, tmp_path)
+    document["rows"][0]["legal_name"] = 123  # as the planner wrote it before
+    assert load_edited(document, tmp_path) == plan
+    document["rows"][0]["legal_name"] = "Somebody Else Ltd"
+    with pytest.raises(PlanFileError, match="legal_name"):
+        load_edited(document, tmp_path)
+
+
+def _wrong_type_cases() -> list[Any]:
+    from tests.test_frames import WRONG_TYPES
+
+    return WRONG_TYPES
+
+
+@pytest.mark.parametrize(("field", "value", "raw"), _wrong_type_cases())
+def test_every_plan_over_a_wrong_typed_record_saves_and_loads_back(
+    field: str, value: Any, raw: str
+) -> None:
+    from tests.test_frames import with_one_bad_record
+
+    bad = to_frame(with_one_bad_record(field, value))
+    clean = to_frame(with_one_bad_record("label", "Example customer"))
+    fixed = field if field in bad.columns and bad.schema[field] == pl.String else "label"
+    plans = [
+        plan_updates(bad, bad.with_columns(pl.lit("relabelled").alias("label"))),
+        plan_updates(bad, bad.with_columns(pl.lit("Fixed").alias(fixed))),
+        plan_updates(clean, bad),  # the edited data typed a value the original has as text
+        plan_updates(bad, clean),
+    ]
+    assert not plan_updates(bad, bad.clone())
+    for plan in plans:
+        again = ChangePlan.from_json(plan.to_json())
+        assert again.digest == plan.digest
+        assert again.preview().equals(plan.preview()) and again.errors.equals(plan.errors)
+    misfit = plans[2]
+    assert misfit.ignored_columns == () and len(misfit) == 0
+    assert [row.id for row in misfit.rows] == ["1"]
+
+
+def test_undo_of_a_fixed_wrong_typed_value_names_the_value_instead_of_clearing_it(
+    records: list[dict[str, Any]],
+) -> None:
+    current = to_frame(records[:2])  # Sequence after the fix
+    restored = with_values(records[:2], {0: {"legalName": 123}})  # what undo would write back
+    plan = plan_updates(current, restored)
+    (row,) = plan.rows
+    assert not row.sendable
+    assert dict(row.problems)["legalName"].startswith("holds 123, a number, where text belongs")
+
+
+# -- unedited round trips plan nothing -----------------------------------------------------------
+
+
+def test_an_empty_text_and_a_null_are_the_same_value(records: list[dict[str, Any]]) -> None:
+    original = with_values(records[:3], {0: {"label": ""}})
+    assert not plan_updates(original, edit(original, 0, "label", None))
+    assert not plan_updates(edit(original, 0, "label", None), original)
+    blank = to_frame(records[:3]).with_columns(pl.col("contactName", "url").fill_null(""))
+    assert not plan_updates(to_frame(records[:3]), blank)
+
+
+@pytest.mark.parametrize("word", ["NA", "N/A", "null", "None", "nan"])
+def test_a_null_where_a_missing_value_word_was_is_an_error_naming_the_cell(
+    records: list[dict[str, Any]], word: str
+) -> None:
+    original = with_values(records[:3], {1: {"contactName": word}})
+    plan = plan_updates(original, edit(original, 1, "contactName", None))
+    (row,) = plan.rows
+    assert row.id == records[1]["id"] and not row.sendable
+    message = dict(row.problems)["contactName"]
+    assert f"{word!r}" in message and "missing value" in message
+    again = ChangePlan.from_json(plan.to_json())
+    assert again == plan
+
+
+def test_a_wrong_typed_value_is_cleared_by_an_emptied_cell(records: list[dict[str, Any]]) -> None:
+    original = with_values(records[:2], {0: {"telephone": 2010001000}})
+    plan = plan_updates(original, edit(original, 0, "telephone", ""))
+    (row,) = plan.sendable
+    assert row.changes == (FieldChange("telephone", 2010001000, ""),)
+    assert "telephone" not in row.body
+
+
+# -- invisible text -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("VIP\u200b", "VIP\\u200b"),
+        ("\u202edtL emcA", "\\u202edtL emcA"),
+        ("VIP\ufeff", "VIP\\ufeff"),
+        ("VIP\n", "VIP\\n"),
+        ("V\tIP", "V\\tIP"),
+    ],
+)
+def test_invisible_characters_are_refused_and_shown_escaped(
+    original: pl.DataFrame, text: str, shown: str
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", text))
+    assert len(plan) == 0 and len(plan.invalid) == 1
+    assert plan.preview()["new"].to_list() == [shown]
+    assert shown.replace("\\", "\\\\") not in plan._repr_html_()  # shown once, not twice escaped
+    assert shown in plan._repr_html_()
+
+
+def test_a_change_only_in_unicode_normal_form_is_refused_in_a_plan_file(
+    records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    original = with_values(records[:2], {0: {"legalName": "Café Ltd"}})
+    plan = plan_updates(original, edit(original, 1, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    row = orjson.loads(plan_updates(original, edit(original, 0, "label", "VIP")).to_json())
+    row = row["rows"][0]
+    row["changes"].append(
+        {"column": "legalName", "old": "Café Ltd", "new": unicodedata.normalize("NFD", "Café Ltd")}
+    )
+    row["body"]["legalName"] = unicodedata.normalize("NFD", "Café Ltd")
+    document["rows"].append(row)
+    with pytest.raises(PlanFileError, match="normal form") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == records[0]["id"] and caught.value.field == "changes.legalName"
+
+
+# -- the plan file holds no loose ends --------------------------------------------------------
+
+
+def test_a_plan_file_with_a_repeated_json_key_is_refused(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    text = plan.to_json().decode().replace('"new": "VIP"', '"new": "VIP",\n "new": "EVIL"', 1)
+    assert '"new": "EVIL"' in text
+    with pytest.raises(PlanFileError, match="'new' more than once"):
+        ChangePlan.from_json(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("plan_id", "another-plan"),
+        ("created_at", "1970-01-01T00:00:00Z"),
+        ("notes", [{"id": None, "column": "(row)", "message": "checked by Finance"}]),
+        ("ignored_columns", ["creditLimit"]),
+        ("added_ids", ["zzz"]),
+        ("removed_ids", ["yyy"]),
+    ],
+)
+def test_every_part_of_a_plan_file_is_under_its_digest(
+    original: pl.DataFrame, tmp_path: Path, name: str, value: Any
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document[name] = value
+    with pytest.raises(PlanFileError, match="digest") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.field == "digest"
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "2", 3])
+def test_the_schema_version_must_be_an_integer_this_module_reads(
+    original: pl.DataFrame, tmp_path: Path, version: Any
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    document["schema_version"] = version
+    with pytest.raises(PlanFileError, match="schema_version"):
+        load_edited(document, tmp_path)
+
+
+@pytest.mark.parametrize("bad_id", ["", ".", "..", "a/b"])
+def test_an_id_no_request_can_carry_is_never_sendable(
+    records: list[dict[str, Any]], tmp_path: Path, bad_id: str
+) -> None:
+    original = with_values(records[:2], {0: {"id": bad_id}})
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    (row,) = plan.rows
+    assert not row.sendable and dict(row.problems)["id"].startswith(f"customer id {bad_id!r}")
+    assert ChangePlan.from_json(plan.to_json()) == plan
+    good = plan_updates(original, edit(original, 1, "label", "VIP"))
+    document = saved(good, tmp_path)
+    document["rows"][0]["id"] = document["rows"][0]["before"]["id"] = bad_id
+    with pytest.raises(PlanFileError, match="problems") as caught:
+        load_edited(document, tmp_path)
+    assert caught.value.row == bad_id
+
+
+def test_a_customer_listed_twice_in_other_letter_case_is_refused(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = saved(plan, tmp_path)
+    twin = orjson.loads(orjson.dumps(document["rows"][0]))
+    twin["id"] = twin["before"]["id"] = twin["id"].upper()
+    document["rows"].append(twin)
+    with pytest.raises(PlanFileError, match="more than once"):
+        load_edited(document, tmp_path)
+
+
+def test_a_saved_plan_is_readable_by_its_owner_only(original: pl.DataFrame, tmp_path: Path) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    target = tmp_path / "plan.json"
+    target.write_text("older, world-readable")
+    target.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        written = plan.save(target)
+    finally:
+        os.umask(previous)
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert ChangePlan.load(written) == plan
+
+
+def test_a_plan_file_of_schema_version_1_loads_by_the_digest_it_was_saved_with(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    """Runs journaled before version 2 can still be resumed and undone."""
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"), base_url="http://127.0.0.1")
+    document = saved(plan, tmp_path)
+    legacy = hashlib.sha256(orjson.dumps([plan.base_url, plan.api_version]))
+    for row in document["rows"]:
+        changes = [[c["column"], c["old"], c["new"]] for c in row["changes"]]
+        line = [row["id"], changes, row["before"], row["body"]]
+        legacy.update(b"\n" + orjson.dumps(line, option=orjson.OPT_SORT_KEYS))
+    document.update(schema_version=1, digest="sha256:" + legacy.hexdigest())
+    assert load_edited(document, tmp_path) == plan
+    document["rows"][0]["changes"][0]["new"] = document["rows"][0]["body"]["label"] = "Other"
+    with pytest.raises(PlanFileError, match="digest"):
+        load_edited(document, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda t: t.replace(b'"new": "VIP"', b'"new": ' + b"1" * 5000, 1), "not JSON"),
+        (lambda t: t.replace(b'"new": "VIP"', b'"new": NaN', 1), "NaN"),
+        (lambda t: t.replace(b'"line1":', b'"x": ' + b"[" * 900 + b"]" * 900 + b', "line1":', 1),
+         "nested too deeply"),
+        (lambda t: t.decode().encode("utf-16"), "not UTF-8"),
+    ],
+)  # fmt: skip
+def test_a_plan_file_readers_could_disagree_on_is_a_plan_file_error(
+    original: pl.DataFrame, damage: Any, message: str
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    with pytest.raises(PlanFileError, match=message):
+        ChangePlan.from_json(damage(plan.to_json()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequence_nb import fields
+from sequence_nb.errors import InvalidBodyError
 from sequence_nb.frames import to_frame
+from sequence_nb.models import update_body_of, validate_update_body
 from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check
+from sequence_nb.sandbox.data import generate_customers
 from tests.seed import SEED_RECORD
 
 TAX_ENUM = pl.Enum(list(fields.TAX_STATUSES))
@@ -427,6 +431,32 @@ _EMAIL = st.tuples(
 )
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "person@company.co.uk",
+        "not-an-email",
+        "person@",
+        "person@localhost",
+        "a..b@company.com",
+        "zoë@exämple.com",
+        "user@[127.0.0.1]",
+        "x" * 65 + "@company.com",
+        "person@company.test",
+    ],
+)
+def test_check_flags_exactly_the_emails_a_write_refuses(value: str) -> None:
+    """check and write validation take one verdict, so a clean check means a sendable email."""
+    flagged = "invalid_email" in set(check(customers(1, email=[value])).get_column("problem"))
+    try:
+        validate_update_body(dict(update_body_of(SEED_RECORD), email=value))
+    except InvalidBodyError as error:
+        refused = [message for column, message in error.problems if column == "email"]
+    else:
+        refused = []
+    assert flagged == bool(refused), refused
+
+
 @settings(max_examples=25, deadline=None)
 @given(values=st.lists(_EMAIL, min_size=1, max_size=60))
 def test_email_verdicts_without_email_validator_match_it(values: list[str]) -> None:
@@ -446,10 +476,8 @@ def test_email_verdicts_without_email_validator_match_it(values: list[str]) -> N
 
 
 def test_check_finds_exactly_the_planted_problems_of_the_sandbox_data() -> None:
-    data = pytest.importorskip("sequence_nb.sandbox.data")
-    frames = pytest.importorskip("sequence_nb.frames")
-    records, planted = data.generate_customers(3000, seed=7)
-    df = frames.to_frame(records)
+    records, planted = generate_customers(3000, seed=7)
+    df = to_frame(records)
     result = check(df)
     assert problems(result) == {(p.id, p.column, p.problem) for p in planted}
     assert result.height == len(planted)
@@ -458,8 +486,22 @@ def test_check_finds_exactly_the_planted_problems_of_the_sandbox_data() -> None:
 def test_check_finds_one_problem_in_each_spoiled_row_of_100k() -> None:
     """At scale the vectorized paths agree with the per-value ones (its speed is
     measured by benchmarks/frames.py, not here)."""
-    result = check(_big_frame(100_000))
-    assert result.height == 10_000
+    n = 100_000
+    result = check(_big_frame(n))
+    found = set(result.select("id", "column", "problem", "value").iter_rows())
+    assert found == {(f"id-{i}", *_SPOILED[(i // 10) % 6](i)) for i in range(0, n, 10)}
+    assert result.height == n // 10
+
+
+# What _big_frame writes into row i of each kind of spoiled row: column, problem, value.
+_SPOILED: tuple[Callable[[int], tuple[str, str, str | None]], ...] = (
+    lambda i: ("legalName", "whitespace", f"Company {i} Ltd "),
+    lambda i: ("email", "invalid_email", f"person{i}.company{i}.co.uk"),
+    lambda i: ("address.country", "invalid_country", "United Kingdom"),
+    lambda i: ("telephone", "invalid_telephone", "tbc"),
+    lambda i: ("billingEmail", "missing_billing_email", None),
+    lambda i: ("url", "invalid_url", "company.co.uk"),
+)
 
 
 def _big_frame(n: int) -> pl.DataFrame:

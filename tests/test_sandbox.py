@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -15,9 +16,12 @@ import httpx
 import phonenumbers
 import pycountry
 import pytest
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
 
 from sequence_nb import fields, sandbox
 from sequence_nb.sandbox import PROBLEM_CODES, Sandbox, generate_customers
+from tests import contract
 
 COUNTRY_CODES = {c.alpha_2 for c in pycountry.countries}
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -292,6 +296,114 @@ def test_filters_by_legal_name_email_and_alias(big: Sandbox) -> None:
     assert nothing == {"items": [], "pagination": {"totalResultSize": 0}}
     assert hidden["items"] == []
     assert [i["id"] for i in found["items"]] == [archived["id"]]
+
+
+# -- listings that change under the reader or never end (knobs) ------------------
+
+
+def page_envelope_problems(answer: httpx.Response) -> list[str]:
+    """What in a ``GET /customers`` answer breaks the published document's envelope.
+
+    The page and its ``pagination`` are checked as the document has them; the records
+    inside follow the seed page (whose record has no ``externalIds``, which the
+    document's ``Customer`` requires), so they are checked as objects only.
+    """
+    spec = contract.seed_aligned_spec()
+    listed = spec["components"]["schemas"]["ListCustomersResponse"]["properties"]["items"]
+    listed["items"] = {"type": "object"}
+    request = MockRequest(
+        contract.SPEC_HOST,
+        "get",
+        "/api/customers",
+        args=dict(answer.request.url.params),
+        headers={"Authorization": "Basic x"},
+    )
+    response = MockResponse(answer.content, status_code=200, content_type="application/json")
+    try:
+        OpenAPI.from_dict(spec).validate_response(request, response)
+    except Exception as exc:
+        errors = getattr(exc.__cause__, "schema_errors", None) or [exc]
+        return [str(error) for error in errors]
+    return []
+
+
+def read_pages(client: httpx.Client, count: int, **params: Any) -> list[httpx.Response]:
+    """``count`` answers, each following the ``after`` cursor of the one before."""
+    answers: list[httpx.Response] = []
+    for _ in range(count):
+        answer = client.get("/customers", params=params)
+        assert answer.status_code == 200, answer.text
+        answers.append(answer)
+        params = {**params, "after": answer.json()["pagination"]["after"]}
+    return answers
+
+
+@pytest.mark.parametrize(
+    ("sort", "by"),
+    [({"sortBy": "legalName", "sortOrder": "ASC"}, "legalName"), ({}, "createdAt")],
+)
+def test_moved_records_are_skipped_and_read_twice_by_the_listing_they_disturb(
+    sort: dict[str, str], by: str
+) -> None:
+    with sandbox.start(customers=450, seed=5) as sb:
+        before = {r["id"]: r[by] for r in sb.records()}
+        sb.set_faults(move_records=3, move_times=1)
+        with http(sb) as client:
+            disturbed = walk_pages(client, limit=100, includeArchived="true", **sort)
+            whole = walk_pages(client, limit=100, includeArchived="true", **sort)
+        after = {r["id"]: r[by] for r in sb.records()}
+    ids = [item["id"] for item in disturbed]
+    assert len(ids) == 450 and len(set(ids)) == 447  # 3 read twice, 3 never
+    moved = {i for i in before if before[i] != after[i]}
+    assert len(moved) == 6 and sorted(before[i] for i in moved) == sorted(after[i] for i in moved)
+    assert {i for i in ids if ids.count(i) == 2} | set(before) - set(ids) == moved
+    assert len({item["id"] for item in whole}) == len(whole) == 450  # move_times=1: done
+
+
+def test_endless_empty_pages_carry_a_new_cursor_each_time() -> None:
+    with sandbox.start(customers=50, seed=5) as sb:
+        sb.set_faults(endless_pages="empty")
+        with http(sb) as client:
+            answers = read_pages(client, 8, limit=20, includeArchived="true")
+    sizes = [len(a.json()["items"]) for a in answers]
+    cursors = [a.json()["pagination"]["after"] for a in answers]
+    assert sizes == [20, 20, 10, 0, 0, 0, 0, 0]
+    assert len(set(cursors)) == 8
+    assert {a.json()["pagination"]["totalResultSize"] for a in answers} == {50}
+    assert [problem for a in answers for problem in page_envelope_problems(a)] == []
+
+
+@pytest.mark.parametrize("order", ["ASC", "DESC"])
+def test_endless_pages_again_start_the_listing_over_with_a_new_cursor(order: str) -> None:
+    with sandbox.start(customers=50, seed=5) as sb:
+        sb.set_faults(endless_pages="again")
+        with http(sb) as client:
+            answers = read_pages(client, 7, limit=20, sortOrder=order, includeArchived="true")
+    pages = [[item["id"] for item in a.json()["items"]] for a in answers]
+    assert [len(page) for page in pages] == [20, 20, 10, 20, 20, 10, 20]
+    assert pages[3:6] == pages[:3] and pages[6] == pages[0]
+    assert len({a.json()["pagination"]["after"] for a in answers}) == 7
+    assert [problem for a in answers for problem in page_envelope_problems(a)] == []
+
+
+def test_list_answers_in_both_orders_match_the_published_envelope(big: Sandbox) -> None:
+    with http(big) as client:
+        answers = [
+            *read_pages(client, 3, limit=100, sortOrder="ASC"),
+            *read_pages(client, 3, limit=100, sortOrder="DESC", sortBy="legalName"),
+        ]
+    assert [problem for a in answers for problem in page_envelope_problems(a)] == []
+    assert all(a.json()["items"] for a in answers)
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [{"move_records": -1}, {"move_times": -1}, {"endless_pages": "sometimes"}],
+)
+def test_bad_listing_knobs_are_refused(small: Sandbox, knobs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        small.set_faults(**knobs)
+    assert small.state.faults == sandbox.Faults()
 
 
 def test_get_by_id_and_by_alias_and_404_for_unknown(big: Sandbox) -> None:
@@ -753,6 +865,39 @@ def test_given_records_replace_the_generated_ones() -> None:
         listed = client.get("/customers", params={"includeArchived": "true"}).json()
         assert sb.planted == []
     assert listed["pagination"]["totalResultSize"] == 2
+
+
+def test_start_takes_an_options_object_and_keywords_beside_it() -> None:
+    options = sandbox.SandboxOptions(customers=3, seed=4, client_id="team-a")
+    knobs = {"seed": 5, "unlink_on_put": True, "rate_limit_per_minute": 100}
+    with sandbox.start(options, **knobs) as sb, http(sb) as client:
+        listed = client.get("/customers", params={"includeArchived": "true"}).json()
+        assert (sb.client_id, sb.state.limiter.per_minute) == ("team-a", 100)
+        assert sb.state.faults == sandbox.Faults(unlink_on_put=True)
+    expected, _ = generate_customers(3, seed=5)
+    assert {r["id"] for r in listed["items"]} == {r["id"] for r in expected}
+    assert options.seed == 4  # the object given is left as it was
+
+
+def test_every_field_of_faults_is_a_sandbox_option() -> None:
+    """The fault knobs are read from Faults: one added there needs no second list."""
+    defaults = dataclasses.asdict(sandbox.Faults())
+    assert sandbox.SandboxOptions().with_knobs(**defaults).faults == sandbox.Faults()
+    slow = sandbox.SandboxOptions(faults=sandbox.Faults(error_rate=0.5)).with_knobs(latency=0.25)
+    assert slow.faults == sandbox.Faults(latency=0.25, error_rate=0.5)
+
+
+def test_an_unknown_sandbox_option_is_named_beside_the_known_ones() -> None:
+    with pytest.raises(TypeError, match=r"unknown sandbox option latncy \(the options: .*latency"):
+        sandbox.start(customers=3, latncy=0.3)
+    with pytest.raises(TypeError, match=r"keywords such as start\(customers=200"):
+        sandbox.start(200)  # type: ignore[arg-type]
+
+
+def test_sandbox_options_keep_the_secret_out_of_their_repr() -> None:
+    options = sandbox.SandboxOptions(client_secret="local-demo-s3cret")
+    assert "local-demo-s3cret" not in repr(options)
+    assert sandbox.build_state(options).client_secret == "local-demo-s3cret"
 
 
 def test_start_and_stop_many_sandboxes_without_leaking_threads() -> None:

@@ -15,7 +15,7 @@ from sequence_nb.sandbox.data import (
     generate_customers,
     generate_dataset,
 )
-from sequence_nb.sandbox.server import Sandbox, serve, start
+from sequence_nb.sandbox.server import Sandbox, SandboxOptions, build_state, serve, start
 from sequence_nb.sandbox.state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Faults, SandboxState
 from sequence_nb.sandbox.stats import SandboxStats
 
@@ -26,8 +26,10 @@ __all__ = [
     "Faults",
     "PlantedProblem",
     "Sandbox",
+    "SandboxOptions",
     "SandboxState",
     "SandboxStats",
+    "build_state",
     "create_app",
     "generate_customers",
     "generate_dataset",

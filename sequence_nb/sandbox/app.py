@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from typing import Any
 
@@ -58,6 +59,7 @@ class _CustomersApi:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
+        self._serials = itertools.count(1)
 
     async def list_customers(self, request: Request) -> Response:
         """``GET /customers``."""
@@ -71,13 +73,26 @@ class _CustomersApi:
         def render() -> bytes:
             items, page = self.state.store.list_page(query)
             pagination: dict[str, Any] = {"totalResultSize": page.total}
-            if page.after is not None:
-                pagination["after"] = page.after
+            after = page.after or self._endless_cursor(query)
+            if after is not None:
+                pagination["after"] = after
             if page.before is not None:
                 pagination["before"] = page.before
-            return orjson.dumps({"items": items, "pagination": pagination})
+            body = orjson.dumps({"items": items, "pagination": pagination})
+            if query.after is None and query.before is None:
+                moves = self.state.take_move()
+                if moves:
+                    self.state.store.move_records(query, page.ids, moves)
+            return body
 
         return JSONBytesResponse(self.state.locked(render))
+
+    def _endless_cursor(self, query: paging.ListQuery) -> str | None:
+        """The cursor that keeps a finished listing going (``endless_pages``), else None."""
+        endless = self.state.faults.endless_pages
+        if endless is None:
+            return None
+        return paging.edge_cursor(query, past_end=endless == "empty", serial=next(self._serials))
 
     async def get_customer(self, request: Request) -> Response:
         """``GET /customers/{id}``."""

@@ -44,6 +44,9 @@ class ListQuery:
     email: str | None = None
     alias: str | None = None
     include_archived: bool = False
+    #: The serial of the cursor followed, passed on to the page's own cursors (so a
+    #: listing that starts over, ``endless_pages="again"``, gives new cursors each round).
+    serial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,10 @@ def parse_query(params: Mapping[str, str]) -> ListQuery:
     descending = None if order is None else order.upper() == "DESC"
     if "after" in params and "before" in params:
         raise QueryError("after", "give after or before, not both")
-    after = before = None
+    after = before = serial = None
     for name in ("after", "before"):
         if name in params:
-            c_sort, c_desc, key = decode_cursor(params[name], name)
+            c_sort, c_desc, key, serial = decode_cursor(params[name], name)
             if (sort_by is not None and sort_by != c_sort) or (
                 descending is not None and descending != c_desc
             ):
@@ -88,6 +91,7 @@ def parse_query(params: Mapping[str, str]) -> ListQuery:
         email=params.get("email"),
         alias=params.get("alias"),
         include_archived=_parse_bool(params.get("includeArchived")),
+        serial=serial,
     )
 
 
@@ -113,14 +117,35 @@ def _parse_bool(raw: str | None) -> bool:
     raise QueryError("includeArchived", "must be true or false")
 
 
-def encode_cursor(sort_by: str, descending: bool, key: SortKey) -> str:
-    """An opaque, URL-safe cursor for a position in one sort order."""
-    raw = orjson.dumps({"s": sort_by, "d": descending, "k": list(key)})
+def encode_cursor(sort_by: str, descending: bool, key: SortKey, serial: int | None = None) -> str:
+    """An opaque, URL-safe cursor for a position in one sort order.
+
+    ``serial`` makes cursors to one position differ (the knobs that never end a listing).
+    """
+    cursor: dict[str, object] = {"s": sort_by, "d": descending, "k": list(key)}
+    if serial is not None:
+        cursor["n"] = serial
+    raw = orjson.dumps(cursor)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str, name: str = "after") -> tuple[str, bool, SortKey]:
-    """Read a cursor back; any damage is a :class:`QueryError`."""
+#: Sort keys below and above every record's (ids are never empty).
+_LOWEST: SortKey = ("", "")
+_HIGHEST: SortKey = ("\U0010ffff", "\U0010ffff")
+
+
+def edge_cursor(query: ListQuery, *, past_end: bool, serial: int) -> str:
+    """A fresh cursor (told apart by ``serial``) past the end of the listing, or before its start.
+
+    Following one past the end gives an empty page; following one before the start
+    gives the listing's first page again.
+    """
+    key = _HIGHEST if past_end != query.descending else _LOWEST
+    return encode_cursor(query.sort_by, query.descending, key, serial)
+
+
+def decode_cursor(cursor: str, name: str = "after") -> tuple[str, bool, SortKey, int | None]:
+    """Read a cursor back (sort field, order, key, serial); any damage is a :class:`QueryError`."""
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         data = orjson.loads(raw)
@@ -133,9 +158,10 @@ def decode_cursor(cursor: str, name: str = "after") -> tuple[str, bool, SortKey]
         and isinstance(data.get("k"), list)
         and len(data["k"]) == 2
         and all(isinstance(part, str) for part in data["k"])
+        and (data.get("n") is None or type(data["n"]) is int)
     ):
         raise QueryError(name, "is not a valid cursor")
-    return data["s"], data["d"], (data["k"][0], data["k"][1])
+    return data["s"], data["d"], (data["k"][0], data["k"][1]), data.get("n")
 
 
 def page(
@@ -154,7 +180,7 @@ def page(
         return found
 
     def cursor(key: SortKey) -> str:
-        return encode_cursor(query.sort_by, query.descending, key)
+        return encode_cursor(query.sort_by, query.descending, key, query.serial)
 
     after = before = None
     if query.before is None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -125,30 +127,67 @@ class Sandbox:
         return self.state.planted
 
 
-def build_state(
-    customers: int = 200,
-    seed: int = 0,
-    *,
-    client_id: str = DEMO_CLIENT_ID,
-    client_secret: str = DEMO_CLIENT_SECRET,
-    rate_limit_per_minute: int | None = None,
-    latency: float = 0.0,
-    error_rate: float = 0.0,
-    rate_limit_rate: float = 0.0,
-    drop_rate: float = 0.0,
-    lost_answer_rate: float = 0.0,
-    records: list[dict[str, Any]] | None = None,
-) -> SandboxState:
-    """The state a sandbox starts with: generated customers, or ``records`` as given."""
-    options: dict[str, Any] = {
-        "client_id": client_id,
-        "client_secret": client_secret,
-        "rate_limit_per_minute": rate_limit_per_minute,
-        "faults": Faults(latency, error_rate, rate_limit_rate, drop_rate, lost_answer_rate),
+@dataclass(frozen=True)
+class SandboxOptions:
+    """What a sandbox starts with: its customers, credentials, rate limit and faults.
+
+    :func:`start` and :func:`serve` take these fields as keywords, and the fields of
+    :class:`Faults` beside them (``start(customers=5, latency=0.3)``); this class is
+    the one place that lists them.
+    """
+
+    #: How many customers to generate (ignored when ``records`` is given).
+    customers: int = 200
+    #: Seeds the generated customers, ids and fault draws, so runs repeat.
+    seed: int = 0
+    client_id: str = DEMO_CLIENT_ID
+    #: A local demo credential, kept out of the repr all the same.
+    client_secret: str = field(default=DEMO_CLIENT_SECRET, repr=False)
+    #: Requests a client may make a minute before a 429 (None: unlimited).
+    rate_limit_per_minute: int | None = None
+    faults: Faults = field(default_factory=Faults)
+    #: Records to serve instead of generated customers (copied, never shared).
+    records: list[dict[str, Any]] | None = field(default=None, hash=False)
+
+    def with_knobs(self, **knobs: Any) -> SandboxOptions:
+        """These options with ``knobs`` changed: fields of this class, or of :class:`Faults`
+        (those change ``faults``). An unknown name is a TypeError that lists the known ones."""
+        own = {f.name for f in dataclasses.fields(self)}
+        faulty = {f.name for f in dataclasses.fields(Faults)}
+        unknown = sorted(set(knobs) - own - faulty)
+        if unknown:
+            known = ", ".join(sorted(own | faulty))
+            raise TypeError(f"unknown sandbox option {', '.join(unknown)} (the options: {known})")
+        changed = dataclasses.replace(self, **{k: v for k, v in knobs.items() if k in own})
+        faults = {k: v for k, v in knobs.items() if k in faulty}
+        if not faults:
+            return changed
+        return dataclasses.replace(changed, faults=dataclasses.replace(changed.faults, **faults))
+
+
+def _options_of(
+    options: SandboxOptions | None, knobs: dict[str, Any], caller: str
+) -> SandboxOptions:
+    """``options`` (default: the defaults) with ``knobs`` changed."""
+    if options is not None and not isinstance(options, SandboxOptions):
+        raise TypeError(
+            f"{caller}() takes a SandboxOptions or keywords such as {caller}(customers=200, "
+            f"seed=0), not {options!r}"
+        )
+    return (SandboxOptions() if options is None else options).with_knobs(**knobs)
+
+
+def build_state(options: SandboxOptions) -> SandboxState:
+    """The state a sandbox starts with: generated customers, or ``options.records``."""
+    settings: dict[str, Any] = {
+        "client_id": options.client_id,
+        "client_secret": options.client_secret,
+        "rate_limit_per_minute": options.rate_limit_per_minute,
+        "faults": options.faults,
     }
-    if records is not None:
-        return SandboxState(records, seed=seed, **options)
-    return SandboxState.generated(customers, seed, **options)
+    if options.records is not None:
+        return SandboxState(list(options.records), seed=options.seed, **settings)
+    return SandboxState.generated(options.customers, options.seed, **settings)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -182,38 +221,20 @@ def _config(state: SandboxState, *, foreground: bool) -> uvicorn.Config:
 
 
 def start(
-    customers: int = 200,
-    seed: int = 0,
+    options: SandboxOptions | None = None,
+    /,
     *,
     port: int = 0,
     host: str = "127.0.0.1",
-    client_id: str = DEMO_CLIENT_ID,
-    client_secret: str = DEMO_CLIENT_SECRET,
-    rate_limit_per_minute: int | None = None,
-    latency: float = 0.0,
-    error_rate: float = 0.0,
-    rate_limit_rate: float = 0.0,
-    drop_rate: float = 0.0,
-    lost_answer_rate: float = 0.0,
-    records: list[dict[str, Any]] | None = None,
+    **knobs: Any,
 ) -> Sandbox:
     """Start a sandbox in a daemon thread and return once it accepts connections.
 
-    ``port=0`` picks a free port. ``records`` replaces the generated customers.
+    ``knobs`` are the fields of :class:`SandboxOptions` and :class:`Faults`
+    (``start(customers=200, seed=0, latency=0.3)``), changing ``options`` when it is
+    given. ``port=0`` picks a free port. ``records`` replaces the generated customers.
     """
-    state = build_state(
-        customers,
-        seed,
-        client_id=client_id,
-        client_secret=client_secret,
-        rate_limit_per_minute=rate_limit_per_minute,
-        latency=latency,
-        error_rate=error_rate,
-        rate_limit_rate=rate_limit_rate,
-        drop_rate=drop_rate,
-        lost_answer_rate=lost_answer_rate,
-        records=records,
-    )
+    state = build_state(_options_of(options, knobs, "start"))
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     # uvicorn only installs signal handlers in the main thread (Server.capture_signals),
@@ -241,17 +262,19 @@ def _url(host: str, port: int) -> str:
 
 
 def serve(
-    customers: int = 200,
-    seed: int = 0,
+    options: SandboxOptions | None = None,
+    /,
+    *,
     port: int = 8765,
     host: str = "127.0.0.1",
-    **options: Any,
+    **knobs: Any,
 ) -> None:
     """Run a sandbox in the foreground until Ctrl-C, printing its URL and demo credentials.
 
-    ``options`` are those of :func:`start` (credentials, rate limit, faults, records).
+    ``options`` and ``knobs`` are those of :func:`start` (customers, credentials, rate
+    limit, faults, records).
     """
-    state = build_state(customers, seed, **options)
+    state = build_state(_options_of(options, knobs, "serve"))
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     print(f"Sequence sandbox with {len(state)} customers at {url}")

@@ -32,6 +32,9 @@ DEMO_CLIENT_SECRET = "sandbox-demo-secret-4f1c2b9e7a6d5c3e"
 
 _T = TypeVar("_T")
 
+#: The values of :attr:`Faults.endless_pages`.
+ENDLESS_PAGES = (None, "empty", "again")
+
 
 @dataclass(frozen=True)
 class Faults:
@@ -51,10 +54,29 @@ class Faults:
     #: ``linkedServices`` (one reading of "PUT replaces" that the documents leave open):
     #: a write with a side effect nobody asked for.
     unlink_on_put: bool = False
+    #: After a listing's first page (a request without a cursor) is served, this many of
+    #: its records swap their sort value (``legalName`` or ``createdAt``, whichever the
+    #: listing sorts by) with as many records from the middle of the listing, as when
+    #: customers are renamed while someone pages through them: the listing then skips the
+    #: ones moved back and reads the ones moved on twice. A listing sorted by ``id`` is
+    #: left alone (ids never change).
+    move_records: int = 0
+    #: How many first pages ``move_records`` disturbs before it stops (None: every one).
+    #: Setting either knob starts the count again.
+    move_times: int | None = None
+    #: A server that never ends a listing: ``"empty"`` gives the last page a fresh cursor
+    #: anyway, and every page past the end is empty with another fresh cursor;
+    #: ``"again"`` makes the cursor past the last page start the listing over (with a
+    #: fresh cursor each time round). None: listings end.
+    endless_pages: str | None = None
 
     def __post_init__(self) -> None:
         if not self.latency >= 0:
             raise ValueError("latency must be >= 0 seconds")
+        if self.move_records < 0 or (self.move_times is not None and self.move_times < 0):
+            raise ValueError("move_records and move_times must be >= 0")
+        if self.endless_pages not in ENDLESS_PAGES:
+            raise ValueError(f"endless_pages must be one of {ENDLESS_PAGES}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
@@ -105,6 +127,7 @@ class SandboxState:
         self.set_rate_limit(rate_limit_per_minute)
         self._faults = faults or Faults()
         self._fault_rng = random.Random(f"faults:{seed}")
+        self._moves_done = 0
         self._id_rng = random.Random(f"ids:{seed}")
         self.idempotency = IdempotencyStore()
         self._stats = SandboxStats()
@@ -173,7 +196,23 @@ class SandboxState:
             if "rate_limit_per_minute" in knobs:
                 self.set_rate_limit(knobs.pop("rate_limit_per_minute"))
             self._faults = dataclasses.replace(self._faults, **knobs)
+            if "move_records" in knobs or "move_times" in knobs:
+                self._moves_done = 0
             return self._faults
+
+    def take_move(self) -> int:
+        """How many records to move after the listing's first page just served (0: none).
+
+        Counts the first page against ``move_times``.
+        """
+        with self.lock:
+            f = self._faults
+            if not f.move_records or (
+                f.move_times is not None and self._moves_done >= f.move_times
+            ):
+                return 0
+            self._moves_done += 1
+            return f.move_records
 
     def draw_fault(self, is_write: bool) -> FaultDecision:
         """Decide (with the seeded RNG) which fault, if any, hits this request."""

@@ -7,6 +7,7 @@ the lock around every call.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from sequence_nb import fields
@@ -57,6 +58,40 @@ class CustomerStore:
 
     def list_page(self, query: paging.ListQuery) -> tuple[list[dict[str, Any]], paging.Page]:
         """One page of records for a list query."""
+        entries, shown, total = self._listing(query)
+        result = paging.page(entries, query, shown, total)
+        return [self.records[i] for i in result.ids], result
+
+    def move_records(self, query: paging.ListQuery, served: list[str], count: int) -> list[str]:
+        """Swap the sort values of ``count`` records of a page just served with as many
+        from the middle of the listing (the ``move_records`` knob); the ids moved.
+
+        The page's last record is left alone: the cursor stands on it. A listing sorted
+        by ``id`` cannot move.
+        """
+        name = query.sort_by
+        if name == "id":
+            return []
+        entries, shown, _ = self._listing(query)
+        listing = [i for _, i in entries if shown(i)]
+        if query.descending:
+            listing.reverse()
+        served_ids = set(served)
+        here = served[:-1][:count]
+        middle = listing[len(listing) // 2 :]
+        there = [i for i in middle if i not in served_ids][: len(here)]
+        for one, other in zip(here, there, strict=False):
+            first, second = self.records[one], self.records[other]
+            self.records[one] = {**first, name: second.get(name)}
+            self.records[other] = {**second, name: first.get(name)}
+            self._changed(one, (name,))
+            self._changed(other, (name,))
+        return [*here[: len(there)], *there]
+
+    def _listing(
+        self, query: paging.ListQuery
+    ) -> tuple[list[paging.SortKey], Callable[[str], bool], int]:
+        """The sorted keys a list query pages through, which ids it shows, and how many."""
 
         def shown(customer_id: str) -> bool:
             return query.include_archived or customer_id not in self._archived
@@ -68,8 +103,7 @@ class CustomerStore:
             ids = self._filtered(query)
             entries = sorted(_key(self.records[i], query.sort_by) for i in ids)
             total = sum(1 for i in ids if shown(i))
-        result = paging.page(entries, query, shown, total)
-        return [self.records[i] for i in result.ids], result
+        return entries, shown, total
 
     def _filtered(self, query: paging.ListQuery) -> list[str]:
         if query.alias is not None:
