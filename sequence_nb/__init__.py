@@ -20,6 +20,7 @@ from sequence_nb.errors import (
     NotFoundError,
     PaginationError,
     PermissionDeniedError,
+    PlanError,
     RateLimitError,
     SequenceError,
     ServerError,
@@ -39,14 +40,14 @@ from sequence_nb.models import (
 from sequence_nb.plan import (
     ChangePlan,
     FieldChange,
-    PlanError,
     PlanFileError,
     RowChange,
     plan_updates,
 )
-from sequence_nb.push import PushResult, RowResult, apply_plan, resume, undo
+from sequence_nb.push import PushResult, PushStoppedError, RowResult, apply_plan
 from sequence_nb.quality import PROBLEMS, check
 from sequence_nb.retry import RetryPolicy
+from sequence_nb.runs import resume, undo
 
 if TYPE_CHECKING:
     from sequence_nb.editor import CustomerEditor
@@ -93,6 +94,7 @@ __all__ = [
     "PlanError",
     "PlanFileError",
     "PushResult",
+    "PushStoppedError",
     "RateLimitError",
     "RetryPolicy",
     "RowChange",

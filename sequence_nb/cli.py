@@ -313,7 +313,7 @@ def _planned(args: argparse.Namespace, client: SequenceClient) -> ChangePlan:
 
 
 def _run_undo(args: argparse.Namespace) -> int:
-    from sequence_nb.push import undo
+    from sequence_nb.runs import undo
 
     with _client() as client:
         plan = undo(args.run_id, client, journal=args.journal)

@@ -397,12 +397,12 @@ class SequenceClient:
     def get_customer(self, customer_id: str) -> dict[str, Any]:
         """One customer record (checked to be the one asked for)."""
         path = _customer_path(customer_id)
-        return _own_record(self.request("GET", path), customer_id, "GET", path)
+        return _own_record(self._request("GET", path), customer_id, "GET", path)
 
     def get_customer_by_alias(self, alias: str) -> dict[str, Any]:
         """The customer with this alias."""
-        path = f"/customers/by-alias/{_path_part(alias, 'alias')}"
-        return _record(self.request("GET", path), "GET", path)
+        path = f"/customers/by-alias/{path_segment(alias, 'alias')}"
+        return _record(self._request("GET", path), "GET", path)
 
     # -- writes ----------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class SequenceClient:
         path = _customer_path(customer_id)
         payload = validate_update_body(body, customer_id=customer_id)
         key = idempotency_key or new_idempotency_key()
-        response = self.request("PUT", path, json=payload, idempotency_key=key, retry=retry)
+        response = self._request("PUT", path, json=payload, idempotency_key=key, retry=retry)
         _own_record(response, customer_id, "PUT", path)
         return response
 
@@ -452,14 +452,14 @@ class SequenceClient:
         """
         payload = validate_create_body(body)
         key = idempotency_key or new_idempotency_key()
-        response = self.request("POST", "/customers", json=payload, idempotency_key=key)
+        response = self._request("POST", "/customers", json=payload, idempotency_key=key)
         answer = _record(response, "POST", "/customers")
         wrapped = answer.get("customer")
         return wrapped if isinstance(wrapped, dict) and "id" not in answer else answer
 
     # -- transport ---------------------------------------------------------------
 
-    def request(
+    def _request(
         self,
         method: str,
         path: str,
@@ -722,7 +722,7 @@ def _without_credentials(text: str) -> str:
     return f"{scheme}{separator}[credentials removed]@{after}" if separator else f"[...]@{after}"
 
 
-def _path_part(value: str, what: str) -> str:
+def path_segment(value: str, what: str) -> str:
     """``value`` escaped as one path segment; :class:`InvalidIdError` if it cannot be one.
 
     Escaping cannot save ``.`` and ``..`` (URLs resolve them: ``/customers/.`` is
@@ -734,7 +734,7 @@ def _path_part(value: str, what: str) -> str:
 
 
 def _customer_path(customer_id: str) -> str:
-    return f"/customers/{_path_part(customer_id, 'customer id')}"
+    return f"/customers/{path_segment(customer_id, 'customer id')}"
 
 
 def _list_params(filters: Mapping[str, str | bool]) -> dict[str, str]:
@@ -756,7 +756,7 @@ def _list_params(filters: Mapping[str, str | bool]) -> dict[str, str]:
 
 def _customer_page(client: SequenceClient, params: Mapping[str, str]) -> CustomerPage:
     """Read one page of ``GET /customers`` (the page reader of :mod:`sequence_nb.listing`)."""
-    response = client.request("GET", "/customers", params=params)
+    response = client._request("GET", "/customers", params=params)
     data = response.data
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):

@@ -210,3 +210,7 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return ServerError
     return _BY_STATUS.get(status_code, APIStatusError)
+
+
+class PlanError(SequenceError, ValueError):
+    """The frames cannot be compared at all (no ``id`` column, duplicate original ids)."""

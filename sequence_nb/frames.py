@@ -443,7 +443,7 @@ def _frame(lines: _Lines) -> pl.DataFrame:
     try:
         raw = _read_pages(lines)
     except pa.ArrowException:
-        with _gc_paused():
+        with gc_paused():
             raw = _read_leniently(list(lines.make()))
     frame = _finish(raw)
     # The reader's scratch memory is freed into Arrow's pool, which keeps it for
@@ -1068,7 +1068,7 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
     in the rows where that field's own cell is null.
     """
     raws = raw_columns(df)
-    with _gc_paused():
+    with gc_paused():
         fills = {field: _raw_values(df.get_column(name)) for name, field in raws.items()}
         columns: list[tuple[list[str], list[Any]]] = []
         for series in df.get_columns():
@@ -1138,7 +1138,7 @@ def _objects(columns: list[tuple[list[str], list[Any]]], height: int) -> list[di
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while building many small objects (they hold no cycles)."""
     enabled = gc.isenabled()
     gc.disable()

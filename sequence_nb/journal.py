@@ -23,6 +23,8 @@ import os
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,13 @@ from sequence_nb.errors import SequenceError
 __all__ = [
     "LANDED",
     "Journal",
+    "JournalArg",
     "JournalError",
     "RunRecord",
     "UnknownRunError",
     "WriteRecord",
     "default_journal_path",
+    "opened",
 ]
 
 #: Statuses of a write that the server confirmed it applied.
@@ -395,3 +399,21 @@ def _loads(data: bytes | None) -> dict[str, Any] | None:
         return None
     value: dict[str, Any] = orjson.loads(data)
     return value
+
+
+#: Where a journal comes from: one already open, a path, or ``None`` for the default.
+JournalArg = Journal | str | os.PathLike[str] | None
+
+
+@contextmanager
+def opened(journal: JournalArg) -> Iterator[Journal]:
+    """The journal given, or the one at a path (the default location for ``None``),
+    closed again afterwards."""
+    if isinstance(journal, Journal):
+        yield journal
+        return
+    store = Journal(journal)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -403,3 +403,32 @@ def validate_create_body(body: Mapping[str, Any] | Any) -> dict[str, Any]:
             for column, message in field_errors(exc, kind="create")
         ]
         raise InvalidBodyError(problems, kind="create") from None
+
+
+# -- record paths ---------------------------------------------------------------------------
+
+
+def set_path(record: dict[str, Any], column: str, value: Any) -> None:
+    """Set a dotted column (``address.town``) in a nested record; ``None`` removes it."""
+    *parents, leaf = column.split(".")
+    target = record
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            target[part] = child
+        target = child
+    if value is None:
+        target.pop(leaf, None)
+    else:
+        target[leaf] = value
+
+
+def get_path(record: Mapping[str, Any], column: str) -> Any:
+    """The value at a dotted column of a nested record, ``None`` when absent."""
+    value: Any = record
+    for part in column.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

@@ -28,19 +28,26 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sequence_nb import fields
-from sequence_nb.client import _path_part
-from sequence_nb.errors import InvalidBodyError, InvalidIdError, SequenceError
-from sequence_nb.frames import _gc_paused, prune_nulls, raw_column, raw_columns, to_records
-from sequence_nb.models import update_body_of, update_losses, validate_update_body
+from sequence_nb.client import path_segment
+from sequence_nb.errors import InvalidBodyError, InvalidIdError, PlanError
+from sequence_nb.frames import gc_paused, raw_column, raw_columns, to_records
+from sequence_nb.journal import JournalArg
+from sequence_nb.models import (
+    get_path,
+    set_path,
+    update_body_of,
+    update_losses,
+    validate_update_body,
+)
+from sequence_nb.push import PushResult, apply_plan, write_key
+from sequence_nb.views import HTML_STYLE
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
-    from sequence_nb.push import JournalArg, PushResult
 
 __all__ = [
     "ChangePlan",
     "FieldChange",
-    "PlanError",
     "PlanFileError",
     "RowChange",
     "plan_updates",
@@ -51,7 +58,6 @@ _BAD = "__uncastable"
 _CHANGED = "__changed"
 _BAD_FLAG = "__bad"
 _MISFIT = "__misfit"
-_KEY_NAMESPACE = uuid.UUID("5b0e4c8e-4f7e-4d55-9f61-6a0f0d1c2b3a")
 _HTML_ROW_LIMIT = 500
 #: What a plan file says it is, and the version of its layout this module reads and writes.
 PLAN_FILE_FORMAT = "sequence_nb plan"
@@ -74,10 +80,6 @@ _MISSING_VALUE_WORDS = frozenset(
         "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
     }
 )  # fmt: skip
-
-
-class PlanError(SequenceError, ValueError):
-    """The frames cannot be compared at all (no ``id`` column, duplicate original ids)."""
 
 
 class PlanFileError(PlanError):
@@ -242,12 +244,13 @@ class ChangePlan:
         new one. ``generation`` counts earlier writes of the same key that the journal
         saw land (an undone write sent again must not be answered with a replay).
         """
-        body = hashlib.sha256(body_json if body_json is not None else row.body_json).hexdigest()
-        base = record_digest(record if record is not None else row.before)
-        name = f"{self.plan_id}:{row.id}:{body}:{base}"
-        if generation:
-            name += f":{generation}"
-        return str(uuid.uuid5(_KEY_NAMESPACE, name))
+        return write_key(
+            self.plan_id,
+            row.id,
+            body_json if body_json is not None else row.body_json,
+            record if record is not None else row.before,
+            generation,
+        )
 
     def requests(self, base_url: str = "") -> list[dict[str, Any]]:
         """The exact calls that would be sent (credentials redacted), in order."""
@@ -275,14 +278,12 @@ class ChangePlan:
         journal: JournalArg = None,
         progress: bool | None = None,
         expected_digest: str | None = None,
-    ) -> PushResult:
+    ) -> PushResult[ChangePlan]:
         """Send the plan; see :func:`sequence_nb.push.apply_plan`.
 
         ``expected_digest`` is the :attr:`digest` that was reviewed: a plan with
         another one is refused before anything is read or sent.
         """
-        from sequence_nb.push import apply_plan
-
         return apply_plan(
             self,
             client,
@@ -354,7 +355,7 @@ class ChangePlan:
         :func:`plan_updates` makes it.
         """
         try:
-            with _gc_paused():  # a file of many rows is many small objects, none in a cycle
+            with gc_paused():  # a file of many rows is many small objects, none in a cycle
                 document = _parsed_plan_file(data)
                 rows = _checked_rows(document.rows)
         except RecursionError:
@@ -765,7 +766,7 @@ def _id_problems(customer_id: str) -> list[tuple[str, str]]:
     """``[("id", why)]`` when no request can name the customer (``""``, ``..``, ``a/b``):
     the client's own rule, so such a row is reported here instead of failing at push."""
     try:
-        _path_part(customer_id, "customer id")
+        path_segment(customer_id, "customer id")
     except InvalidIdError as exc:
         return [("id", str(exc))]
     return []
@@ -869,39 +870,6 @@ def _write_private(target: Path, data: bytes) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def record_digest(record: Mapping[str, Any]) -> str:
-    """sha256 of a record in a canonical form (keys sorted, null fields dropped), so the
-    same state of a customer gives the same digest however it was read."""
-    canonical = orjson.dumps(prune_nulls(dict(record)), option=orjson.OPT_SORT_KEYS, default=str)
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def set_path(record: dict[str, Any], column: str, value: Any) -> None:
-    """Set a dotted column (``address.town``) in a nested record; ``None`` removes it."""
-    *parents, leaf = column.split(".")
-    target = record
-    for part in parents:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            target[part] = child
-        target = child
-    if value is None:
-        target.pop(leaf, None)
-    else:
-        target[leaf] = value
-
-
-def get_path(record: Mapping[str, Any], column: str) -> Any:
-    """The value at a dotted column of a nested record, ``None`` when absent."""
-    value: Any = record
-    for part in column.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _text(value: Any) -> str | None:
@@ -1320,15 +1288,3 @@ def render_plan_html(plan: ChangePlan) -> str:
 
 def _cell(value: str | None) -> str:
     return '<span class="snb-null">empty</span>' if value is None else html.escape(value)
-
-
-#: The style of the HTML views of plans and push results.
-HTML_STYLE = """<style>
-.snb-plan table { border-collapse: collapse; font-size: 13px; }
-.snb-plan th, .snb-plan td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: left; }
-.snb-plan del { color: #8a1c1c; background: #fbe9e9; }
-.snb-plan ins { color: #0f5a1f; background: #e6f6e9; text-decoration: none; font-weight: 600; }
-.snb-plan tr.snb-invalid td { color: #b00020; background: #fff0f0; }
-.snb-plan .snb-null { color: #999; font-style: italic; }
-.snb-plan .snb-digest { color: #666; font-family: monospace; font-size: 11px; }
-</style>"""

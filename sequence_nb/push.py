@@ -23,16 +23,17 @@ what Sequence holds now, whatever the journal says of a row.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import orjson
 import polars as pl
@@ -41,27 +42,79 @@ from sequence_nb.errors import (
     APIError,
     InvalidBodyError,
     NotFoundError,
-    SequenceError,
+    PlanError,
     UnexpectedResponseError,
 )
-from sequence_nb.frames import to_frame
-from sequence_nb.journal import LANDED, Journal, JournalError, RunRecord, WriteRecord
-from sequence_nb.models import update_body_of, update_losses, validate_update_body
-from sequence_nb.plan import (
-    HTML_STYLE,
-    ChangePlan,
-    PlanError,
-    RowChange,
+from sequence_nb.frames import prune_nulls
+from sequence_nb.journal import LANDED, Journal, JournalArg, JournalError, WriteRecord, opened
+from sequence_nb.models import (
     get_path,
-    plan_updates,
     set_path,
+    update_body_of,
+    update_losses,
+    validate_update_body,
 )
 from sequence_nb.progress import progress_bar
+from sequence_nb.views import HTML_STYLE
 
 if TYPE_CHECKING:
     from sequence_nb.client import Response, SequenceClient
 
-__all__ = ["PushResult", "RowResult", "apply_plan", "resume", "undo"]
+__all__ = [
+    "PushResult",
+    "PushStoppedError",
+    "PushedPlan",
+    "PushedRow",
+    "RowResult",
+    "answer_differences",
+    "apply_plan",
+    "continue_run",
+    "holds_write",
+    "record_digest",
+    "write_key",
+]
+
+
+class PushedRow(Protocol):
+    """What a push needs of a planned row (a :class:`~sequence_nb.plan.RowChange`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+    @property
+    def before(self) -> dict[str, Any]: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def problems(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class PushedPlan(Protocol):
+    """What a push needs of a plan (a :class:`~sequence_nb.plan.ChangePlan`).
+
+    The push module sits below the plan module (``ChangePlan.apply`` calls it), so it
+    names what it uses instead of importing the class.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def plan_id(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def rows(self) -> Sequence[PushedRow]: ...
+    @property
+    def sendable(self) -> Sequence[PushedRow]: ...
+    @property
+    def invalid(self) -> Sequence[PushedRow]: ...
+    def to_json(self) -> bytes: ...
+
+
+PlanT = TypeVar("PlanT", bound=PushedPlan)
 
 Status = Literal[
     "updated",
@@ -74,7 +127,6 @@ Status = Literal[
     "skipped",
 ]
 OnConflict = Literal["skip", "overwrite"]
-JournalArg = Journal | str | Path | None
 
 STATUSES: tuple[Status, ...] = (
     "updated",
@@ -92,6 +144,33 @@ RETRYABLE: frozenset[str] = frozenset({"failed", "unconfirmed"})
 _DERIVED = {"billingEmails": "billingEmail"}
 #: How often one row is sent again after a replayed answer its customer does not hold.
 _MAX_STALE_REPLAYS = 5
+_KEY_NAMESPACE = uuid.UUID("5b0e4c8e-4f7e-4d55-9f61-6a0f0d1c2b3a")
+
+
+def write_key(
+    plan_id: str,
+    row_id: str,
+    body_json: bytes,
+    record: Mapping[str, Any],
+    generation: int = 0,
+) -> str:
+    """The idempotency key of a write: it covers the plan, the row, the body and the record
+    the body was built on, so a retry (or a second process reading the same record) shares
+    one key while a new state of the record gets a new one. ``generation`` counts earlier
+    writes of the same key known to have landed (sent again, they would be answered with a
+    replay instead of being applied)."""
+    body = hashlib.sha256(body_json).hexdigest()
+    name = f"{plan_id}:{row_id}:{body}:{record_digest(record)}"
+    if generation:
+        name += f":{generation}"
+    return str(uuid.uuid5(_KEY_NAMESPACE, name))
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """sha256 of a record in a canonical form (keys sorted, null fields dropped), so the
+    same state of a customer gives the same digest however it was read."""
+    canonical = orjson.dumps(prune_nulls(dict(record)), option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -107,10 +186,10 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class PushResult:
+class PushResult(Generic[PlanT]):
     """The outcome of a push, one :class:`RowResult` per planned row."""
 
-    plan: ChangePlan
+    plan: PlanT
     rows: tuple[RowResult, ...]
     run_id: str | None
     dry_run: bool
@@ -141,7 +220,7 @@ class PushResult:
             orient="row",
         )
 
-    def failed(self) -> ChangePlan:
+    def failed(self) -> PlanT:
         """A plan of the rows to try again: failed, unconfirmed (sent without an answer:
         it may have landed) or never sent because the push was interrupted.
 
@@ -203,7 +282,7 @@ class PushStoppedError(JournalError):
     (their intent was journaled before they were sent).
     """
 
-    def __init__(self, message: str, result: PushResult) -> None:
+    def __init__(self, message: str, result: PushResult[Any]) -> None:
         super().__init__(message)
         self.result = result
 
@@ -216,26 +295,12 @@ def _interrupted(row: RowResult) -> bool:
     return row.message == _INTERRUPTED
 
 
-@contextmanager
-def _opened(journal: JournalArg) -> Iterator[Journal]:
-    """The journal given, or the one at a path (default location for ``None``),
-    which is closed again afterwards."""
-    if isinstance(journal, Journal):
-        yield journal
-        return
-    store = Journal(journal)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def _result(
-    plan: ChangePlan,
+    plan: PlanT,
     results: Mapping[str, RowResult],
     pusher: _RowPusher,
     interrupted: bool,
-) -> PushResult:
+) -> PushResult[PlanT]:
     """The push's result, in the plan's row order; a run that reached its end is marked
     so, and one the journal failed under raises :class:`PushStoppedError`."""
     store, run_id = pusher.journal, pusher.run_id
@@ -270,7 +335,7 @@ def _result(
 
 
 def apply_plan(
-    plan: ChangePlan,
+    plan: PlanT,
     client: SequenceClient,
     *,
     dry_run: bool = False,
@@ -279,7 +344,7 @@ def apply_plan(
     journal: JournalArg = None,
     progress: bool | None = None,
     expected_digest: str | None = None,
-) -> PushResult:
+) -> PushResult[PlanT]:
     """Send every sendable row of ``plan`` through ``client``.
 
     ``dry_run=True`` re-reads each customer and checks for conflicts but writes
@@ -296,11 +361,11 @@ def apply_plan(
     _check_plan(plan, client, expected_digest)
     if dry_run:
         return _push_rows(plan, client, None, on_conflict, max_workers, progress)
-    with _opened(journal) as store:
+    with opened(journal) as store:
         return _push_rows(plan, client, store, on_conflict, max_workers, progress)
 
 
-def _check_plan(plan: ChangePlan, client: SequenceClient, expected_digest: str | None) -> None:
+def _check_plan(plan: PushedPlan, client: SequenceClient, expected_digest: str | None) -> None:
     """Refuse a plan that is not the one reviewed, or was made for another server."""
     if expected_digest is not None and plan.digest != expected_digest.strip():
         raise PlanError(
@@ -315,13 +380,13 @@ def _check_plan(plan: ChangePlan, client: SequenceClient, expected_digest: str |
 
 
 def _push_rows(
-    plan: ChangePlan,
+    plan: PlanT,
     client: SequenceClient,
     store: Journal | None,
     on_conflict: OnConflict,
     max_workers: int,
     progress: bool | None,
-) -> PushResult:
+) -> PushResult[PlanT]:
     """Push (or, without a journal, dry-run) every row of the plan."""
     run_id = None
     if store is not None:
@@ -394,7 +459,7 @@ class _RowPusher:
     Without a journal it is a dry run: every check runs, nothing is written.
     """
 
-    plan: ChangePlan
+    plan: PushedPlan
     client: SequenceClient
     on_conflict: OnConflict
     journal: Journal | None
@@ -433,11 +498,11 @@ class _RowPusher:
             self.journal_error = exc
         self.stop.set()
 
-    def invalid(self, row: RowChange) -> RowResult:
+    def invalid(self, row: PushedRow) -> RowResult:
         message = "; ".join(f"{column} {text}" for column, text in row.problems)
         return self._finish(row.id, "invalid", message)
 
-    def push(self, row: RowChange) -> RowResult:
+    def push(self, row: PushedRow) -> RowResult:
         """Re-read, check and write one row; a row never takes the whole push down."""
         return self._timed(row.id, lambda: self._push(row))
 
@@ -467,7 +532,7 @@ class _RowPusher:
         except APIError as exc:
             return f"could not re-read it: {exc}"
 
-    def _push(self, row: RowChange) -> RowResult:
+    def _push(self, row: PushedRow) -> RowResult:
         if self.stop.is_set():
             return RowResult(row.id, "skipped", _INTERRUPTED)
         spent = self._spent_keys(row)
@@ -476,7 +541,7 @@ class _RowPusher:
             return self._finish(row.id, "failed", fresh)
         return self._push_on(row, fresh, spent)
 
-    def _push_on(self, row: RowChange, fresh: dict[str, Any], spent: set[str]) -> RowResult:
+    def _push_on(self, row: PushedRow, fresh: dict[str, Any], spent: set[str]) -> RowResult:
         prepared = self._prepare(row, fresh)
         if isinstance(prepared, RowResult):
             return prepared
@@ -488,7 +553,7 @@ class _RowPusher:
             return RowResult(row.id, "skipped", _INTERRUPTED)
         return self._write(_Sending(row, body, fresh, note, spent))
 
-    def _prepare(self, row: RowChange, fresh: dict[str, Any]) -> RowResult | Prepared:
+    def _prepare(self, row: PushedRow, fresh: dict[str, Any]) -> RowResult | Prepared:
         """The body to send on top of ``fresh``, or how the row ends without a write."""
         conflicts = remote_conflicts(row, fresh)
         note = None
@@ -508,7 +573,7 @@ class _RowPusher:
             return self._already_there(row, fresh)
         return body, note
 
-    def _already_there(self, row: RowChange, fresh: dict[str, Any]) -> RowResult:
+    def _already_there(self, row: PushedRow, fresh: dict[str, Any]) -> RowResult:
         """A customer that already holds the edits: an earlier write of this plan that
         was never confirmed landed (reported so, and journaled for undo), or the values
         were there anyway (skipped)."""
@@ -525,7 +590,7 @@ class _RowPusher:
         )
         return self._finish(row.id, "updated", message, key=key, after=fresh)
 
-    def _unconfirmed_write(self, row: RowChange, fresh: dict[str, Any]) -> WriteRecord | None:
+    def _unconfirmed_write(self, row: PushedRow, fresh: dict[str, Any]) -> WriteRecord | None:
         """This plan's latest earlier write of the row, never confirmed, that ``fresh``
         holds."""
         if self.journal is None:
@@ -537,7 +602,7 @@ class _RowPusher:
                 return write
         return None
 
-    def _spent_keys(self, row: RowChange) -> set[str]:
+    def _spent_keys(self, row: PushedRow) -> set[str]:
         """Keys of this plan's row whose writes are known to have landed (read before the
         record, so two processes reading one record still agree on one key)."""
         if self.journal is None:
@@ -545,12 +610,12 @@ class _RowPusher:
         return self.journal.landed_keys(self.plan.plan_id, row.id)
 
     def _key(
-        self, row: RowChange, body: dict[str, Any], fresh: dict[str, Any], spent: set[str]
+        self, row: PushedRow, body: dict[str, Any], fresh: dict[str, Any], spent: set[str]
     ) -> str:
         body_json = orjson.dumps(body)
         generation = 0
         while True:
-            key = self.plan.idempotency_key(row, body_json, fresh, generation)
+            key = write_key(self.plan.plan_id, row.id, body_json, fresh, generation)
             if key not in spent:
                 return key
             generation += 1
@@ -723,7 +788,7 @@ class _RowPusher:
             return self._landed_by_reread(sending, now, how, compare=False)
         return self._push_on(row, now, spent)
 
-    def plan_row(self, customer_id: str) -> RowChange | None:
+    def plan_row(self, customer_id: str) -> PushedRow | None:
         """The plan's row of a customer."""
         return next((row for row in self.plan.rows if row.id == customer_id), None)
 
@@ -732,7 +797,7 @@ class _RowPusher:
 class _Sending:
     """One row's write while it is being sent: what goes, on which record, how it went."""
 
-    row: RowChange
+    row: PushedRow
     body: dict[str, Any]
     fresh: dict[str, Any]
     note: str | None
@@ -762,7 +827,7 @@ def answer_differences(
         for column in sorted(edited)
         if get_path(after, column) != get_path(body, column)
     ]
-    for path in sorted(_leaf_paths(before) | _leaf_paths(after)):
+    for path in sorted(leaf_paths(before) | leaf_paths(after)):
         if _under(path, edited) or path.rsplit(".", 1)[-1] in _VOLATILE:
             continue
         old, new = get_path(before, path), get_path(after, path)
@@ -793,19 +858,19 @@ def _same(old: Any, new: Any) -> bool:
     return (old or None) == (new or None) if not isinstance(old, bool) else old == new
 
 
-def _leaf_paths(record: Mapping[str, Any], prefix: str = "") -> set[str]:
+def leaf_paths(record: Mapping[str, Any], prefix: str = "") -> set[str]:
     """Dotted paths of a record's values; lists are one value each."""
     paths: set[str] = set()
     for key, value in record.items():
         path = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            paths |= _leaf_paths(value, path + ".")
+            paths |= leaf_paths(value, path + ".")
         else:
             paths.add(path)
     return paths
 
 
-def remote_conflicts(row: RowChange, fresh: Mapping[str, Any]) -> str | None:
+def remote_conflicts(row: PushedRow, fresh: Mapping[str, Any]) -> str | None:
     """Which edited fields changed remotely since the snapshot, in words, or ``None``.
 
     A field the remote record already holds the new value of is no conflict.
@@ -826,7 +891,7 @@ def remote_conflicts(row: RowChange, fresh: Mapping[str, Any]) -> str | None:
     return "; ".join(clashes) or None
 
 
-def rebased_body(row: RowChange, fresh: Mapping[str, Any]) -> dict[str, Any]:
+def rebased_body(row: PushedRow, fresh: Mapping[str, Any]) -> dict[str, Any]:
     """The row's edits applied on top of the fresh record, validated."""
     body = update_body_of(fresh)
     planned = row.body
@@ -835,45 +900,21 @@ def rebased_body(row: RowChange, fresh: Mapping[str, Any]) -> dict[str, Any]:
     return validate_update_body(body, customer_id=row.id)
 
 
-# -- resume and undo --------------------------------------------------------------------------
+# -- continuing a run -------------------------------------------------------------------------
 
 
-def resume(
-    run_id: str,
+def continue_run(
+    plan: PlanT,
     client: SequenceClient,
+    store: Journal,
+    run_id: str,
     *,
-    journal: JournalArg = None,
     on_conflict: OnConflict = "skip",
     max_workers: int = 8,
     progress: bool | None = None,
-) -> PushResult:
-    """Finish an interrupted run with the same idempotency keys.
-
-    A write the journal shows as sent but unanswered (``pending`` or ``unconfirmed``)
-    is settled first by a re-read: if the customer holds its values it landed;
-    otherwise the row is pushed again on the record as it is now (the same key when
-    the record is unchanged). Rows the run never reached are pushed like any plan.
-    """
-    with _opened(journal) as store:
-        return _resume(store, run_id, client, on_conflict, max_workers, progress)
-
-
-def _resume(
-    store: Journal,
-    run_id: str,
-    client: SequenceClient,
-    on_conflict: OnConflict,
-    max_workers: int,
-    progress: bool | None,
-) -> PushResult:
-    run = _run_of(store, run_id, client)
-    undone = store.undone_by(run_id)
-    if undone:
-        raise SequenceError(
-            f"run {run_id} was undone by run {undone[-1]}: resuming it would write again "
-            "what was undone. To write these changes after all, plan them again."
-        )
-    plan = ChangePlan.from_json(run.plan_json)
+) -> PushResult[PlanT]:
+    """Finish run ``run_id`` of ``plan``: settle the writes it sent without an answer,
+    push the rows it never reached, and report the rest as the journal has them."""
     recorded = {write.customer_id: write for write in store.writes(run_id)}
     pusher = _RowPusher(plan, client, on_conflict, store, run_id)
     unsettled = {"pending", "unconfirmed"}
@@ -901,135 +942,8 @@ def _resume(
     return _result(plan, results, pusher, interrupted)
 
 
-def _run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRecord:
-    """The journal's run, refusing a client of another server than the run wrote to."""
-    run = store.run(run_id)
-    if client is not None and run.base_url != client.base_url:
-        raise SequenceError(
-            f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
-        )
-    return run
-
-
 def _status(value: str) -> Status:
     for status in STATUSES:
         if status == value:
             return status
     return "failed"
-
-
-def undo(
-    run_id: str,
-    client: SequenceClient,
-    *,
-    journal: JournalArg = None,
-    max_workers: int = 8,
-    progress: bool | None = None,
-) -> ChangePlan:
-    """A plan that restores what the run wrote, decided row by row from what Sequence
-    holds now.
-
-    Every customer the run sent (or may have sent) a write to is read: each field it
-    edited that still holds the value the run wrote goes back to its value from before
-    the write, whatever the journal says of the row (a write left ``pending`` or
-    ``unconfirmed`` may have landed). A field changed again since, a customer gone,
-    or a field changed as a side effect of the write is listed in the plan's
-    ``errors`` with the reason, never dropped in silence. The plan is conflict-checked
-    like any other when applied.
-    """
-    with _opened(journal) as store:
-        _run_of(store, run_id, client)
-        writes = [w for w in store.writes(run_id) if w.body is not None and w.before is not None]
-        current = _read_customers(client, [w.customer_id for w in writes], max_workers, progress)
-        originals: list[dict[str, Any]] = []
-        restored: list[dict[str, Any]] = []
-        notes: list[tuple[str | None, str, str]] = []
-        for write in writes:
-            record = current[write.customer_id]
-            if isinstance(record, str):
-                notes.append((write.customer_id, "(row)", f"not restored: {record}"))
-                continue
-            back, row_notes = _restoring(write, record, run_id)
-            notes += row_notes
-            if back is None:
-                continue
-            originals.append(record)
-            restored.append(back)
-            if write.status not in LANDED:  # it landed after all: its key is spent
-                store.confirm_landed(run_id, write.customer_id, record)
-        plan = plan_updates(to_frame(originals), to_frame(restored), base_url=client.base_url)
-        store.note_undo_plan(plan.plan_id, run_id)
-    return replace(plan, notes=(*plan.notes, *notes))
-
-
-def edited_columns(write: WriteRecord) -> list[str]:
-    """The columns a journaled write changed: where its body differs from the update
-    body of its before-image (the journal alone tells, without the run's plan)."""
-    assert write.body is not None and write.before is not None
-    base = update_body_of(write.before)
-    paths = _leaf_paths(write.body) | _leaf_paths(base)
-    return sorted(p for p in paths if get_path(write.body, p) != get_path(base, p))
-
-
-def _restoring(
-    write: WriteRecord, record: dict[str, Any], run_id: str
-) -> tuple[dict[str, Any] | None, list[tuple[str | None, str, str]]]:
-    """``record`` with every column still holding what the write sent set back to its
-    value before the write (``None`` when there is none), and notes on the rest."""
-    assert write.body is not None and write.before is not None
-    columns = edited_columns(write)
-    back: dict[str, Any] = orjson.loads(orjson.dumps(record))
-    notes: list[tuple[str | None, str, str]] = []
-    restoring = False
-    for column in columns:
-        wrote, held, was = (
-            get_path(write.body, column),
-            get_path(record, column),
-            get_path(write.before, column),
-        )
-        if held == was:
-            continue
-        if held == wrote:
-            set_path(back, column, was)
-            restoring = True
-        else:
-            notes.append(
-                (
-                    write.customer_id,
-                    column,
-                    f"not restored: Sequence now holds {held!r}, not the {wrote!r} "
-                    f"run {run_id} wrote (changed since)",
-                )
-            )
-    if not restoring and not notes:
-        message = "nothing to restore: the write did not land, or was undone already"
-        notes.append((write.customer_id, "(row)", message))
-    if write.after is not None:
-        for difference in answer_differences(write.before, write.after, columns, write.body):
-            notes.append(
-                (write.customer_id, "(side effect)", f"cannot be undone here: {difference}")
-            )
-    return (back if restoring else None), notes
-
-
-def _read_customers(
-    client: SequenceClient, ids: list[str], max_workers: int, progress: bool | None
-) -> dict[str, dict[str, Any] | str]:
-    """Each customer as it is now, or why it could not be read."""
-
-    def read(customer_id: str) -> dict[str, Any] | str:
-        try:
-            return client.get_customer(customer_id)
-        except NotFoundError:
-            return "the customer no longer exists"
-        except APIError as exc:
-            return f"could not read it: {exc}"
-
-    found: dict[str, dict[str, Any] | str] = {}
-    bar = progress_bar(len(ids), "Reading", progress)
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        for customer_id, record in zip(ids, pool.map(read, ids), strict=True):
-            found[customer_id] = record
-            bar.update()
-    bar.close()
-    return found

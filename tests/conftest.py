@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sequence_nb import SequenceClient
+from sequence_nb.journal import Journal
 from sequence_nb.sandbox import Sandbox, start
 from tests.contract import ContractTransport
 
@@ -46,3 +48,9 @@ def contract_client(server: Sandbox, **options: Any) -> SequenceClient:
 def client(sandbox: Sandbox) -> Iterator[SequenceClient]:
     with contract_client(sandbox) as sequence:
         yield sequence
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    """A journal of the test's own, in its temporary folder."""
+    return Journal(tmp_path / "journal.sqlite3")

@@ -242,7 +242,7 @@ def test_the_sandbox_refuses_a_create_with_bad_billing_emails(
         sandbox.client(rate_limit_per_minute=None) as client,
         pytest.raises(BadRequestError, match=f"{field}: ") as caught,
     ):
-        client.request("POST", "/customers", json=dict(SEED_BODY, **extra))
+        client._request("POST", "/customers", json=dict(SEED_BODY, **extra))
     assert caught.value.maybe_applied is False
 
 
@@ -290,7 +290,7 @@ def test_server_validation_error_is_a_bad_request_naming_the_field(
     with sandbox.client(rate_limit_per_minute=None) as client:
         bad = dict(SEED_BODY, taxStatus="SOMETIMES")
         with pytest.raises(BadRequestError, match="taxStatus") as caught:
-            client.request("PUT", f"/customers/{a_customer_id(sandbox, 13)}", json=bad)
+            client._request("PUT", f"/customers/{a_customer_id(sandbox, 13)}", json=bad)
     assert caught.value.status_code == 400
     assert caught.value.attempts == 1  # a 400 is not retried
 
@@ -868,7 +868,7 @@ def test_a_rejected_write_and_a_failed_read_were_not_applied(
     customer_id = server.records()[0]["id"]
     # sent raw, past the client's validation and the contract check, for the server's 400
     with server.client() as client, pytest.raises(BadRequestError) as rejected:
-        client.request("PUT", f"/customers/{customer_id}", json=dict(SEED_BODY, taxStatus="NO"))
+        client._request("PUT", f"/customers/{customer_id}", json=dict(SEED_BODY, taxStatus="NO"))
     assert rejected.value.maybe_applied is False
     server.set_faults(error_rate=1.0)
     with contract_client(server, max_retries=0) as client, pytest.raises(ServerError) as read:

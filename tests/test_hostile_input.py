@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sequence_nb import fields
 from sequence_nb.frames import to_frame
 from sequence_nb.models import update_body_of, validate_update_body
 from sequence_nb.plan import ChangePlan, plan_updates
@@ -88,6 +89,8 @@ def expected_body(edited: pl.DataFrame, customer_id: str) -> dict[str, Any]:
     before, after = ORIGINAL.row(index, named=True), edited.row(index, named=True)
     for column, old in before.items():
         new = after[column]
+        if column not in fields.EDITABLE_COLUMNS:  # a read-only column is never in a body
+            continue
         if old == new or (isinstance(old, str) and isinstance(new, str) and _nfc(old) == _nfc(new)):
             continue
         _write(body, column, None if isinstance(new, str) and not new.strip() else new)
@@ -169,3 +172,8 @@ def test_a_hostile_plan_sends_only_valid_bodies(make_sandbox: SandboxFactory, tm
         result = plan.apply(client, journal=tmp_path / "journal.sqlite3")
     assert server.stats.rejected_bodies == 0
     assert result.counts()["updated"] == 3
+
+
+def test_a_read_only_column_cast_by_another_rows_edit_is_not_in_the_body() -> None:
+    edited = edited_frame([(0, "createdAt", 0), (2, "telephone", None)])
+    assert_every_row_is_valid_or_explained(plan_updates(ORIGINAL, edited), edited)

@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from sequence_nb.errors import PlanError
 from sequence_nb.frames import to_frame
 from sequence_nb.models import update_body_of
-from sequence_nb.plan import ChangePlan, FieldChange, PlanError, PlanFileError, plan_updates
+from sequence_nb.plan import ChangePlan, FieldChange, PlanFileError, plan_updates
 from sequence_nb.sandbox.data import generate_customers
 from tests.test_hostile_input import ORIGINAL, edited_frame, hostile_edits
 

@@ -47,7 +47,7 @@ def test_secret_is_in_no_log_line_repr_or_error(
         for action in (
             lambda: client.get_customer("missing"),
             lambda: client.update_customer(customer["id"], dict(SEED_BODY, email="bad")),
-            lambda: client.request("PUT", f"/customers/{customer['id']}", json={"x": 1}),
+            lambda: client._request("PUT", f"/customers/{customer['id']}", json={"x": 1}),
         ):
             with pytest.raises((APIError, InvalidBodyError)) as caught:
                 action()

@@ -291,7 +291,7 @@ class EditState:
         """Run :func:`check` on the edited frame; the ids whose problems changed."""
         return self.set_problems(check(self.edited()))
 
-    def record_result(self, result: PushResult) -> set[str]:
+    def record_result(self, result: PushResult[ChangePlan]) -> set[str]:
         """Mark each row with how its push (or dry run) ended; the ids touched.
 
         Rows that were written (or already held the values) become the new original:

@@ -115,7 +115,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self.progress = progress
         self.columns = _shown_columns(df, columns)
         self.state = EditState(df, problems)
-        self.result: PushResult | None = None
+        self.result: PushResult[ChangePlan] | None = None
         self.version = 0
         self._plan_cache: tuple[int, ChangePlan] | None = None
         self._previewed: tuple[int, ChangePlan] | None = None
@@ -217,12 +217,12 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._refresh()
         return plan
 
-    def dry_run(self) -> PushResult:
+    def dry_run(self) -> PushResult[ChangePlan]:
         """Preview, then check every planned row against the API without writing."""
         plan = self.preview()
         return self._apply(plan, dry_run=True)
 
-    def push(self) -> PushResult:
+    def push(self) -> PushResult[ChangePlan]:
         """Push the previewed plan (what the Confirm button does)."""
         plan = self._previewed_plan()
         if plan is None:
@@ -374,7 +374,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             return None
         return self._previewed[1]
 
-    def _apply(self, plan: ChangePlan, *, dry_run: bool) -> PushResult:
+    def _apply(self, plan: ChangePlan, *, dry_run: bool) -> PushResult[ChangePlan]:
         if self.client is None:
             raise RuntimeError("the editor has no client: open it with client=...")
         self._set_busy(True)
@@ -395,7 +395,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._after_apply(plan, result)
         return result
 
-    def _after_apply(self, plan: ChangePlan, result: PushResult) -> None:
+    def _after_apply(self, plan: ChangePlan, result: PushResult[ChangePlan]) -> None:
         self.result = result
         touched = self.state.record_result(result)
         if not result.dry_run:
@@ -710,7 +710,7 @@ def _differences(
     return changes, cells
 
 
-def _outcome_note(result: PushResult) -> tuple[str, str]:
+def _outcome_note(result: PushResult[ChangePlan]) -> tuple[str, str]:
     """The message after a push or dry run: counts, the run id, failed rows."""
     failed = sum(row.status in FAILED_OUTCOMES for row in result.rows)
     counts = html.escape(", ".join(f"{n} {status}" for status, n in result.counts().items()))
