@@ -71,6 +71,7 @@ __all__ = [
     "continue_run",
     "holds_write",
     "record_digest",
+    "same_value",
     "write_key",
 ]
 
@@ -582,8 +583,10 @@ class _RowPusher:
             return self._finish(row.id, "skipped", "already has these values")
         assert earlier.body is not None and earlier.before is not None
         key = earlier.idempotency_key or ""
-        if not self._journal_intent(row.id, key, earlier.before, earlier.body):
-            return RowResult(row.id, "updated", "landed earlier; not journaled here", 0, key)
+        problem = self._journal_intent(row.id, key, earlier.before, earlier.body)
+        if problem is not None:
+            message = f"landed in run {earlier.run_id}; not journaled in this run: {problem}"
+            return RowResult(row.id, "updated", message, 0, key)
         message = (
             f"the write of run {earlier.run_id} had landed without being confirmed; "
             "a re-read shows it"
@@ -622,9 +625,10 @@ class _RowPusher:
 
     def _journal_intent(
         self, row_id: str, key: str, before: dict[str, Any], body: dict[str, Any]
-    ) -> bool:
-        """Commit a write's intent before it is sent; False (and the push stops) when the
-        journal cannot take it."""
+    ) -> str | None:
+        """Commit a write's intent before it is sent; why it could not be, else ``None``.
+        A journal that cannot be written stops the push; a record that cannot be written
+        as JSON (nested deeper than the encoder goes) stops only its row."""
         assert self.journal is not None and self.run_id is not None
         try:
             self.journal.record_intent(
@@ -632,16 +636,34 @@ class _RowPusher:
             )
         except JournalError as exc:
             self._journal_failed(exc)
-            return False
-        return True
+            return str(exc)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return f"the record cannot be journaled: {exc}"
+        return None
 
     def _write(self, sending: _Sending) -> RowResult:
+        """Send the body until its outcome is known; anything unforeseen after a request
+        went out leaves the row ``unconfirmed``, never ``failed``."""
+        try:
+            return self._send_until_settled(sending)
+        except Exception as exc:
+            if not sending.attempts:
+                raise
+            message = (
+                f"sent, then an unexpected error: {type(exc).__name__}: {exc}; it may have "
+                "landed. Check it, or try again: result.failed()"
+            )
+            row, key, attempts = sending.row, sending.key, sending.attempts
+            return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
+
+    def _send_until_settled(self, sending: _Sending) -> RowResult:
         """Send the body; retry only after a re-read; check the answer."""
         while True:
             row = sending.row
             sending.key = self._key(row, sending.body, sending.fresh, sending.spent)
-            if not self._journal_intent(row.id, sending.key, sending.fresh, sending.body):
-                return RowResult(row.id, "failed", f"not sent: {self.journal_error}")
+            problem = self._journal_intent(row.id, sending.key, sending.fresh, sending.body)
+            if problem is not None:
+                return self._not_journaled(sending, problem)
             sending.attempts += 1
             try:
                 response = self.client.send_update(row.id, sending.body, sending.key, retry=False)
@@ -650,17 +672,21 @@ class _RowPusher:
                 unreadable = isinstance(exc, UnexpectedResponseError)
                 sending.maybe_landed |= exc.maybe_applied or unreadable
                 outcome = self._after_error(sending, exc)
-            except (InvalidBodyError, JournalError):
-                raise
-            except Exception as exc:  # sent, and then something unforeseen: it may have landed
-                sending.maybe_landed = True
-                outcome = self._unanswered(sending, f"{type(exc).__name__}: {exc}")
             else:
                 if not response.replayed:
                     return self._checked(sending, response.data)
                 outcome = self._after_replay(sending, response)
             if isinstance(outcome, RowResult):
                 return replace(outcome, attempts=sending.attempts)
+
+    def _not_journaled(self, sending: _Sending, problem: str) -> RowResult:
+        """A write whose intent the journal could not take is not sent; an earlier
+        attempt of it may still have landed."""
+        row, key, attempts = sending.row, sending.key, sending.attempts
+        if attempts:
+            message = f"an earlier attempt may have landed; not sent again: {problem}"
+            return RowResult(row.id, "unconfirmed", message, attempts, key)
+        return self._finish(row.id, "failed", f"not sent: {problem}", key=key)
 
     def _after_error(self, sending: _Sending, error: APIError) -> RowResult | None:
         """After a write that failed: give up, or re-read and rebuild it for one more try
@@ -675,16 +701,41 @@ class _RowPusher:
 
     def _rebuilt(self, sending: _Sending, now: dict[str, Any]) -> RowResult | None:
         """``sending`` made ready to go again on the record as it is ``now``, or how the
-        row ends: it landed, or it conflicts, or it is invalid on the new record."""
+        row ends: it landed, conflicts or is invalid on the new record.
+
+        While an earlier attempt may still land, the write goes again only as it was
+        (same body, same key: the server takes both as one write) and only on the same
+        record; a rebuilt body with a new key could land first and then be overwritten
+        by the earlier attempt landing late, with someone's edit in between lost.
+        """
         row = sending.row
         if holds_write(now, row.columns, sending.body):
             return self._landed_by_reread(sending, now, "its answer was lost")
+        if sending.maybe_landed:
+            if record_digest(now) == record_digest(sending.fresh):
+                return None
+            return self._unsettled(sending, now)
         prepared = self._prepare(row, now)
         if isinstance(prepared, RowResult):
             return prepared
         sending.body, sending.fresh = prepared[0], now
         sending.note = prepared[1] or sending.note
         return None
+
+    def _unsettled(self, sending: _Sending, now: dict[str, Any]) -> RowResult:
+        """An attempt that may still land, on a record that changed since: not sent again."""
+        changed = sorted(
+            path
+            for path in leaf_paths(sending.fresh) | leaf_paths(now)
+            if not same_value(get_path(sending.fresh, path), get_path(now, path))
+        )
+        message = (
+            f"sent, no answer, and the record changed since ({', '.join(changed)}): an earlier "
+            "attempt may still land, so it was not sent again with a new body. Check it, or "
+            "try again: result.failed()"
+        )
+        row, key, attempts = sending.row, sending.key, sending.attempts
+        return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
 
     def _unanswered(
         self, sending: _Sending, error: str, *, refused: bool = False, reread: str | None = None
@@ -734,8 +785,21 @@ class _RowPusher:
 
     def _checked(self, sending: _Sending, after: Any) -> RowResult:
         """``updated`` when the answer holds the body and nothing else changed, else
-        ``side-effects`` naming every field that differs."""
-        return self._judged(sending, after, sending.note)
+        ``side-effects`` naming every field that differs. An answer that does not hold
+        what was sent is not believed either way: a re-read decides."""
+        row = sending.row
+        if isinstance(after, Mapping) and holds_write(after, row.columns, sending.body):
+            return self._judged(sending, after, sending.note)
+        now = self._read(row.id, calls=1)
+        if isinstance(now, dict) and holds_write(now, row.columns, sending.body):
+            return self._landed_by_reread(sending, now, "its answer did not hold what was sent")
+        found = now if isinstance(now, str) else "a re-read shows it has not landed"
+        message = (
+            f"answered, but the answer does not hold what was sent; {found}. "
+            "Check it, or try again: result.failed()"
+        )
+        key, attempts = sending.key, sending.attempts
+        return self._finish(row.id, "unconfirmed", message, attempts=attempts, key=key)
 
     def _landed_by_reread(
         self, sending: _Sending, now: dict[str, Any], how: str, *, compare: bool = True
@@ -811,7 +875,13 @@ class _Sending:
 
 def holds_write(record: Mapping[str, Any], columns: Iterable[str], body: Mapping[str, Any]) -> bool:
     """Whether ``record`` holds the body's value in every edited column."""
-    return all(get_path(record, column) == get_path(body, column) for column in columns)
+    return all(same_value(get_path(record, c), get_path(body, c)) for c in columns)
+
+
+def same_value(old: Any, new: Any) -> bool:
+    """Equal as a field's value: an empty text is no value, as an absent field is (an
+    emptied cell clears its field, and a server may store either)."""
+    return (None if old == "" else old) == (None if new == "" else new)
 
 
 def answer_differences(
@@ -883,7 +953,7 @@ def remote_conflicts(row: PushedRow, fresh: Mapping[str, Any]) -> str | None:
             get_path(fresh, column),
             get_path(body, column),
         )
-        if remote != base and remote != wanted:
+        if not same_value(remote, base) and not same_value(remote, wanted):
             clashes.append(
                 f"{column} changed remotely from {base!r} to {remote!r} "
                 f"(this plan writes {wanted!r})"

@@ -25,6 +25,7 @@ from sequence_nb.push import (
     answer_differences,
     continue_run,
     leaf_paths,
+    same_value,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def edited_columns(write: WriteRecord) -> list[str]:
     assert write.body is not None and write.before is not None
     base = update_body_of(write.before)
     paths = leaf_paths(write.body) | leaf_paths(base)
-    return sorted(p for p in paths if get_path(write.body, p) != get_path(base, p))
+    return sorted(p for p in paths if not same_value(get_path(write.body, p), get_path(base, p)))
 
 
 def _restoring(
@@ -149,9 +150,9 @@ def _restoring(
             get_path(record, column),
             get_path(write.before, column),
         )
-        if held == was:
+        if same_value(held, was):
             continue
-        if held == wrote:
+        if same_value(held, wrote):
             set_path(back, column, was)
             restoring = True
         else:

@@ -14,7 +14,7 @@ from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, JournalError
 from sequence_nb.models import update_body_of
 from sequence_nb.plan import ChangePlan, plan_updates
-from sequence_nb.push import PushStoppedError, answer_differences
+from sequence_nb.push import PushStoppedError, answer_differences, same_value
 from sequence_nb.runs import undo
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory, contract_client
@@ -244,22 +244,30 @@ class _FaultyGets(httpx.BaseTransport):
 
 
 class _EditBeforeFailing(httpx.BaseTransport):
-    """Answers the first PUT with a 503 without sending it, after someone edits the
-    customer in the dashboard: the retry must not write over that edit."""
+    """Answers the first PUT with ``status`` after someone edits the customer in the
+    dashboard. With 429 the PUT was not applied; with 504 it is held back and sent later
+    (``land_late()``), as a gateway timing out on a server still working would."""
 
-    def __init__(self, server: Sandbox, changes: dict[str, object]) -> None:
+    def __init__(self, server: Sandbox, changes: dict[str, object], status: int = 429) -> None:
         self.inner = httpx.HTTPTransport()
         self.server = server
         self.changes = changes
-        self.failed_once = False
+        self.status = status
+        self.held: httpx.Request | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "PUT" and not self.failed_once:
-            self.failed_once = True
+        if request.method == "PUT" and self.held is None:
+            request.read()
+            self.held = request
             customer_id = request.url.path.rsplit("/", 1)[-1]
             self.server.edit_remote(customer_id, self.changes)
-            return httpx.Response(503, json={"message": "busy (test fault)"}, request=request)
+            headers = {"Retry-After": "0"} if self.status == 429 else {}
+            return httpx.Response(self.status, json={"message": "busy"}, headers=headers)
         return self.inner.handle_request(request)
+
+    def land_late(self) -> None:
+        assert self.held is not None
+        self.inner.handle_request(self.held).read()
 
 
 def test_a_retried_write_is_rebuilt_on_a_fresh_read(
@@ -278,6 +286,27 @@ def test_a_retried_write_is_rebuilt_on_a_fresh_read(
     record = server.get_record(target)
     assert record["contactName"] == "Edited during the push"
     assert record["label"] == plan.rows[0].body["label"]
+
+
+def test_an_attempt_that_may_still_land_is_not_sent_again_on_a_changed_record(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=37)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    target = plan.rows[0].id
+    faults = _EditBeforeFailing(server, {"contactName": "Edited during the push"}, status=504)
+    options = {"retry_initial_delay": 0.01, "rate_limit_per_minute": None}
+    with server.client(transport=faults, **options) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"unconfirmed": 1}, result.to_frame()
+    assert "contactName" in (result.rows[0].message or "")
+    faults.land_late()
+    # One write in all: a second one with a new key would have landed first and been
+    # overwritten by the late one, and the result would have said "updated".
+    assert server.stats.writes_applied[target] == 1
+    with contract_client(server) as client:
+        assert len(undo(result.run_id or "", client, journal=journal)) == 1
 
 
 def test_the_write_follows_its_re_read_without_a_rate_limit_wait(
@@ -487,3 +516,73 @@ def test_a_journal_that_cannot_be_written_stops_the_push_and_what_landed_stays_u
         assert {row.id for row in reverse.rows} == landed
         reverse.apply(client, journal=tmp_path / "undo.sqlite3")
     assert all(server.get_record(r.id).get("label") == before[r.id] for r in plan.rows)
+
+
+def test_a_write_that_may_still_land_is_unconfirmed_not_a_conflict_and_tried_again(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=49)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 1))
+    faults = _EditBeforeFailing(server, {"label": "their edit"}, status=504)
+    options = {"retry_initial_delay": 0.01, "rate_limit_per_minute": None}
+    with server.client(transport=faults, **options) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"unconfirmed": 1}, result.to_frame()
+    assert [row.id for row in result.failed().rows] == [plan.rows[0].id]
+
+
+class _StaleAnswer(httpx.BaseTransport):
+    """Answers every PUT 200 with the customer as it was, without sending the PUT."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            auth = {"Authorization": request.headers["Authorization"]}
+            current = httpx.Request("GET", request.url, headers=auth)
+            return self.inner.handle_request(current)
+        return self.inner.handle_request(request)
+
+
+def test_an_answer_that_does_not_hold_what_was_sent_is_never_taken_as_landed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=30, seed=50)
+    plan, target = _one_row_plan(server)
+    with _faulty_client(server, _StaleAnswer()) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"unconfirmed": 1}, result.to_frame()
+    assert "does not hold what was sent" in (result.rows[0].message or "")
+    assert server.stats.writes_applied[target] == 0
+
+
+class _SecondIntentFails(Journal):
+    intents = 0
+
+    def record_intent(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self.intents += 1
+        if self.intents > 1:
+            raise JournalError("cannot write the journal: disk full (test fault)")
+        super().record_intent(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_journal_that_fails_before_a_retry_leaves_the_row_unconfirmed(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=30, seed=51)
+    plan, _ = _one_row_plan(server)
+    journal = _SecondIntentFails(tmp_path / "journal.sqlite3")
+    faults = _EditBeforeFailing(server, {}, status=504)
+    with (
+        _faulty_client(server, faults) as client,
+        pytest.raises(PushStoppedError) as caught,
+    ):
+        plan.apply(client, journal=journal)
+    assert caught.value.result.counts() == {"unconfirmed": 1}
+
+
+def test_an_empty_text_and_an_absent_field_are_the_same_value() -> None:
+    assert same_value("", None) and same_value(None, "") and same_value("a", "a")
+    assert not same_value("a", None) and not same_value(0, None) and not same_value(False, "")
