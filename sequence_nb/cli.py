@@ -41,9 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except (SequenceError, OSError, LookupError) as exc:
-        print(f"sequence-nb: {exc}", file=sys.stderr)
+        print(f"sequence-nb: {_shown(exc)}", file=sys.stderr)
         return 1
     return status
+
+
+def _shown(value: object) -> str:
+    """``value`` as one line of text a terminal shows as it is: every character that
+    would move the cursor, erase or break a line, or not show at all (ESC, CR, LF,
+    zero-width and bidi characters) as its escape. Whatever the command prints from a
+    plan, a journal, a server or an exception goes through here."""
+    from sequence_nb.models import escape_unseen
+
+    return escape_unseen(str(value))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,6 +230,11 @@ def _read_edited(path: Path) -> pl.DataFrame:
             f"{path.name} has no 'id' column: rows are matched by id, so keep the export's "
             "id column"
         )
+    if frame["id"].dtype != pl.String:
+        raise InputError(
+            f"{path.name} holds {frame['id'].dtype} in its 'id' column where customer ids are "
+            "text: rows are matched by id, so keep the export's id column as it was written"
+        )
     return frame
 
 
@@ -244,12 +259,12 @@ def _json_customers(path: Path) -> pl.DataFrame:
 def _run_push(args: argparse.Namespace) -> int:
     refusal = _push_refusal(args)
     if refusal:
-        print(f"sequence-nb push: {refusal}", file=sys.stderr)
+        print(f"sequence-nb push: {_shown(refusal)}", file=sys.stderr)
         return 2
     with _client() as client:
         plan = _saved_plan(args.plan) if args.plan is not None else _planned(args, client)
         if args.save_plan is not None:
-            written = plan.save(args.save_plan)
+            written = _shown(plan.save(args.save_plan))
             print(f"Saved the plan to {written}. To apply it as reviewed:")
             print(f"sequence-nb push --plan {written} --digest {plan.digest}")
         return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
@@ -317,7 +332,30 @@ def _run_undo(args: argparse.Namespace) -> int:
 
     with _client() as client:
         plan = undo(args.run_id, client, journal=args.journal)
-        return _confirm_and_apply(plan, client, args, on_conflict="skip")
+        status = _confirm_and_apply(plan, client, args, on_conflict="skip")
+    return max(status, _report_unrestored(plan))
+
+
+#: How :func:`sequence_nb.runs.undo` notes a customer that needs no restoring.
+_NOTHING_TO_RESTORE = "nothing to restore"
+
+
+def _report_unrestored(plan: ChangePlan) -> int:
+    """List, last and in full, every customer an undo plan leaves as the run made it
+    (unreadable, changed since, invalid, side effects); 1 when there is any, else 0.
+    A customer with nothing to restore is no failure."""
+    unrestored = [
+        (customer, column, message)
+        for customer, column, message in plan.errors.iter_rows()
+        if not message.startswith(_NOTHING_TO_RESTORE)
+    ]
+    if not unrestored:
+        return 0
+    customers = len({customer for customer, _, _ in unrestored})
+    print(f"Not restored ({customers} customer{'s' if customers != 1 else ''}):")
+    for customer, column, message in unrestored:
+        print(f"  {_shown(customer or '(no id)')} {_shown(column)}: {_shown(message)}")
+    return 1
 
 
 def _confirm_and_apply(
@@ -345,15 +383,15 @@ def _confirm_and_apply(
         journal=args.journal,
         expected_digest=args.digest,
     )
-    print(result.summary())
+    print(_shown(result.summary()))
     if result.run_id:
-        print(f"Run {result.run_id}, journal {result.journal_path}")
-        print(f"To undo it: sequence-nb undo {result.run_id}")
+        print(f"Run {_shown(result.run_id)}, journal {_shown(result.journal_path)}")
+        print(f"To undo it: sequence-nb undo {_shown(result.run_id)}")
     problems = result.to_frame().filter(~pl.col("status").is_in(["updated", "would-update"]))
     if not problems.is_empty():
         print("Not updated:")
         for customer, status, message in problems.select("id", "status", "message").iter_rows():
-            print(f"  {customer} {status}: {message}")
+            print(f"  {_shown(customer)} {_shown(status)}: {_shown(message)}")
         return 1
     return 0
 
@@ -361,7 +399,8 @@ def _confirm_and_apply(
 def _print_plan(plan: ChangePlan) -> None:
     """Every change in full, one line each under its customer, a count per column and
     everything not sent: nothing elided or cut, as the digest printed with it is what
-    a person pins. Invisible characters come escaped from :meth:`ChangePlan.preview`."""
+    a person pins. Every text comes escaped (:meth:`ChangePlan.preview`, :func:`_shown`),
+    so no value of the plan can move the cursor, erase a line or start one."""
     print(f"Plan: {plan.summary()} (digest {plan.digest})")
     preview = plan.preview()
     if not preview.is_empty():
@@ -379,11 +418,12 @@ def _print_plan(plan: ChangePlan) -> None:
     if not plan.errors.is_empty():
         print("Not sent:")
         for customer, column, message in plan.errors.iter_rows():
-            print(f"  {customer or '(no id)'} {column}: {message}")
+            print(f"  {_shown(customer or '(no id)')} {_shown(column)}: {_shown(message)}")
 
 
 def _quoted(text: str | None) -> str:
-    return "(empty)" if text is None else f"'{text}'"
+    """A value the preview shows (already escaped) in quotes; a quote in it as ``\\'``."""
+    return "(empty)" if text is None else "'" + text.replace("'", "\\'") + "'"
 
 
 def _run_runs(args: argparse.Namespace) -> int:
@@ -392,7 +432,8 @@ def _run_runs(args: argparse.Namespace) -> int:
     from sequence_nb.journal import Journal
 
     with Journal(args.journal) as journal, pl.Config(tbl_rows=100, tbl_width_chars=160):
-        print(journal.runs())
+        runs = journal.runs()
+        print(runs.with_columns(pl.col(pl.String).map_elements(_shown, return_dtype=pl.String)))
     return 0
 
 

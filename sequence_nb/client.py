@@ -43,7 +43,7 @@ from sequence_nb.errors import (
 from sequence_nb.listing import CustomerPage, OnIncomplete, Progress, iter_pages, read_listing
 from sequence_nb.models import validate_create_body, validate_update_body
 from sequence_nb.ratelimit import RateLimiter
-from sequence_nb.retry import RetryPolicy
+from sequence_nb.retry import RetryPolicy, check_wait
 from sequence_nb.transport import (
     MAX_ANSWER_BYTES,
     BoundedTransport,
@@ -164,9 +164,9 @@ def _retry_policy(
 ) -> RetryPolicy:
     """The policy given, or the one the retry keywords build; each number checked."""
     _check_whole("max_retries", max_retries, 0, None)
-    _check_seconds("retry_initial_delay", initial_delay, zero=True)
-    _check_seconds("retry_max_delay", max_delay, zero=True)
-    _check_seconds("max_retry_after", max_retry_after, zero=True)
+    check_wait("retry_initial_delay", initial_delay)
+    check_wait("retry_max_delay", max_delay)
+    check_wait("max_retry_after", max_retry_after)
     keywords = RetryPolicy(max_retries, initial_delay, max_delay, max_retry_after)
     if policy is None:
         return keywords
@@ -177,7 +177,7 @@ def _retry_policy(
         )
     _check_whole("retry_policy.max_retries", policy.max_retries, 0, None)
     for field in ("initial_delay", "max_delay", "max_retry_after"):
-        _check_seconds(f"retry_policy.{field}", getattr(policy, field), zero=True)
+        check_wait(f"retry_policy.{field}", getattr(policy, field))
     return policy
 
 

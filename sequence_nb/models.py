@@ -8,6 +8,7 @@ field, an address that is not an email address, a country that is not an ISO
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from enum import StrEnum
@@ -40,24 +41,74 @@ class TaxStatus(StrEnum):
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+#: Characters that show as nothing or as a blank but are no control or format character:
+#: Unicode's default-ignorable code points of other categories (DerivedCoreProperties.txt:
+#: the combining grapheme joiner, Hangul fillers, Khmer inherent vowels, the variation
+#: selectors, the unassigned U+2065, U+FFF0..U+FFF8 and U+E0000..U+E0FFF) and the blank
+#: Braille pattern. A text holding one looks like the text without it.
+_BLANK_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2065, 0x2065),
+    (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+_BLANK = re.compile("[" + "".join(f"\\U{a:08X}-\\U{b:08X}" for a, b in _BLANK_RANGES) + "]")
+#: What :func:`escape_unseen` escapes although :meth:`str.isprintable` passes it.
+_ESCAPED_PRINTABLE = re.compile("[\\\\" + _BLANK.pattern[1:])
+#: Invisible characters real text needs: the joiners (Persian, Indic scripts, joined
+#: emoji), the variation selectors of emoji and standardized variants (U+FE00..U+FE0F)
+#: and Mongolian's selectors and vowel separator (U+180B..U+180F).
+_NEEDED = frozenset(
+    {"\u200c", "\u200d", *map(chr, range(0xFE00, 0xFE10)), *map(chr, range(0x180B, 0x1810))}
+)
+#: An emoji flag of a subdivision (Scotland, Wales): a black flag, tag characters, a
+#: cancel tag. Tag characters anywhere else would carry text no reader sees.
+_TAG_FLAG = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
+
+
+def is_unseen(char: str) -> bool:
+    """Whether ``char`` shows as nothing, as a blank or as something else than itself:
+    control characters (ESC, tabs, line breaks), format and bidi characters, spaces other
+    than U+0020, surrogates, unassigned and private-use code points (all that
+    :meth:`str.isprintable` refuses) and the blank characters of ``_BLANK_RANGES``."""
+    return not char.isprintable() or _BLANK.match(char) is not None
+
+
+def escape_unseen(text: str) -> str:
+    """``text`` for a person to read: each character :func:`is_unseen` finds, and the
+    backslash, as its Python escape (``\\x1b``, ``\\u200b``, ``\\\\``), so that no text
+    moves a terminal's cursor or breaks a line, and no two texts look alike.
+
+    The one escaping every value shown from a plan, a journal or a server goes through
+    (the preview, the HTML view, the command line)."""
+    if text.isprintable() and _ESCAPED_PRINTABLE.search(text) is None:
+        return text  # the common case, decided without a loop
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if char == "\\" or is_unseen(char) else char
+        for char in text
+    )
+
+
 def _printable(value: str) -> str:
     """Refuse what a reader cannot see or what breaks the one line every customer text
-    field is: control characters (tabs and line breaks included) and Unicode format
+    field is: control characters (tabs and line breaks included), Unicode format
     characters (category Cf: bidi controls such as U+202E, zero-width characters,
-    U+FEFF), which make two texts that look the same differ. No-break and other
-    spaces, accents in either normal form, emoji and right-to-left text pass."""
-    if value.isprintable():  # the common case, decided without a loop
+    U+FEFF) and characters that show as nothing or a blank (U+034F, Hangul fillers,
+    U+2800, ideographic variation selectors), which make two texts that look the same
+    differ. No-break and other spaces, accents in either normal form, emoji (with their
+    selectors, joiners and flag tags) and right-to-left text pass."""
+    if value.isprintable() and _BLANK.search(value) is None:  # the common case, no loop
         return value
-    for position, char in enumerate(value):
+    text = _TAG_FLAG.sub(_flag_placeholder, value)  # same length: positions hold
+    for position, char in enumerate(text):
         problem = _unseen_character(char, position)
         if problem:
             raise ValueError(f"holds {problem}")
     return value
 
 
-#: Format characters that belong in real names (Persian, Indic scripts, joined emoji):
-#: zero-width non-joiner and joiner.
-_JOINERS = frozenset({"\u200c", "\u200d"})
+def _flag_placeholder(flag: re.Match[str]) -> str:
+    """A flag emoji's black flag followed by as many plain letters as it has tags."""
+    return flag.group()[0] + "x" * (len(flag.group()) - 1)
 
 
 def _unseen_character(char: str, position: int) -> str | None:
@@ -69,14 +120,21 @@ def _unseen_character(char: str, position: int) -> str | None:
     category = unicodedata.category(char)
     if category == "Cc":
         return f"a control character ({char!r} at position {position})"
-    if category == "Cf" and char not in _JOINERS:
-        name = unicodedata.name(char, "without a name")
-        return (
-            f"an invisible format character (U+{ord(char):04X} {name} at position {position}): "
-            "it changes how the text shows without being seen"
-        )
     if category == "Cs":
         return f"a lone surrogate (U+{ord(char):04X} at position {position}), which is no text"
+    if char in _NEEDED:
+        return None
+    name = f"U+{ord(char):04X} {unicodedata.name(char, 'without a name')}"
+    if category == "Cf":
+        return (
+            f"an invisible format character ({name} at position {position}): "
+            "it changes how the text shows without being seen"
+        )
+    if _BLANK.match(char):
+        return (
+            f"an invisible character ({name} at position {position}): it shows as nothing "
+            "or as a blank, so the text looks like one without it"
+        )
     return None
 
 

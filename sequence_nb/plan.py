@@ -33,6 +33,7 @@ from sequence_nb.errors import InvalidBodyError, InvalidIdError, PlanError
 from sequence_nb.frames import gc_paused, raw_column, raw_columns, to_records
 from sequence_nb.journal import JournalArg
 from sequence_nb.models import (
+    escape_unseen,
     get_path,
     set_path,
     update_body_of,
@@ -205,8 +206,9 @@ class ChangePlan:
         """Every edited cell: ``id``, ``legalName``, ``column``, ``old``, ``new``,
         ``status`` (``update`` or ``invalid``) and ``message`` (why a row is invalid).
 
-        Characters a reader cannot see (zero-width and bidi controls, tabs, line
-        breaks: whatever :meth:`str.isprintable` refuses) are shown as escapes
+        Every text is for display: characters a reader cannot see or that move a
+        terminal's cursor (ESC, zero-width and bidi controls, tabs, line breaks, blank
+        fillers: see :func:`~sequence_nb.models.escape_unseen`) are shown as escapes
         (``\\u200b``), so two values that would look alike never do."""
         records = []
         for row in self.rows:
@@ -218,13 +220,13 @@ class ChangePlan:
                     message = "; ".join(f"{c} {m}" for c, m in row.problems)
                 records.append(
                     (
-                        row.id,
+                        _shown(row.id),
                         _shown(row.legal_name),
-                        change.column,
+                        _shown(change.column),
                         _shown(change.old),
                         _shown(change.new),
                         status,
-                        message,
+                        _shown(message),
                     )
                 )
         return pl.DataFrame(records, schema=_PREVIEW_SCHEMA, orient="row")
@@ -296,10 +298,10 @@ class ChangePlan:
         )
 
     def summary(self) -> str:
-        """Counts in one line, and any columns that were ignored."""
+        """Counts in one line, and any columns that were ignored (names shown escaped)."""
         ignored = ""
         if self.ignored_columns:
-            names = ", ".join(self.ignored_columns)
+            names = ", ".join(map(escape_unseen, self.ignored_columns))
             ignored = f" (ignored, not in the original frame: {names})"
         if not self:
             return f"no changes{ignored}"
@@ -311,7 +313,8 @@ class ChangePlan:
         return ", ".join(parts) + ignored
 
     def __repr__(self) -> str:
-        return f"<ChangePlan {self.plan_id[:8]}: {self.summary()}; digest {self.digest}>"
+        plan_id = escape_unseen(self.plan_id[:8])  # a plan file's id may hold anything
+        return f"<ChangePlan {plan_id}: {self.summary()}; digest {self.digest}>"
 
     def _repr_html_(self) -> str:
         return render_plan_html(self)
@@ -371,7 +374,7 @@ class ChangePlan:
             base_url=document.base_url,
             api_version=document.api_version,
         )
-        held = _digest_of(plan, document.schema_version)
+        held = _file_digest(plan, document.schema_version)
         if held != document.digest:
             raise PlanFileError(
                 f"the file says {document.digest} but its contents give {held}: "
@@ -469,6 +472,11 @@ def _check_frame(frame: object, name: str) -> None:
 
 def _check_original_ids(original: pl.DataFrame) -> None:
     ids = original["id"]
+    if ids.dtype != pl.String:
+        raise PlanError(
+            f"the 'id' column of the original frame holds {ids.dtype}, not text: customer "
+            "ids are text, so rows could not be matched; read the export as it was written"
+        )
     if ids.null_count():
         raise PlanError("the original frame has rows without an id")
     if ids.n_unique() != original.height:
@@ -575,11 +583,13 @@ def _changed_rows(
     left, right = _aligned_rows(original, edited)
     bad = [c for c in columns if c + _BAD in right.columns]
     misfits = _misfits(left, right, raws)
-    differing = [c for c in columns if c in bad or _differs(left[c], right[c])]
+    emptied = _emptied_raws(left, right, columns)
+    differing = [c for c in columns if c in bad or c in emptied or _differs(left[c], right[c])]
     if not differing and not misfits:
         return ()
     texts = [c for c in differing if left.schema[c] == pl.String]
     held = {c: raw_column(c) for c in texts if raw_column(c) in left.columns}
+    edited_raws = [raw for raw in held.values() if raw in right.columns]
     pairs = pl.DataFrame(
         [
             left["id"],
@@ -588,9 +598,13 @@ def _changed_rows(
             *[right[c + _BAD] for c in bad],
             *misfits,
             *[left[raw] for raw in held.values()],
+            *[_as_text(right[raw]).alias(raw + _EDITED) for raw in edited_raws],
         ]
     )
-    masks = [_changed(c, left.schema[c], held.get(c)).alias(c + _CHANGED) for c in differing]
+    masks = [
+        _changed(c, left.schema[c], held.get(c), held.get(c) in edited_raws).alias(c + _CHANGED)
+        for c in differing
+    ]
     masks += [pl.col(c + _BAD).is_not_null().alias(c + _BAD_FLAG) for c in bad]
     masks += [pl.col(s.name).is_not_null().alias(s.name + _BAD_FLAG) for s in misfits]
     names = [m.meta.output_name() for m in masks]
@@ -606,6 +620,21 @@ def _changed_rows(
     return tuple(
         _row_change(row, snapshots[row["id"]], visited) for row in flagged.iter_rows(named=True)
     )
+
+
+def _emptied_raws(left: pl.DataFrame, right: pl.DataFrame, columns: Sequence[str]) -> set[str]:
+    """The text columns whose original value is kept raw (``telephone__raw``) and whose
+    raw cell the edited frame empties somewhere: a cell null on both sides is then an
+    edit (the field is cleared), which comparing the cells alone would miss."""
+    found = set()
+    for column in columns:
+        raw = raw_column(column)
+        if raw not in left.columns or raw not in right.columns:
+            continue
+        new = _as_text(right[raw])
+        if (left[raw].is_not_null() & (new.is_null() | (new == ""))).any():
+            found.add(column)
+    return found
 
 
 def _misfits(left: pl.DataFrame, right: pl.DataFrame, raws: Mapping[str, str]) -> list[pl.Series]:
@@ -641,7 +670,10 @@ def _without_normal_form_edits(
     again = [
         (
             pl.col(c + _CHANGED)
-            & pl.col(c).str.normalize("NFC").ne_missing(pl.col(c + _EDITED).str.normalize("NFC"))
+            & ~pl.col(c)
+            .str.normalize("NFC")
+            .eq(pl.col(c + _EDITED).str.normalize("NFC"))
+            .fill_null(False)  # a null on either side was judged by _changed
         ).alias(c + _CHANGED)
         for c in texts
     ]
@@ -655,25 +687,34 @@ def _differs(old: pl.Series, new: pl.Series) -> bool:
     return not old.equals(new)
 
 
-def _changed(column: str, dtype: pl.DataType, held_raw: str | None = None) -> pl.Expr:
+def _changed(
+    column: str, dtype: pl.DataType, held_raw: str | None = None, raw_edited: bool = False
+) -> pl.Expr:
     """Per row, whether ``column`` was edited.
 
     Nested columns (lists, structs) are compared by hash: exact comparison of
     them is ten times slower, and they are all read-only, so a hash collision
     (about 2**-64 a row) could only hide an error report, never send a value.
     In a text column an empty text and a null are one value (a body leaves both
-    out; files write both as an empty cell), unless the original's cell is null
-    because its value is kept in the raw column ``held_raw``.
+    out; files write both as an empty cell). Where the original's cell is null
+    because its value is kept in the raw column ``held_raw``, an empty cell (null
+    or ``""``, as a reader may give back for a cell nobody touched) is no edit
+    either: the field is cleared only when the edited frame empties the raw cell
+    too (``raw_edited`` says it has that column), or by a space written in the cell.
     """
     old, new = pl.col(column), pl.col(column + _EDITED)
     if dtype.is_nested():
         return old.hash() != new.hash()
     if dtype != pl.String:
         return old.ne_missing(new)
-    was_empty = old.is_null() | (old == "")
-    if held_raw is not None:
-        was_empty = was_empty & pl.col(held_raw).is_null()
-    return old.ne_missing(new) & ~(was_empty & (new.is_null() | (new == "")))
+    new_empty = new.is_null() | (new == "")
+    edit = old.ne_missing(new) & ~((old.is_null() | (old == "")) & new_empty)
+    if held_raw is None:
+        return edit
+    raw_emptied = pl.lit(False)
+    if raw_edited:
+        raw_emptied = pl.col(held_raw + _EDITED).is_null() | (pl.col(held_raw + _EDITED) == "")
+    return pl.when(pl.col(held_raw).is_not_null() & new_empty).then(raw_emptied).otherwise(edit)
 
 
 def _aligned_rows(
@@ -884,14 +925,11 @@ def _text(value: Any) -> str | None:
 
 
 def _shown(value: Any) -> str | None:
-    """``value`` as text for a person, each character :meth:`str.isprintable` refuses
-    (zero-width, bidi controls, tabs, line breaks, no-break spaces) as its escape."""
+    """``value`` as text for a person: :func:`~sequence_nb.models.escape_unseen` of its
+    text (ESC, zero-width, bidi controls, tabs, line breaks, no-break spaces, blank
+    fillers and backslashes as escapes)."""
     text = _text(value)
-    if text is None or text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
+    return None if text is None else escape_unseen(text)
 
 
 # -- the plan file and its digest --------------------------------------------------------------
@@ -929,6 +967,25 @@ def _digest_of(plan: ChangePlan, version: int = PLAN_FILE_SCHEMA_VERSION) -> str
         digest.update(b"\n")
         digest.update(_canonical_line(row))
     return "sha256:" + digest.hexdigest()
+
+
+def _file_digest(plan: ChangePlan, version: int) -> str:
+    """The digest of a plan read from a file, or a :class:`PlanFileError` naming the part
+    of its header that no JSON writer can write (a lone surrogate such as ``\\ud800``)."""
+    try:
+        return _digest_of(plan, version)
+    except orjson.JSONEncodeError:
+        header = ("plan_id", "created_at", "base_url", "api_version", "added_ids")
+        for part in (*header, "removed_ids", "ignored_columns", "notes"):
+            try:
+                orjson.dumps(getattr(plan, part))
+            except orjson.JSONEncodeError:
+                raise PlanFileError(
+                    "holds a lone surrogate (an escape such as \\ud800 alone), which is no "
+                    "Unicode text: no plan holds one",
+                    field=part,
+                ) from None
+        raise
 
 
 def _canonical_line(row: RowChange) -> bytes:
@@ -1263,14 +1320,14 @@ def render_plan_html(plan: ChangePlan) -> str:
             status = (
                 "update"
                 if row.sendable
-                else html.escape(
+                else _cell(
                     reasons.get(change.column) or "; ".join(f"{c} {m}" for c, m in row.problems)
                 )
             )
             parts.append(
-                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(_shown(row.legal_name))}</td>"
-                f"<td>{_cell(change.column)}</td><td><del>{_cell(_shown(change.old))}</del></td>"
-                f"<td><ins>{_cell(_shown(change.new))}</ins></td><td>{status}</td></tr>"
+                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(row.legal_name)}</td>"
+                f"<td>{_cell(change.column)}</td><td><del>{_cell(change.old)}</del></td>"
+                f"<td><ins>{_cell(change.new)}</ins></td><td>{status}</td></tr>"
             )
     parts.append("</tbody></table>")
     total = sum(len(row.changes) for row in plan.rows)
@@ -1278,13 +1335,13 @@ def render_plan_html(plan: ChangePlan) -> str:
         parts.append(f"<p>… and {total - shown} more changes: see plan.preview().</p>")
     notes = [*plan.notes]
     if notes:
-        items = "".join(
-            f"<li>{_cell(i)} {_cell(c)}: {html.escape(m)}</li>" for i, c, m in notes[:50]
-        )
+        items = "".join(f"<li>{_cell(i)} {_cell(c)}: {_cell(m)}</li>" for i, c, m in notes[:50])
         parts.append(f"<p>Not sent:</p><ul>{items}</ul>")
     parts.append("</div>")
     return "".join(parts)
 
 
-def _cell(value: str | None) -> str:
-    return '<span class="snb-null">empty</span>' if value is None else html.escape(value)
+def _cell(value: Any) -> str:
+    """A value for an HTML cell: shown escaped (:func:`_shown`), then HTML-escaped."""
+    text = _shown(value)
+    return '<span class="snb-null">empty</span>' if text is None else html.escape(text)

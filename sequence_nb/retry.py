@@ -8,17 +8,22 @@ that many threads do not retry in step.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
 from sequence_nb.errors import APIConnectionError, APIError, RateLimitError, ServerError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["MAX_WAIT", "RetryPolicy", "check_wait"]
 
 #: Statuses below 500 that are worth another try: request timeout and rate limited.
 RETRYABLE_STATUS = frozenset({408, 429})
 #: A backoff is scaled by a random factor in (1 - JITTER, 1].
 JITTER = 0.25
+#: The longest wait, in seconds, any setting may ask for: an hour. A longer one would look
+#: like a hang, and a huge one (``1e300``) makes ``time.sleep`` and ``Event.wait`` raise
+#: ``OverflowError`` instead of waiting.
+MAX_WAIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class RetryPolicy:
     ``max_delay``, less up to a quarter of random jitter; a 429's ``Retry-After``
     is waited instead, unless it asks for more than ``max_retry_after`` seconds,
     in which case the call fails at once (waiting an hour would look like a hang).
+    Each number of seconds is from 0 to :data:`MAX_WAIT` (an hour).
     """
 
     max_retries: int = 2
@@ -37,11 +43,11 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, not {self.max_retries!r}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"max_retries must be a whole number, 0 or more, not {retries!r}")
         for name in ("initial_delay", "max_delay", "max_retry_after"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be 0 or more seconds, not {getattr(self, name)!r}")
+            check_wait(name, getattr(self, name))
 
     @staticmethod
     def is_retryable(error: APIError) -> bool:
@@ -67,3 +73,17 @@ class RetryPolicy:
             return error.retry_after
         backoff = min(self.initial_delay * 2.0 ** (attempt - 1), self.max_delay)
         return backoff * (1 - JITTER * random.random())
+
+
+def check_wait(name: str, value: object) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a number of seconds (an int or a
+    float, not a bool) from 0 to :data:`MAX_WAIT`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        fits = False
+    else:
+        fits = math.isfinite(value) and 0 <= value <= MAX_WAIT
+    if not fits:
+        raise ValueError(
+            f"{name} must be 0 or a positive, finite number of seconds, at most "
+            f"{MAX_WAIT:g} seconds (an hour), not {value!r}"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -304,6 +305,14 @@ def test_push_prints_every_change_in_full_with_a_count_per_column(
         (["push", "{d}/noid.parquet", "--against-current"], "noid.parquet has no 'id' column"),
         (["push", "{d}/edited.parquet", "--base", "{d}/noid.parquet"], "no 'id' column"),
         (
+            ["push", "{d}/edited.parquet", "--base", "{d}/numbered.parquet"],
+            "numbered.parquet holds Int64 in its 'id' column",
+        ),
+        (
+            ["push", "{d}/numbered.parquet", "--base", "{d}/base.parquet"],
+            "numbered.parquet holds Int64 in its 'id' column",
+        ),
+        (
             ["push", "{d}/edited.parquet", "--base", "{d}/base.parquet", "--max-workers", "0"],
             "at least 1",
         ),
@@ -323,6 +332,9 @@ def test_bad_input_is_one_line_naming_what_to_change(
     frame.select("id", "label").write_csv(tmp_path / "base.csv")
     relabel(frame, server, 1).write_parquet(tmp_path / "edited.parquet")
     pl.DataFrame({"x": [1]}).write_parquet(tmp_path / "noid.parquet")
+    frame.with_columns(pl.int_range(pl.len()).alias("id")).write_parquet(
+        tmp_path / "numbered.parquet"
+    )
     (tmp_path / "broken.json").write_text("{nope")
     (tmp_path / "broken.parquet").write_text("not parquet")
     (tmp_path / "object.json").write_text('{"id": "a"}')
@@ -433,3 +445,111 @@ def test_demo_starts_the_sandbox_and_jupyterlab(tmp_path: Path) -> None:
             raise
         finally:
             log.close()
+
+
+def saved_plan(server: Sandbox, tmp_path: Path, count: int) -> ChangePlan:
+    """The plan of ``count`` relabelled customers, as ``push --save-plan`` writes it."""
+    relabel(exported(server, tmp_path), server, count).write_parquet(tmp_path / "edited.parquet")
+    push = ["push", str(tmp_path / "edited.parquet"), "--base", str(tmp_path / "customers.parquet")]
+    assert main([*push, "--dry-run", "--save-plan", str(tmp_path / "plan.json")]) == 0
+    return ChangePlan.load(tmp_path / "plan.json")
+
+
+#: Up two lines, erase them, and write a line of one's own (c1 of the second attack).
+FORGING = "\x1b[2A\x1b[2K\r\x1b[JChanges by column: label 1\nFORGED"
+
+
+def test_text_in_a_plan_file_cannot_move_the_cursor_or_add_lines_to_the_preview(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = saved_plan(server, tmp_path, 2)
+    forged = dataclasses.replace(
+        plan, notes=((FORGING, FORGING, FORGING),), ignored_columns=(FORGING,)
+    )
+    forged.save(tmp_path / "forged.json")
+    capsys.readouterr()
+    journal = ["--journal", str(tmp_path / "j")]
+    assert main(["push", "--plan", str(tmp_path / "forged.json"), "--dry-run", *journal]) == 0
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\r" not in out + err
+    shown = FORGING.encode("unicode_escape").decode("ascii")
+    assert f"  {shown} {shown}: {shown}" in out.splitlines()
+    assert out.splitlines()[0].endswith(
+        f"(ignored, not in the original frame: {shown}) (digest {forged.digest})"
+    )
+    assert sum("FORGED" in line for line in out.splitlines()) == 2  # the note's line, the plan's
+
+
+def test_an_error_naming_a_hostile_id_stays_one_line(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved_plan(server, tmp_path, 1)
+    document = orjson.loads((tmp_path / "plan.json").read_bytes())
+    document["rows"][0]["id"] = "abc\nFORGED LINE: all good\x1b[1A"
+    (tmp_path / "plan.json").write_bytes(orjson.dumps(document))
+    capsys.readouterr()
+    assert main(["push", "--plan", str(tmp_path / "plan.json"), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert "row abc\\nFORGED LINE: all good\\x1b[1A" in err
+
+
+class _Refusing(httpx.BaseTransport):
+    """The sandbox, except that every PUT is answered 400 with ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.message = message
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(400, json={"message": self.message})
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_server_message_is_printed_escaped_on_its_row(
+    server: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = saved_plan(server, tmp_path, 1)
+    transport = _Refusing("bad\x1b[1A\x1b[2K\nupdated")
+    monkeypatch.setattr("sequence_nb.cli._client", lambda: server.client(transport=transport))
+    capsys.readouterr()
+    push = ["push", "--plan", str(tmp_path / "plan.json"), "--yes"]
+    assert main([*push, "--journal", str(tmp_path / "j")]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    reported = out.split("Not updated:\n")[1].splitlines()
+    assert reported == [
+        f"  {plan.rows[0].id} failed: PUT /customers/{plan.rows[0].id} -> 400: "
+        "bad\\x1b[1A\\x1b[2K\\nupdated"
+    ]
+
+
+def test_undo_exits_1_and_lists_every_customer_it_could_not_restore(
+    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited = relabel(exported(server, tmp_path), server, 3)
+    edited.write_parquet(tmp_path / "edited.parquet")
+    journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    push = ["push", str(tmp_path / "edited.parquet"), "--against-current", "--yes"]
+    assert main([*push, *journal]) == 0
+    out = capsys.readouterr().out
+    run_id = out.split("To undo it: sequence-nb undo ")[1].split()[0]
+    ids = edited.filter(pl.col("label") == "from the shell")["id"].to_list()
+    server.set_faults(error_rate=1.0)
+    assert main(["undo", run_id, "--yes", *journal]) == 1
+    out = capsys.readouterr().out
+    listed = out.split("Not restored (3 customers):\n")[1].splitlines()
+    assert sorted(line.split()[0] for line in listed) == sorted(ids)
+    assert all("not restored: could not read it" in line for line in listed)
+    server.set_faults(error_rate=0.0)
+    assert main(["undo", run_id, "--yes", *journal]) == 0
+    assert main(["undo", run_id, "--yes", *journal]) == 0  # nothing left to restore
+    out = capsys.readouterr().out
+    assert "nothing to restore" in out and "Not restored" not in out

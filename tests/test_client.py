@@ -481,6 +481,16 @@ def test_gives_up_after_max_retries_and_says_how_often_it_tried() -> None:
     assert "after 3 attempts" in str(caught.value)
 
 
+def test_waits_longer_than_an_hour_are_refused_before_any_call_can_overflow_a_sleep() -> None:
+    """time.sleep and Event.wait raise OverflowError on a huge finite wait: an hour is the most."""
+    hour = {"retry_initial_delay": 3600, "retry_max_delay": 3600.0, "max_retry_after": 3600.0}
+    with mock_client(lambda r: httpx.Response(200, json={}), **hour) as client:
+        assert client.retry_policy == RetryPolicy(2, 3600, 3600.0, 3600.0)
+    for name in hour:
+        with pytest.raises(ValueError, match=rf"^{name} must be .* at most 3600 seconds"):
+            SequenceClient("id", "secret-value-1", "http://127.0.0.1:9/api", **{name: 3601.0})
+
+
 def test_the_retry_keywords_build_the_policy_and_a_policy_can_be_given() -> None:
     with mock_client(
         lambda r: httpx.Response(200, json={}),
@@ -688,6 +698,9 @@ def test_a_base_url_with_a_query_or_fragment_is_refused_without_echoing_it(url: 
         ("retry_initial_delay", float("inf")),
         ("retry_max_delay", float("nan")),
         ("max_retry_after", float("inf")),
+        ("retry_initial_delay", 1e300),
+        ("retry_max_delay", 3600.5),
+        ("max_retry_after", 1e300),
     ],
 )
 def test_odd_settings_are_refused_naming_the_argument(setting: str, value: object) -> None:

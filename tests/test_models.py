@@ -213,3 +213,46 @@ def test_billing_emails_that_are_not_a_list_are_one_named_problem() -> None:
 def test_joiners_that_real_names_use_are_accepted(name: str) -> None:
     body = dict(SEED_BODY, legalName=name)
     assert validate_update_body(body)["legalName"] == name
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u034f", "U+034F COMBINING GRAPHEME JOINER"),
+        ("\u3164", "U+3164 HANGUL FILLER"),
+        ("\uffa0", "U+FFA0 HALFWIDTH HANGUL FILLER"),
+        ("\u115f", "U+115F HANGUL CHOSEONG FILLER"),
+        ("\u1160", "U+1160 HANGUL JUNGSEONG FILLER"),
+        ("\u2800", "U+2800 BRAILLE PATTERN BLANK"),
+        ("\U000e0100", "U+E0100 VARIATION SELECTOR-17"),
+        ("\U000e01ef", "U+E01EF VARIATION SELECTOR-256"),
+        ("\U000e0041", "U+E0041 TAG LATIN CAPITAL LETTER A"),
+    ],
+)
+@pytest.mark.parametrize("path", ["legalName", "label", "address.line1", "telephone"])
+def test_characters_that_show_as_nothing_or_a_blank_are_refused(
+    path: str, char: str, name: str
+) -> None:
+    problem = problems_of(with_change(SEED_BODY, path, "Acme" + char))[path]
+    assert problem.startswith("holds an invisible ") and f"({name} at position 4)" in problem
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Heart \u2764\ufe0f Ltd",  # emoji presentation selector
+        "\u845b\ufe00 Ltd",  # a standardized variation sequence
+        "Flag \U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f Co",
+        "\u182a\u180b\u1820 \u1828\u180e\u1820",  # Mongolian variation selector, vowel separator
+        "Family \U0001f468\u200d\U0001f469\u200d\U0001f467 Co",
+    ],
+    ids=["fe0f", "fe00", "scotland-tags", "mongolian", "zwj"],
+)
+def test_selectors_and_tags_real_text_needs_are_accepted(name: str) -> None:
+    assert validate_update_body(dict(SEED_BODY, legalName=name))["legalName"] == name
+
+
+def test_tag_characters_outside_a_flag_are_refused() -> None:
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "pay evil")
+    problem = problems_of(dict(SEED_BODY, legalName="Acme" + hidden))["legalName"]
+    assert "U+E0070 TAG LATIN SMALL LETTER P at position 4" in problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import unicodedata
 from pathlib import Path
@@ -618,12 +619,42 @@ def test_a_null_where_a_missing_value_word_was_is_an_error_naming_the_cell(
     assert again == plan
 
 
-def test_a_wrong_typed_value_is_cleared_by_an_emptied_cell(records: list[dict[str, Any]]) -> None:
+def test_a_wrong_typed_value_is_cleared_by_emptying_its_raw_cell_too(
+    records: list[dict[str, Any]],
+) -> None:
     original = with_values(records[:2], {0: {"telephone": 2010001000}})
-    plan = plan_updates(original, edit(original, 0, "telephone", ""))
-    (row,) = plan.sendable
-    assert row.changes == (FieldChange("telephone", 2010001000, ""),)
-    assert "telephone" not in row.body
+    for cell in ("", None, " "):
+        emptied = edit(edit(original, 0, "telephone", cell), 0, "telephone__raw", None)
+        (row,) = plan_updates(original, emptied).sendable
+        assert row.changes == (FieldChange("telephone", 2010001000, cell),)
+        assert "telephone" not in row.body
+
+
+def test_a_wrong_typed_value_is_cleared_by_a_space_written_on_purpose(
+    records: list[dict[str, Any]],
+) -> None:
+    original = with_values(records[:2], {0: {"telephone": 2010001000}})
+    for edited in (edit(original, 0, "telephone", " "), original.drop("telephone__raw")):
+        edited = edit(edited, 0, "telephone", " ")
+        (row,) = plan_updates(original, edited).sendable
+        assert row.changes == (FieldChange("telephone", 2010001000, " "),)
+        assert "telephone" not in row.body
+
+
+def test_an_empty_text_never_clears_a_value_kept_in_a_raw_column(
+    records: list[dict[str, Any]],
+) -> None:
+    """A reader that gives "" for every empty cell (pandas with keep_default_na=False) leaves
+    the raw cell as it was: the user never touched the field, so it is no edit."""
+    original = with_values(records[:3], {0: {"telephone": 2010001000}})
+    texts = [c for c, t in original.schema.items() if t == pl.String and "__" not in c]
+    as_read = original.with_columns(pl.col(texts).exclude("id").fill_null(""))
+    assert not plan_updates(original, as_read)
+    assert not plan_updates(original, as_read.drop("telephone__raw"))
+    relabelled = edit(as_read, 0, "label", "relabelled")
+    (row,) = plan_updates(original, relabelled).rows
+    assert row.columns == ("label",)
+    assert row.body["telephone"] == 2010001000 and not row.sendable  # reported, not cleared
 
 
 # -- invisible text -------------------------------------------------------------------------------
@@ -647,6 +678,69 @@ def test_invisible_characters_are_refused_and_shown_escaped(
     assert plan.preview()["new"].to_list() == [shown]
     assert shown.replace("\\", "\\\\") not in plan._repr_html_()  # shown once, not twice escaped
     assert shown in plan._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("char", "sendable"),
+    [
+        ("\u034f", False),
+        ("\u3164", False),
+        ("\uffa0", False),
+        ("\u115f", False),
+        ("\u1160", False),
+        ("\u2800", False),
+        ("\U000e0100", False),
+        ("\ufe0f", True),
+        ("\u180b", True),
+        ("\u200d", True),
+    ],
+)
+def test_characters_that_show_as_nothing_are_shown_escaped_whether_or_not_they_are_sent(
+    original: pl.DataFrame, char: str, sendable: bool
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP" + char))
+    escape = char.encode("unicode_escape").decode("ascii")
+    assert len(plan) == int(sendable) and len(plan.rows) == 1
+    assert plan.preview()["new"].to_list() == ["VIP" + escape]
+    assert char not in plan._repr_html_() and escape in plan._repr_html_()
+
+
+def test_a_backslash_is_shown_doubled_so_no_text_can_pose_as_an_escape(
+    original: pl.DataFrame,
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP\\u200b"))
+    assert len(plan) == 1
+    assert plan.preview()["new"].to_list() == ["VIP\\\\u200b"]
+
+
+#: Text that would move a terminal's cursor, erase lines or start new ones if printed raw.
+FORGING = "x\x1b[2A\x1b[2K\rfine\nnext"
+FORGING_SHOWN = "x\\x1b[2A\\x1b[2K\\rfine\\nnext"
+
+
+def test_ids_columns_notes_and_ignored_columns_are_shown_escaped(
+    original: pl.DataFrame,
+) -> None:
+    first = original["id"][0]
+    frame = original.head(3).with_columns(
+        pl.when(pl.col("id") == first).then(pl.lit(FORGING)).otherwise(pl.col("id")).alias("id"),
+        pl.lit("a").alias("odd" + FORGING),
+    )
+    edited = pl.concat([frame, frame.tail(1).with_columns(pl.lit("new" + FORGING).alias("id"))])
+    edited = edit(edit(edited, 0, "label", "VIP"), 1, "odd" + FORGING, "b")
+    edited = edit(edited, 1, "label", "VIP").with_columns(pl.lit(1).alias("extra" + FORGING))
+    plan = plan_updates(frame, edited)
+    assert {row.id for row in plan.rows} == {FORGING, original["id"][1]}
+    shown = plan.preview().select("id", "column", "message").rows()
+    assert shown[0] == (FORGING_SHOWN, "label", None)
+    messages = {column: message for _, column, message in shown[1:]}
+    assert set(messages) == {"label", "odd" + FORGING_SHOWN}
+    assert messages["label"].startswith("odd" + FORGING_SHOWN + " is not a field")
+    assert "extra" + FORGING_SHOWN in plan.summary() and FORGING not in plan.summary()
+    page = plan._repr_html_()
+    assert "\x1b" not in page and "\n" + "next" not in page
+    assert "new" + FORGING_SHOWN in page and "extra" + FORGING_SHOWN in page
+    assert "\x1b" not in repr(dataclasses.replace(plan, plan_id=FORGING))
 
 
 def test_a_change_only_in_unicode_normal_form_is_refused_in_a_plan_file(
@@ -700,6 +794,37 @@ def test_every_part_of_a_plan_file_is_under_its_digest(
     with pytest.raises(PlanFileError, match="digest") as caught:
         load_edited(document, tmp_path)
     assert caught.value.field == "digest"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("notes", [{"id": None, "column": "x", "message": "\ud800"}]),
+        ("notes", [{"id": "\udfff", "column": "(row)", "message": "m"}]),
+        ("plan_id", "\udfff"),
+        ("created_at", "2024\ud800"),
+        ("ignored_columns", ["\ud800"]),
+        ("added_ids", ["\ud800"]),
+        ("removed_ids", ["\ud800"]),
+    ],
+)
+def test_a_lone_surrogate_in_a_plan_file_header_is_a_plan_file_error_naming_the_part(
+    original: pl.DataFrame, name: str, value: Any
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    document = orjson.loads(plan.to_json())
+    text = json.dumps(dict(document, **{name: value}))  # json writes a lone surrogate as \\ud800
+    with pytest.raises(PlanFileError, match="surrogate") as caught:
+        ChangePlan.from_json(text)
+    assert caught.value.field == name and str(caught.value).count("\n") == 0
+
+
+def test_an_original_frame_with_ids_that_are_not_text_is_a_plan_error(
+    original: pl.DataFrame,
+) -> None:
+    numbered = original.with_columns(pl.int_range(pl.len()).alias("id"))
+    with pytest.raises(PlanError, match="'id' column of the original frame holds Int64, not text"):
+        plan_updates(numbered, original)
 
 
 @pytest.mark.parametrize("version", [True, 1.0, "2", 3])

@@ -87,8 +87,20 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
         ({"initial_delay": -0.1}, "initial_delay"),
         ({"max_delay": -1.0}, "max_delay"),
         ({"max_retry_after": -1.0}, "max_retry_after"),
+        ({"initial_delay": 1e300}, "initial_delay must be .* at most 3600 seconds"),
+        ({"max_delay": 3600.5}, "max_delay must be .* at most 3600 seconds"),
+        ({"max_retry_after": 1e300}, "max_retry_after must be .* at most 3600 seconds"),
+        ({"max_retry_after": float("inf")}, "max_retry_after"),
+        ({"initial_delay": float("nan")}, "initial_delay"),
+        ({"max_delay": True}, "max_delay"),
+        ({"max_retries": 2.5}, "max_retries"),
     ],
 )
 def test_nonsense_settings_are_refused(options: dict[str, float], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_an_hour_is_the_longest_wait_a_policy_takes() -> None:
+    policy = RetryPolicy(initial_delay=3600, max_delay=3600.0, max_retry_after=3600.0)
+    assert policy.delay(RateLimitError("slow down", retry_after=3600.0), 1) == 3600.0
