@@ -336,18 +336,16 @@ def _run_undo(args: argparse.Namespace) -> int:
     return max(status, _report_unrestored(plan))
 
 
-#: How :func:`sequence_nb.runs.undo` notes a customer that needs no restoring.
-_NOTHING_TO_RESTORE = "nothing to restore"
-
-
 def _report_unrestored(plan: ChangePlan) -> int:
     """List, last and in full, every customer an undo plan leaves as the run made it
     (unreadable, changed since, invalid, side effects); 1 when there is any, else 0.
     A customer with nothing to restore is no failure."""
+    from sequence_nb.runs import NOTHING_TO_RESTORE
+
     unrestored = [
         (customer, column, message)
         for customer, column, message in plan.errors.iter_rows()
-        if not message.startswith(_NOTHING_TO_RESTORE)
+        if message != NOTHING_TO_RESTORE
     ]
     if not unrestored:
         return 0

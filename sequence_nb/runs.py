@@ -31,7 +31,10 @@ from sequence_nb.push import (
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
 
-__all__ = ["edited_columns", "resume", "undo"]
+__all__ = ["NOTHING_TO_RESTORE", "edited_columns", "resume", "undo"]
+
+#: The note of an undo plan for a customer that holds nothing the run wrote: no failure.
+NOTHING_TO_RESTORE = "nothing to restore: the write did not land, or was undone already"
 
 
 def resume(
@@ -165,7 +168,7 @@ def _restoring(
                 )
             )
     if not restoring and not notes:
-        message = "nothing to restore: the write did not land, or was undone already"
+        message = NOTHING_TO_RESTORE
         notes.append((write.customer_id, "(row)", message))
     if write.after is not None:
         for difference in answer_differences(write.before, write.after, columns, write.body):
