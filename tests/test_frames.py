@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from sequence_nb import SequenceClient, fields, frames
+from sequence_nb import SequenceClient, arrow_reader, fields, frames
 from sequence_nb.frames import (
     fetch_customers,
     frame_from_pages,
@@ -25,6 +25,7 @@ from sequence_nb.frames import (
 )
 from sequence_nb.plan import plan_updates
 from sequence_nb.sandbox import Sandbox, generate_customers
+from sequence_nb.schema import WHOLE_SECONDS
 from tests.seed import SEED_RECORD
 
 
@@ -165,7 +166,7 @@ def test_a_read_in_two_passes_gives_the_same_frame(rs: list[dict[str, Any]]) -> 
     pages = [page([r]) for r in rs]
     whole = frame_from_pages(pages)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(frames, "_SAMPLE_BYTES", 1)
+        patch.setattr(arrow_reader, "SAMPLE_BYTES", 1)
         sampled = frame_from_pages(pages)
     assert_frame_equal(sampled, whole)
 
@@ -277,7 +278,7 @@ def test_columns_are_known_ones_then_unknown_in_first_seen_order() -> None:
     pages = [page([r]) for r in rs]
     assert to_frame(rs).columns == expected
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(frames, "_SAMPLE_BYTES", 1)
+        patch.setattr(arrow_reader, "SAMPLE_BYTES", 1)
         assert frame_from_pages(pages).columns == expected
 
 
@@ -300,7 +301,7 @@ def test_unknown_columns_keep_one_order_however_the_reader_splits_the_work(
     """Arrow's threads merge what each block found in no fixed order; the data decides."""
     rs, expected = unknown_fields_in_many_blocks()
     pages = [page(rs[i : i + 7]) for i in range(0, len(rs), 7)]
-    monkeypatch.setattr(frames, "_MIN_BLOCK", 4096)  # dozens of blocks for two threads
+    monkeypatch.setattr(arrow_reader, "MIN_BLOCK", 4096)  # dozens of blocks for two threads
     for _ in range(10):
         assert to_frame(rs).columns == expected
         assert frame_from_pages(pages).columns == expected
@@ -319,7 +320,7 @@ def test_the_lenient_read_orders_unknown_columns_the_same_way() -> None:
 def test_a_page_of_records_longer_than_a_block_is_read_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(frames, "_MIN_BLOCK", 2048)
+    monkeypatch.setattr(arrow_reader, "MIN_BLOCK", 2048)
     rs = [dict(SEED_RECORD, id=str(i), label="x" * (100 * i)) for i in range(300)]
     assert to_records(to_frame(rs)) == rs
 
@@ -340,7 +341,7 @@ def _is_real_moment(text: str) -> bool:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.from_regex(frames._WHOLE_SECONDS, fullmatch=True), min_size=1, max_size=4))
+@given(st.lists(st.from_regex(WHOLE_SECONDS, fullmatch=True), min_size=1, max_size=4))
 def test_whole_second_created_at_is_a_datetime_only_for_real_moments(texts: list[str]) -> None:
     rs = [{"createdAt": text} for text in texts]
     df = to_frame(rs)
