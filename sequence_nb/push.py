@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 
 import orjson
 import polars as pl
@@ -129,16 +129,8 @@ Status = Literal[
 ]
 OnConflict = Literal["skip", "overwrite"]
 
-STATUSES: tuple[Status, ...] = (
-    "updated",
-    "side-effects",
-    "would-update",
-    "unconfirmed",
-    "conflict",
-    "invalid",
-    "failed",
-    "skipped",
-)
+#: Every status, in the order results count them.
+STATUSES: tuple[Status, ...] = get_args(Status)
 #: Statuses of rows that :meth:`PushResult.failed` offers to try again.
 RETRYABLE: frozenset[str] = frozenset({"failed", "unconfirmed"})
 #: Record fields the API derives from an edited one (``billingEmails`` from ``billingEmail``).
