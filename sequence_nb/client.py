@@ -766,6 +766,16 @@ def _customer_page(client: SequenceClient, params: Mapping[str, str]) -> Custome
             path="/customers",
             status_code=response.status_code,
         )
+    for number, item in enumerate(items):
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            raise UnexpectedResponseError(
+                f"GET /customers answered item {number} of a page ({len(items)} items) with "
+                f"'id' {item.get('id')!r}, not a non-empty string: without it the customer "
+                "cannot be told apart from the others, so duplicates could not be dropped",
+                method="GET",
+                path="/customers",
+                status_code=response.status_code,
+            )
     pagination = data.get("pagination")
     total: object = pagination.get("totalResultSize") if isinstance(pagination, dict) else None
     return CustomerPage(

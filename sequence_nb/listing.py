@@ -14,7 +14,7 @@ Following ``pagination.after`` page by page can go wrong in three ways, each han
 * **Listings that never end.** One stream stops with
   :class:`~sequence_nb.errors.PaginationError` at an empty page that carries a cursor, at a
   cursor given twice, and once it has read far more pages than ``totalResultSize`` needs
-  (:func:`page_budget`); without a total, at a page holding only customers already read.
+  (:func:`customer_budget`), and at a page holding only customers already read.
 * **Latency.** A listing longer than two pages is read from both ends at once: in the asked
   order (newest first by default) and in the reverse one, each stream stopping where it
   reaches customers the other holds, both once the union reaches ``totalResultSize``. Both
@@ -47,8 +47,8 @@ __all__ = [
     "OnIncomplete",
     "PageReader",
     "Progress",
+    "customer_budget",
     "iter_pages",
-    "page_budget",
     "read_listing",
 ]
 
@@ -78,23 +78,44 @@ _REVERSE = {"ASC": "DESC", "DESC": "ASC"}
 _PACKAGE = str(Path(__file__).resolve().parent)
 
 
-def page_budget(total: int, page_size: int) -> int:
-    """The most pages one stream reads of a listing of ``total``: twice what it needs, plus 2.
+def customer_budget(total: int, page_size: int) -> int:
+    """The most distinct customers one stream reads of a listing of ``total``.
 
-    The slack covers customers created while the listing is read (the total seen grows
-    with them); a server still giving cursors past it is not ending the listing.
+    Twice the total, plus two pages.
+
+    The slack covers customers created while the listing is read. It is set by the
+    first total the server gives, so a total that grows page after page cannot
+    stretch it; a server still giving cursors past it is not ending the listing.
     """
-    return 2 * -(-total // page_size) + 2
+    return 2 * max(total, 0) + 2 * page_size
 
 
 def iter_pages(
-    read: PageReader, params: Mapping[str, str], page_size: int
+    read: PageReader,
+    params: Mapping[str, str],
+    page_size: int,
+    *,
+    counted: Callable[[], bool] | None = None,
 ) -> Iterator[CustomerPage]:
-    """Every page of one stream, following ``after`` to the end, bounded (module docstring)."""
+    """Every page of one stream, following ``after`` to the end, bounded (module docstring).
+
+    ``counted()`` says whether every customer the server counts is already held: an
+    empty page that still carries a cursor then ends the stream with a warning
+    instead of a :class:`PaginationError` (the server gave a cursor past its last
+    customer; nothing is lost by stopping).
+    """
     guard = _Guard(page_size)
     query = dict(params)
     while True:
         page = read(query)
+        if not page.items and page.after is not None and counted is not None and counted():
+            _warn(
+                "GET /customers gave a cursor past the last customer its totalResultSize "
+                "counts, then an empty page with yet another cursor; the listing is taken "
+                "as ended there"
+            )
+            yield CustomerPage(page.content, page.items, page.total, after=None)
+            return
         guard.check(page)
         yield page
         if page.after is None:
@@ -144,9 +165,11 @@ def read_listing(
     moving = _unstable_sort(params)
     if moving is not None:
         _warn(
-            f"sortBy={moving!r} is a field that changes: customers edited during the fetch "
-            "can move between pages and be missed (the fetch then reads the listing again, "
-            "and fails if it is still short); the default sort, creation time, never changes"
+            f"sortBy={moving!r} is a field that can change: customers edited during the fetch "
+            "can move between pages, be missed and others read twice. A shortfall against "
+            "totalResultSize is caught (the listing is read again, then the fetch fails), "
+            "but a miss offset by customers created or archived meanwhile is not; the "
+            "default sort, creation time, does not move customers"
         )
     first = _read_whole(read, query, page_size, streams, on_progress, earlier=None)
     if first.expected is None or not first.missing:
@@ -188,8 +211,32 @@ def _read_whole(
             "GET /customers gave no totalResultSize: whether every customer was read "
             "cannot be checked"
         )
+    else:
+        _say_counts(done, expected)
     reads, pages = (1, 0) if earlier is None else (earlier.reads + 1, earlier.pages)
     return Listing(done.records(), expected, reads, pages + done.pages, len(done.streams))
+
+
+def _say_counts(done: _Read, expected: int) -> None:
+    """Warn when the count read and the server's totals disagree without a shortfall.
+
+    More customers than every total counts: the totals are stale or wrong, so the
+    completeness check proves nothing. Under a stable sort, totals that grew past
+    what was read: customers created during the fetch, which it may not hold.
+    """
+    count, largest = done.count, done.total if done.total is not None else expected
+    if count > largest:
+        _warn(
+            f"GET /customers gave {count} distinct customers, more than its totalResultSize "
+            f"of {largest}: the server's count is stale or wrong, so whether every customer "
+            "was read cannot be checked against it"
+        )
+    elif done.stable and expected <= count < largest:
+        _warn(
+            f"the server's totalResultSize grew from {expected} to {largest} while the listing "
+            f"was read: up to {largest - count} customers created during the fetch may be "
+            f"missing; the {count} read are at least as many as there were when it began"
+        )
 
 
 def _unstable_sort(params: Mapping[str, str]) -> str | None:
@@ -211,22 +258,28 @@ def _warn(message: str) -> None:
 
 
 class _Guard:
-    """Stops one stream of pages that would never end."""
+    """Stops one stream of pages that would never end.
+
+    Bounded by progress, not by page counts: pages may hold fewer customers than
+    asked, and a total may grow or lie. A page that brings no customer this stream
+    has not read stops it, whatever the total; so does reading far more distinct
+    customers than the first total counts (:func:`customer_budget`).
+    """
 
     def __init__(self, page_size: int) -> None:
         self.page_size = page_size
         self.pages = 0
-        self.total: int | None = None
+        self.first_total: int | None = None
         self.cursors: set[str] = set()
         self.ids: set[str] = set()
 
     def check(self, page: CustomerPage) -> None:
         """Raise :class:`PaginationError` if following ``page.after`` would not end the stream."""
         self.pages += 1
-        if page.total is not None:
-            self.total = max(page.total, self.total or 0)
+        if self.first_total is None and page.total is not None:
+            self.first_total = page.total
         ids = _ids(page.items)
-        seen_before = bool(ids) and len(ids) == len(page.items) and ids <= self.ids
+        fresh = len(ids - self.ids)
         self.ids |= ids
         cursor = page.after
         if cursor is None:
@@ -242,18 +295,19 @@ class _Guard:
                 "stopping instead of looping forever"
             )
         self.cursors.add(cursor)
-        if self.total is not None and self.pages >= page_budget(self.total, self.page_size):
-            needed = -(-self.total // self.page_size)
+        if not fresh:
             raise _endless(
-                f"{self.pages} pages of up to {self.page_size} were read and the server still "
-                f"gives a cursor, but its totalResultSize of {self.total} needs {needed}; "
-                "stopping instead of paging on"
+                f"page {self.pages} held only customers already read and still carried a "
+                "cursor: the listing is going round, so paging stops here"
             )
-        if self.total is None and seen_before:
-            raise _endless(
-                f"page {self.pages} held only customers already read and the server gives no "
-                "totalResultSize to tell how many to expect; stopping instead of paging on"
-            )
+        if self.first_total is not None:
+            budget = customer_budget(self.first_total, self.page_size)
+            if len(self.ids) > budget:
+                raise _endless(
+                    f"{len(self.ids)} distinct customers were read in {self.pages} pages and the "
+                    f"server still gives a cursor, but its first totalResultSize was "
+                    f"{self.first_total}; stopping instead of paging on"
+                )
 
 
 def _endless(message: str) -> PaginationError:
@@ -286,13 +340,16 @@ class _Stream:
     last_total: int | None = None
     #: Customers the page this stream is reading may bring (0 when it reads none).
     claim: int = 0
+    #: False once it stopped reading (it met the other, ended, or failed).
+    active: bool = True
     error: BaseException | None = None
 
 
 class _Read:
     """One read of a listing by one or two streams: what they hold, and whether they met."""
 
-    def __init__(self, page_size: int, on_progress: Progress | None) -> None:
+    def __init__(self, page_size: int, on_progress: Progress | None, stable: bool) -> None:
+        self.stable = stable
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.done = threading.Event()
@@ -309,6 +366,17 @@ class _Read:
         """Distinct customers held (each record without an id counts as one)."""
         return len(self.union) + self.without_id
 
+    @property
+    def target(self) -> int | None:
+        """How many customers the listing should hold (see :meth:`expected`)."""
+        first = self.streams[0].first_total if self.streams else None
+        return first if self.stable and first is not None else self.total
+
+    def counted(self) -> bool:
+        """Whether every customer the server counts is held."""
+        target = self.target
+        return target is not None and self.count >= target
+
     def claim(self, stream: _Stream) -> bool:
         """Whether ``stream`` should read its next page, waiting while it need not yet.
 
@@ -320,7 +388,8 @@ class _Read:
         with self.changed:
             while not self.done.is_set():
                 in_flight = sum(other.claim for other in self.streams)
-                if self.total is None or not in_flight or self.total - self.count > in_flight:
+                target = self.target
+                if target is None or not in_flight or target - self.count > in_flight:
                     stream.claim = self.page_size
                     return True
                 self.changed.wait()
@@ -332,6 +401,13 @@ class _Read:
             self.done.set()
             self.changed.notify_all()
 
+    def drop(self, stream: _Stream) -> None:
+        """Stop ``stream`` alone (it failed): the others read on without waiting for it."""
+        with self.changed:
+            stream.claim = 0
+            stream.active = False
+            self.changed.notify_all()
+
     def add_stream(self) -> _Stream:
         with self.lock:
             stream = _Stream(rank=len(self.streams))
@@ -341,9 +417,11 @@ class _Read:
     def take(self, stream: _Stream, page: CustomerPage) -> bool:
         """Keep ``page`` of ``stream``; whether that stream should read on.
 
-        A stream stops when its page holds customers another stream holds (they met),
-        and every stream stops once one reaches the end of the listing or the distinct
-        customers held reach the largest total seen.
+        Never stops on the count alone while a cursor is left (a total can be stale
+        or wrong). Every stream stops once one reaches the end of the listing, or
+        once the streams meet (a page holds customers another stream holds) with
+        every counted customer held. Met short of the count, a stream stops if
+        another still reads (that one reads on to meet it too), else it reads on.
         """
         with self.changed:
             stream.claim = 0
@@ -362,14 +440,24 @@ class _Read:
                 self.total = max(page.total, self.total or 0)
             stream.last_total = page.total if page.total is not None else stream.last_total
             stream.pages += 1
-            if page.after is None or (self.total is not None and self.count >= self.total):
+            alone = not any(other.active for other in self.streams if other is not stream)
+            if page.after is None or (met and self.counted()):
                 self.done.set()
             if self.on_progress is not None:
                 self.on_progress(self.count, self.total)
-            return not (met or self.done.is_set())
+            stream.active = not (self.done.is_set() or (met and not alone))
+            return stream.active
 
     def expected(self) -> int | None:
-        """The largest ``totalResultSize`` of the first and last page of each stream."""
+        """How many customers the listing holds, by the server's ``totalResultSize``.
+
+        Under a stable sort (creation time, id), the first total of the asked stream:
+        the listing as it was when the read began, since customers created during it
+        can land where a stream has passed. Otherwise the largest total of the first
+        and last page of each stream.
+        """
+        if self.stable and self.target is not None:
+            return self.target
         totals = [
             total
             for stream in self.streams
@@ -410,9 +498,9 @@ def _read_once(
     on_progress: Progress | None,
 ) -> _Read:
     """Read the listing once: in the asked order, and in the reverse one too when it is long."""
-    shared = _Read(page_size, on_progress)
+    shared = _Read(page_size, on_progress, stable=_unstable_sort(query) is None)
     asked = shared.add_stream()
-    pages = iter_pages(read, query, page_size)
+    pages = iter_pages(read, query, page_size, counted=shared.counted)
     reverse: threading.Thread | None = None
     try:
         if _step(shared, asked, pages):
@@ -431,6 +519,10 @@ def _read_once(
     return shared
 
 
+class _Stopped(Exception):
+    """The read was stopped before the reverse stream sent its next page."""
+
+
 def _step(shared: _Read, stream: _Stream, pages: Iterator[CustomerPage]) -> bool:
     """Read the next page of ``stream`` if it should; whether it should read on after it."""
     return shared.claim(stream) and shared.take(stream, next(pages))
@@ -439,14 +531,36 @@ def _step(shared: _Read, stream: _Stream, pages: Iterator[CustomerPage]) -> bool
 def _start_reverse(
     read: PageReader, query: Mapping[str, str], page_size: int, shared: _Read
 ) -> threading.Thread:
-    """Start reading the listing in the reverse order in a thread of its own."""
+    """Start reading the listing in the reverse order in a thread of its own.
+
+    The reverse stream only speeds the read up: if it fails, it is dropped (and
+    logged) and the asked stream reads on alone. Only an interrupt stops both.
+    """
     stream = shared.add_stream()
-    pages = iter_pages(read, {**query, "sortOrder": _REVERSE[query["sortOrder"]]}, page_size)
+
+    def read_unless_stopped(params: Mapping[str, str]) -> CustomerPage:
+        if shared.done.is_set():  # checked before each send: the caller may have gone
+            raise _Stopped
+        return read(params)
+
+    reverse = {**query, "sortOrder": _REVERSE[query["sortOrder"]]}
+    pages = iter_pages(read_unless_stopped, reverse, page_size, counted=shared.counted)
 
     def follow() -> None:
         try:
             while _step(shared, stream, pages):
                 pass
+        except _Stopped:
+            pass
+        except Exception as exc:  # the asked stream reads on alone
+            logger.warning(
+                "the reverse stream of GET /customers failed after %d pages (%s: %s); "
+                "the asked stream reads the listing on alone",
+                stream.pages,
+                type(exc).__name__,
+                exc,
+            )
+            shared.drop(stream)
         except BaseException as exc:  # raised by the caller's thread once it has joined
             stream.error = exc
             shared.stop()  # the asked stream stops after the page it is reading
