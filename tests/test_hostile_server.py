@@ -138,33 +138,30 @@ def test_a_write_cut_short_leaves_a_finished_journal_row(tmp_path: Path) -> None
 # -- the answer deadline holds per read: headers, 1xx answers ------------------------------
 
 
+def assert_cut_off_at_one_second(script: Script) -> None:
+    """A read from a server playing ``script`` ends by ``answer_deadline=1`` (and a margin)."""
+    with hostile_server(script) as server:
+        started = time.monotonic()
+        with (
+            client_of(server, answer_deadline=1.0, max_retries=0) as client,
+            pytest.raises(APITimeoutError, match=r"longer than 1 s \(answer_deadline\)"),
+        ):
+            client.get_customer(RECORD["id"])
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 0.3, f"held {elapsed:.2f} s with answer_deadline=1"
+
+
 def test_headers_trickled_a_byte_at_a_time_end_at_the_answer_deadline() -> None:
     whole = answer("200 OK", orjson.dumps(RECORD))
     head = whole[: whole.index(b"\r\n\r\n") + 4]
     script = Script([*(head[i : i + 1] for i in range(len(head))), whole[len(head) :]], pause=0.04)
     assert len(head) * 0.04 > 3  # the headers alone would take over 3 s
-    with hostile_server(script) as server:
-        started = time.monotonic()
-        with (
-            client_of(server, answer_deadline=1.0, max_retries=0) as client,
-            pytest.raises(APITimeoutError, match=r"longer than 1 s \(answer_deadline\)"),
-        ):
-            client.get_customer(RECORD["id"])
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0 + 0.3, f"held {elapsed:.2f} s with answer_deadline=1"
+    assert_cut_off_at_one_second(script)
 
 
 def test_endless_informational_answers_end_at_the_answer_deadline() -> None:
     script = Script([b"HTTP/1.1 102 Processing\r\n\r\n"] * 40, pause=0.1)  # 4 s of 102s
-    with hostile_server(script) as server:
-        started = time.monotonic()
-        with (
-            client_of(server, answer_deadline=1.0, max_retries=0) as client,
-            pytest.raises(APITimeoutError, match=r"longer than 1 s \(answer_deadline\)"),
-        ):
-            client.get_customer(RECORD["id"])
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0 + 0.3, f"held {elapsed:.2f} s with answer_deadline=1"
+    assert_cut_off_at_one_second(script)
 
 
 # -- encodings: one gzip layer, decoded within the cap -------------------------------------
