@@ -688,7 +688,8 @@ class _RowPusher:
             return self._unanswered(sending, str(error), refused=not sending.maybe_landed)
         now = self._read(sending.row.id, calls=2)
         if isinstance(now, str):
-            return self._unanswered(sending, str(error), reread=now)
+            refused = not sending.maybe_landed
+            return self._unanswered(sending, str(error), refused=refused, reread=now)
         return self._rebuilt(sending, now)
 
     def _rebuilt(self, sending: _Sending, now: dict[str, Any]) -> RowResult | None:

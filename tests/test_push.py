@@ -586,3 +586,30 @@ def test_a_journal_that_fails_before_a_retry_leaves_the_row_unconfirmed(
 def test_an_empty_text_and_an_absent_field_are_the_same_value() -> None:
     assert same_value("", None) and same_value(None, "") and same_value("a", "a")
     assert not same_value("a", None) and not same_value(0, None) and not same_value(False, "")
+
+
+class _RefusedThenUnreadable(httpx.BaseTransport):
+    """Answers the first PUT 429 without sending it; every GET after that fails."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.refused = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and not self.refused:
+            self.refused = True
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow"})
+        if request.method == "GET" and self.refused:
+            raise httpx.ConnectError("connection refused (test fault)", request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_refused_write_whose_re_read_fails_is_failed_not_unconfirmed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=52)
+    plan, target = _one_row_plan(server)
+    with _faulty_client(server, _RefusedThenUnreadable()) as client:
+        result = plan.apply(client, journal=journal)
+    assert result.counts() == {"failed": 1}, result.to_frame()
+    assert server.stats.writes_applied[target] == 0
