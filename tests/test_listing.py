@@ -417,8 +417,12 @@ def test_progress_counts_distinct_customers(make_sandbox: SandboxFactory) -> Non
     assert len(records) == 450
     assert all(total == 450 and count <= 450 for count, total in heard)
     assert heard[-1] == (450, 450)
-    again = next(i for i in range(1, len(heard)) if heard[i][0] < heard[i - 1][0])
-    assert max(count for count, _ in heard[:again]) < 450  # the first read fell short
+    # Whether the first read falls short depends on which stream passes the moved
+    # records first; when it does, the count starts again once, below the total.
+    drops = [i for i in range(1, len(heard)) if heard[i][0] < heard[i - 1][0]]
+    assert len(drops) <= 1
+    if drops:
+        assert max(count for count, _ in heard[: drops[0]]) < 450
 
 
 def test_the_progress_bar_shows_distinct_customers_of_the_total(
