@@ -1,115 +1,63 @@
-"""Field names of the customer record, in one place.
+"""Field names of the customer record, one value per API version.
 
-The seed page (``PUT /customers/{id}``) defines these. Every other module takes
-field and column names from here, so that a later API version is a new mapping,
-not a rewrite.
+Sequence versions its API by date (the ``Sequence-Version`` header), and each
+version names and shapes the record and the update body its own way. One
+:class:`ApiVersion` describes one version: the record's fields, the update body's
+fields and which it requires, the columns a frame shows (editable and read-only),
+the checks' columns by role, and how nested names flatten into columns. Every other
+module takes names from such a value, so a second version is a second value, not
+``if version`` through the code.
+
+:data:`SEED` is the version of the update-customer page this project comes from
+(no header is sent); :data:`V2024_07_30` is Sequence's newest. :func:`api_version`
+turns a name (or ``None``: the ``SEQUENCE_API_VERSION`` environment variable, else
+the seed) into the value.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 
-#: The tax statuses the seed allows.
+__all__ = [
+    "API_VERSIONS",
+    "API_VERSION_ENV",
+    "CREATED_AT",
+    "ID",
+    "PAGE_ITEMS",
+    "PATH_SEPARATOR",
+    "SEED",
+    "TIMESTAMP_FORMAT",
+    "V2024_07_30",
+    "ApiVersion",
+    "UnknownApiVersionError",
+    "api_version",
+]
+
+# --- Names every version shares. ---
+
+#: The record's identity field.
+ID: Final = "id"
+#: When the customer was created: ISO 8601 UTC text in JSON.
+CREATED_AT: Final = "createdAt"
+#: Key of the list of records in a ``GET /customers`` page body.
+PAGE_ITEMS: Final = "items"
+#: Joins a nested field's JSON path into a flat column name, as
+#: ``pandas.json_normalize`` does: ``address.town``.
+PATH_SEPARATOR: Final = "."
+#: How the API writes timestamps, as a polars/chrono format: seconds, then
+#: ``.`` and 3, 6 or 9 digits only when the fraction is not zero, then ``Z``.
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
+#: The environment variable naming the version when no code names one.
+API_VERSION_ENV: Final = "SEQUENCE_API_VERSION"
+
+#: The tax statuses every version allows.
 TAX_STATUSES: Final = ("TAXED", "TAX_EXEMPT", "REVERSE_CHARGED")
-
-#: Countries are ISO 3166-1 alpha-2 codes.
-ADDRESS_FIELDS: Final = ("line1", "line2", "town", "postCode", "country")
-ADDRESS_REQUIRED: Final = ("line1", "town", "postCode", "country")
-
-#: Top-level fields of the seed's update body, in the order bodies are written.
-UPDATE_FIELDS: Final = (
-    "legalName",
-    "contactName",
-    "email",
-    "billingEmail",
-    "address",
-    "taxStatus",
-    "telephone",
-    "url",
-    "label",
-    "paymentReference",
-    "customerAliases",
-    "externalIds",
-)
-UPDATE_REQUIRED: Final = ("address", "email", "legalName", "taxStatus")
-
-#: Fields every read returns that no update body may carry.
-READ_ONLY_FIELDS: Final = (
-    "id",
-    "createdAt",
-    "sequenceAccountId",
-    "billingEmails",
-    "linkedServices",
-)
-
-#: Fields of the record as the seed page returns it.
-RECORD_FIELDS: Final = (
-    "id",
-    "createdAt",
-    "sequenceAccountId",
-    "legalName",
-    "contactName",
-    "email",
-    "billingEmail",
-    "billingEmails",
-    "address",
-    "taxStatus",
-    "telephone",
-    "url",
-    "label",
-    "paymentReference",
-    "linkedServices",
-)
-
-#: Flat column names (JSON paths joined by dots) of the record's scalar fields
-#: that a person may edit, in display order.
-EDITABLE_COLUMNS: Final = (
-    "legalName",
-    "contactName",
-    "email",
-    "billingEmail",
-    "address.line1",
-    "address.line2",
-    "address.town",
-    "address.postCode",
-    "address.country",
-    "taxStatus",
-    "telephone",
-    "url",
-    "label",
-    "paymentReference",
-)
-
-#: Flat columns that are read-only.
-READ_ONLY_COLUMNS: Final = READ_ONLY_FIELDS
-
-#: Flat columns that must hold a non-empty value in every update body.
-REQUIRED_COLUMNS: Final = (
-    "legalName",
-    "email",
-    "address.line1",
-    "address.town",
-    "address.postCode",
-    "address.country",
-    "taxStatus",
-)
-
-#: Columns holding one email address each.
-EMAIL_COLUMNS: Final = ("email", "billingEmail")
-
-#: Every column the frame knows, in its stable order: identity, editable,
-#: read-only. Unknown fields follow these.
-KNOWN_COLUMNS: Final = (
-    "id",
-    *EDITABLE_COLUMNS,
-    "createdAt",
-    "sequenceAccountId",
-    "billingEmails",
-    "linkedServices",
-)
-
-#: Services an ``externalIds`` entry may name (the 2023-11-23 spec).
-INTEGRATION_SERVICES: Final = (
+#: Services an ``externalIds`` entry may name (the 2023-11-23 document).
+_SEED_SERVICES: Final = (
     "Amazon_Redshift",
     "Google_BigQuery",
     "Google_Sheets",
@@ -123,34 +71,354 @@ INTEGRATION_SERVICES: Final = (
     "Xero",
 )
 
-# --- Single names, for the modules that look at one field or column by name. ---
 
-#: The record's identity field.
-ID: Final = "id"
-#: Single columns the checks and clean-ups look at by name.
+def _frozen(mapping: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """The names one version of the customers API gives the record and the update body.
+
+    Columns are JSON paths joined by :data:`PATH_SEPARATOR` (``address.town``);
+    an object named in ``keyed_fields`` flattens into a column per key
+    (``customProperties.region``). The derived names (:attr:`required_columns`,
+    :attr:`known_columns`) follow from the rest.
+    """
+
+    #: The version's name, as a user gives it (``"seed"``, ``"2024-07-30"``).
+    name: str
+    #: The ``Sequence-Version`` header it sends (None: no header, the seed's way).
+    header: str | None
+    #: Top-level fields of the record a read returns, in the order the frame shows them.
+    record_fields: tuple[str, ...]
+    #: Record fields that ``GET /customers`` pages leave out (only the one-customer read has them).
+    listing_omits: tuple[str, ...]
+    #: Top-level fields of the update body, in the order bodies are written.
+    body_fields: tuple[str, ...]
+    #: Body fields every update must carry.
+    body_required: tuple[str, ...]
+    #: Parts of the nested ``address`` object, and which an update requires.
+    address_fields: tuple[str, ...]
+    address_required: tuple[str, ...]
+    #: Flat columns a person may edit, in display order.
+    editable_columns: tuple[str, ...]
+    #: Record fields every read returns that no update body may carry.
+    read_only_fields: tuple[str, ...]
+    #: Body fields a plan carries over from the fresh record but never edits from a frame.
+    carried_fields: tuple[str, ...]
+    #: Columns whose values come from a fixed list, and that list.
+    enums: Mapping[str, tuple[str, ...]]
+    #: Objects whose keys become columns of their own (``customProperties.<key>``).
+    keyed_fields: tuple[str, ...]
+    #: Record fields holding lists, each with the names of its entries' fields
+    #: (empty: a list of text).
+    list_fields: Mapping[str, tuple[str, ...]]
+    #: Columns by the role the checks and clean-ups give them.
+    email_columns: tuple[str, ...]
+    telephone_columns: tuple[str, ...]
+    url_columns: tuple[str, ...]
+    legal_name_column: str
+    country_column: str
+    tax_status_column: str
+    #: The column naming a state or province (None: the version has none), the codes
+    #: it allows, and the countries whose addresses need one.
+    state_column: str | None = None
+    states: tuple[str, ...] = ()
+    state_countries: tuple[str, ...] = ()
+    #: Services an integration link may name.
+    integration_services: tuple[str, ...] = _SEED_SERVICES
+    #: The contacts list (None: the version keeps emails on the record), its
+    #: entries' fields, those an update sends, and the billing preferences.
+    contacts_field: str | None = None
+    contact_fields: tuple[str, ...] = ()
+    contact_body_fields: tuple[str, ...] = ()
+    billing_preferences: tuple[str, ...] = ()
+    #: Whether ``POST /customers/{id}/archive`` exists.
+    can_archive: bool = False
+    #: Extra list filters ``GET /customers`` takes beyond the seed's.
+    listing_filters: tuple[str, ...] = field(default=())
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Flat columns that must hold a non-empty value in every update body.
+
+        The required body fields in display order, ``address`` spelled out as its
+        required parts; lists (``contacts``) keep rules of their own.
+        """
+        wanted = {
+            name for name in self.body_required if name not in ("address", self.contacts_field)
+        }
+        wanted.update(self.column("address", part) for part in self.address_required)
+        return tuple(name for name in self.editable_columns if name in wanted)
+
+    @property
+    def read_only_columns(self) -> tuple[str, ...]:
+        """Flat columns that are read-only (the read-only record fields)."""
+        return self.read_only_fields
+
+    @property
+    def known_columns(self) -> tuple[str, ...]:
+        """Every column the frame knows, in its stable order: identity, editable, read-only.
+
+        Unknown fields (and ``keyed_fields`` columns) follow these.
+        """
+        rest = tuple(name for name in self.read_only_fields if name != ID)
+        return (ID, *self.editable_columns, *rest)
+
+    @property
+    def update_fields(self) -> tuple[str, ...]:
+        """Alias of :attr:`body_fields`: the update body's fields, in order."""
+        return self.body_fields
+
+    def column(self, *path: str) -> str:
+        """The flat column of a JSON path: ``column("address", "town") == "address.town"``."""
+        return PATH_SEPARATOR.join(path)
+
+    def keyed_column(self, name: str) -> str | None:
+        """The object of ``keyed_fields`` a column belongs to (``customProperties``), else None."""
+        head, sep, key = name.partition(PATH_SEPARATOR)
+        return head if sep and key and head in self.keyed_fields else None
+
+    def is_editable(self, column: str) -> bool:
+        """Whether a person may edit ``column`` (a known editable or a keyed column)."""
+        return column in self.editable_columns or self.keyed_column(column) is not None
+
+
+#: The version of the seed page (``PUT /customers/{id}`` with no ``Sequence-Version``).
+SEED: Final = ApiVersion(
+    name="seed",
+    header=None,
+    record_fields=(
+        "id",
+        "createdAt",
+        "sequenceAccountId",
+        "legalName",
+        "contactName",
+        "email",
+        "billingEmail",
+        "billingEmails",
+        "address",
+        "taxStatus",
+        "telephone",
+        "url",
+        "label",
+        "paymentReference",
+        "linkedServices",
+    ),
+    listing_omits=(),
+    body_fields=(
+        "legalName",
+        "contactName",
+        "email",
+        "billingEmail",
+        "address",
+        "taxStatus",
+        "telephone",
+        "url",
+        "label",
+        "paymentReference",
+        "customerAliases",
+        "externalIds",
+    ),
+    body_required=("address", "email", "legalName", "taxStatus"),
+    address_fields=("line1", "line2", "town", "postCode", "country"),
+    address_required=("line1", "town", "postCode", "country"),
+    editable_columns=(
+        "legalName",
+        "contactName",
+        "email",
+        "billingEmail",
+        "address.line1",
+        "address.line2",
+        "address.town",
+        "address.postCode",
+        "address.country",
+        "taxStatus",
+        "telephone",
+        "url",
+        "label",
+        "paymentReference",
+    ),
+    read_only_fields=("id", "createdAt", "sequenceAccountId", "billingEmails", "linkedServices"),
+    carried_fields=("customerAliases", "externalIds"),
+    enums=_frozen({"taxStatus": TAX_STATUSES}),
+    keyed_fields=(),
+    list_fields=_frozen(
+        {
+            "billingEmails": (),
+            "linkedServices": ("externalId", "externalService", "syncTime"),
+        }
+    ),
+    email_columns=("email", "billingEmail"),
+    telephone_columns=("telephone",),
+    url_columns=("url",),
+    legal_name_column="legalName",
+    country_column="address.country",
+    tax_status_column="taxStatus",
+)
+
+#: States and provinces the 2024-07-30 document allows in ``address.state``.
+_STATES: Final = (
+    *("AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI", "ID", "IL"),
+    *("IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE"),
+    *("NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD"),
+    *("TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY"),
+    *("AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"),
+)
+
+#: Sequence's newest version: contacts, custom properties, states, a status, archiving.
+V2024_07_30: Final = ApiVersion(
+    name="2024-07-30",
+    header="2024-07-30",
+    record_fields=(
+        "id",
+        "createdAt",
+        "legalName",
+        "address",
+        "url",
+        "domain",
+        "label",
+        "taxStatus",
+        "status",
+        "customProperties",
+        "contacts",
+        "integrationIds",
+        "organizations",
+        "archivedAt",
+    ),
+    listing_omits=("contacts",),
+    body_fields=(
+        "legalName",
+        "address",
+        "url",
+        "label",
+        "taxStatus",
+        "customerAliases",
+        "integrationIds",
+        "parentId",
+        "contacts",
+        "pushToIntegrations",
+        "status",
+        "customProperties",
+    ),
+    body_required=("address", "contacts", "legalName", "taxStatus"),
+    address_fields=("line1", "line2", "town", "state", "postcode", "country"),
+    address_required=("line1", "town", "postcode", "country"),
+    editable_columns=(
+        "legalName",
+        "address.line1",
+        "address.line2",
+        "address.town",
+        "address.state",
+        "address.postcode",
+        "address.country",
+        "taxStatus",
+        "status",
+        "url",
+        "label",
+    ),
+    read_only_fields=(
+        "id",
+        "createdAt",
+        "domain",
+        "integrationIds",
+        "organizations",
+        "archivedAt",
+    ),
+    carried_fields=("contacts", "customerAliases", "integrationIds", "customProperties"),
+    enums=_frozen({"taxStatus": TAX_STATUSES, "status": ("DRAFT", "ACTIVE")}),
+    keyed_fields=("customProperties",),
+    list_fields=_frozen(
+        {
+            "integrationIds": ("service", "id", "lastSynced", "isPending"),
+            "organizations": ("id", "owner", "members"),
+        }
+    ),
+    email_columns=(),
+    telephone_columns=(),
+    url_columns=("url",),
+    legal_name_column="legalName",
+    country_column="address.country",
+    tax_status_column="taxStatus",
+    state_column="address.state",
+    states=_STATES,
+    state_countries=("US", "CA"),
+    integration_services=(
+        *_SEED_SERVICES,
+        *("GoCardless", "Avalara", "Anrok", "Attio", "Numeral", "Rillet", "Sphere"),
+    ),
+    contacts_field="contacts",
+    contact_fields=(
+        "id",
+        "name",
+        "email",
+        "billingPreference",
+        "createdAt",
+        "updatedAt",
+        "archivedAt",
+    ),
+    contact_body_fields=("name", "email", "billingPreference"),
+    billing_preferences=("PRIMARY", "STANDARD", "NONE"),
+    can_archive=True,
+    listing_filters=("label", "billingStatus"),
+)
+
+#: Every version this package speaks, by name.
+API_VERSIONS: Final[Mapping[str, ApiVersion]] = MappingProxyType(
+    {version.name: version for version in (SEED, V2024_07_30)}
+)
+
+
+class UnknownApiVersionError(ValueError):
+    """A version name this package does not speak."""
+
+    def __init__(self, name: str, where: str) -> None:
+        known = ", ".join(API_VERSIONS)
+        super().__init__(f"unknown API version {name!r} ({where}); this package speaks {known}")
+        self.name = name
+
+
+def api_version(version: str | ApiVersion | None = None) -> ApiVersion:
+    """The :class:`ApiVersion` a name stands for.
+
+    ``None`` reads :data:`API_VERSION_ENV` (``SEQUENCE_API_VERSION``), and falls back
+    to :data:`SEED` when it is unset or empty. A name this package does not speak
+    raises :class:`UnknownApiVersionError` naming the ones it does.
+    """
+    if isinstance(version, ApiVersion):
+        return version
+    where = "given"
+    if version is None:
+        version = os.environ.get(API_VERSION_ENV, "").strip() or SEED.name
+        where = f"from ${API_VERSION_ENV}"
+    found = API_VERSIONS.get(version)
+    if found is None:
+        raise UnknownApiVersionError(version, where)
+    return found
+
+
+# --- The seed's names as loose constants: kept while modules move to ApiVersion values. ---
+ADDRESS_FIELDS: Final = SEED.address_fields
+ADDRESS_REQUIRED: Final = SEED.address_required
+UPDATE_FIELDS: Final = SEED.body_fields
+UPDATE_REQUIRED: Final = SEED.body_required
+READ_ONLY_FIELDS: Final = SEED.read_only_fields
+RECORD_FIELDS: Final = SEED.record_fields
+EDITABLE_COLUMNS: Final = SEED.editable_columns
+READ_ONLY_COLUMNS: Final = SEED.read_only_columns
+REQUIRED_COLUMNS: Final = SEED.required_columns
+EMAIL_COLUMNS: Final = SEED.email_columns
+KNOWN_COLUMNS: Final = SEED.known_columns
+INTEGRATION_SERVICES: Final = SEED.integration_services
 LEGAL_NAME: Final = "legalName"
 EMAIL: Final = "email"
 BILLING_EMAIL: Final = "billingEmail"
 COUNTRY: Final = "address.country"
 TELEPHONE: Final = "telephone"
 URL: Final = "url"
-#: When the customer was created: ISO 8601 UTC text in JSON.
-CREATED_AT: Final = "createdAt"
-#: The nested address object; its parts are ``ADDRESS_FIELDS``.
 ADDRESS: Final = "address"
-#: The customer's tax status, one of ``TAX_STATUSES``.
 TAX_STATUS: Final = "taxStatus"
-#: The read-only list of billing email addresses.
 BILLING_EMAILS: Final = "billingEmails"
-#: The read-only list of linked integrations.
 LINKED_SERVICES: Final = "linkedServices"
-#: Fields of one ``linkedServices`` entry (``syncTime`` is ISO 8601 UTC text).
-LINKED_SERVICE_FIELDS: Final = ("externalId", "externalService", "syncTime")
-#: Key of the list of records in a ``GET /customers`` page body.
-PAGE_ITEMS: Final = "items"
-#: Joins a nested field's JSON path into a flat column name, as
-#: ``pandas.json_normalize`` does: ``address.postCode``.
-PATH_SEPARATOR: Final = "."
-#: How the API writes timestamps, as a polars/chrono format: seconds, then
-#: ``.`` and 3, 6 or 9 digits only when the fraction is not zero, then ``Z``.
-TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.fZ"
+LINKED_SERVICE_FIELDS: Final = SEED.list_fields["linkedServices"]
