@@ -29,6 +29,7 @@ import pyarrow.json as pa_json
 
 from sequence_nb import fields
 from sequence_nb.column_order import in_first_seen_order
+from sequence_nb.fields import SEED, ApiVersion
 from sequence_nb.schema import arrow_record_type, child_fields
 
 __all__ = [
@@ -150,7 +151,7 @@ class _LineStream(io.RawIOBase):
         return b"".join(out)
 
 
-def read_pages(lines: Lines) -> pl.DataFrame:
+def read_pages(lines: Lines, version: ApiVersion = SEED) -> pl.DataFrame:
     """Read page lines with Arrow: known fields fixed, unknown ones inferred.
 
     Arrow infers text that looks like a timestamp as a timestamp, losing the exact
@@ -160,7 +161,7 @@ def read_pages(lines: Lines) -> pl.DataFrame:
     costs a second read. Unknown fields are then put in first-seen order
     (:func:`~sequence_nb.column_order.in_first_seen_order`).
     """
-    known = arrow_record_type()
+    known = arrow_record_type(version)
     sample, complete = lines.prefix(SAMPLE_BYTES)
     source = sample if complete else lines
     declared = known

@@ -76,14 +76,15 @@ def _frozen(mapping: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, .
     return MappingProxyType(dict(mapping))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ApiVersion:
     """The names one version of the customers API gives the record and the update body.
 
     Columns are JSON paths joined by :data:`PATH_SEPARATOR` (``address.town``);
     an object named in ``keyed_fields`` flattens into a column per key
     (``customProperties.region``). The derived names (:attr:`required_columns`,
-    :attr:`known_columns`) follow from the rest.
+    :attr:`known_columns`) follow from the rest. Each version is one value, compared
+    and hashed by identity.
     """
 
     #: The version's name, as a user gives it (``"seed"``, ``"2024-07-30"``).
@@ -114,6 +115,9 @@ class ApiVersion:
     #: Record fields holding lists, each with the names of its entries' fields
     #: (empty: a list of text).
     list_fields: Mapping[str, tuple[str, ...]]
+    #: Known fields whose values mix JSON kinds (a boolean beside text): their types are
+    #: inferred from the data, as an unknown field's are.
+    inferred_fields: tuple[str, ...]
     #: Columns by the role the checks and clean-ups give them.
     email_columns: tuple[str, ...]
     telephone_columns: tuple[str, ...]
@@ -250,6 +254,7 @@ SEED: Final = ApiVersion(
             "linkedServices": ("externalId", "externalService", "syncTime"),
         }
     ),
+    inferred_fields=(),
     email_columns=("email", "billingEmail"),
     telephone_columns=("telephone",),
     url_columns=("url",),
@@ -329,12 +334,8 @@ V2024_07_30: Final = ApiVersion(
     carried_fields=("contacts", "customerAliases", "integrationIds", "customProperties"),
     enums=_frozen({"taxStatus": TAX_STATUSES, "status": ("DRAFT", "ACTIVE")}),
     keyed_fields=("customProperties",),
-    list_fields=_frozen(
-        {
-            "integrationIds": ("service", "id", "lastSynced", "isPending"),
-            "organizations": ("id", "owner", "members"),
-        }
-    ),
+    list_fields=_frozen({}),
+    inferred_fields=("integrationIds", "organizations"),
     email_columns=(),
     telephone_columns=(),
     url_columns=("url",),

@@ -9,7 +9,8 @@ reader, chooses the path and turns frames back into records.
 
 One row per customer and one column per leaf field, named by its JSON path joined
 with dots as ``pandas.json_normalize`` names it (``address.postCode``). Known
-columns come first in the stable order of :data:`fields.KNOWN_COLUMNS`, then any
+columns come first in the stable order of the API version's ``known_columns``
+(:class:`~sequence_nb.fields.ApiVersion`; the seed's unless told), then any
 field the toolkit does not know, in first-seen order: by the first record holding
 a value for it, fields first holding one in the same record in that record's
 order, and fields never holding a value last, by name. The new parts of an object
@@ -93,6 +94,7 @@ import pyarrow as pa
 from sequence_nb import fields
 from sequence_nb.arrow_reader import Lines, LineTooLong, read_pages
 from sequence_nb.errors import SequenceError
+from sequence_nb.fields import ApiVersion
 from sequence_nb.lenient_reader import read_leniently
 from sequence_nb.progress import progress_bar
 from sequence_nb.schema import (
@@ -150,14 +152,21 @@ class RawValueError(SequenceError, ValueError):
 # --------------------------------------------------------------------------- in
 
 
-def to_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+def to_frame(
+    records: Iterable[Mapping[str, Any]], *, api_version: str | ApiVersion | None = None
+) -> pl.DataFrame:
     """Build the customer frame from parsed records (dicts as the API returns them).
+
+    ``api_version`` names the version the records come from (its known columns and
+    dtypes; None: ``$SEQUENCE_API_VERSION``, else the seed's, see
+    :func:`~sequence_nb.fields.api_version`).
 
     The records are serialized with orjson a page at a time, while Arrow's
     fixed-schema reader (the one :func:`frame_from_pages` uses) parses the pages
     already made, rather than built row by row in Python.
     ``to_records(to_frame(r)) == r`` up to null-valued keys (module docstring).
     """
+    version = fields.api_version(api_version)
     rows = list(records)
 
     def items(number: int) -> list[Mapping[str, Any]]:
@@ -166,20 +175,23 @@ def to_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     try:
         count = -(-len(rows) // _PAGE_SIZE)
         lines = Lines.lazy(lambda: _serialized(rows), count, items)
-        return _frame(lines)
+        return _frame(lines, version)
     except LineTooLong:
         # A page of records longer than a block: serialize them all to learn the
         # longest page, then read with blocks that fit it.
-        return _frame(Lines.of(list(_serialized(rows)), items))
+        return _frame(Lines.of(list(_serialized(rows)), items), version)
 
 
-def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
+def frame_from_pages(
+    pages: Iterable[bytes], *, api_version: str | ApiVersion | None = None
+) -> pl.DataFrame:
     """Build the customer frame straight from raw ``GET /customers`` page bodies.
 
     Each body is the bytes of ``{"items": [...], "pagination": {...}}``, pretty
     printed or not. The items are parsed without a Python object per record, and
-    the result equals ``to_frame`` of the same records.
+    the result equals ``to_frame`` of the same records (``api_version`` as there).
     """
+    version = fields.api_version(api_version)
     lines: list[bytes] = []
     for page in pages:
         line = bytes(page).strip()
@@ -189,7 +201,7 @@ def frame_from_pages(pages: Iterable[bytes]) -> pl.DataFrame:
             line = line.replace(b"\r", b" ").replace(b"\n", b" ")
         if line:
             lines.append(line)
-    return _frame(Lines.of(lines))
+    return _frame(Lines.of(lines), version)
 
 
 def fetch_customers(
@@ -211,7 +223,8 @@ def fetch_customers(
     both ends at once (``streams=1`` reads it in one stream); rows come in the
     order one listing gives, newest first by default. A progress bar of distinct
     customers shows in notebooks and terminals (``progress=False`` hides it,
-    ``True`` forces it). The client does the I/O (:meth:`SequenceClient.list_customers`).
+    ``True`` forces it). The client does the I/O (:meth:`SequenceClient.list_customers`);
+    the frame has the columns of the client's API version.
     """
     with progress_bar(None, "Fetching customers", progress) as bar:
 
@@ -223,7 +236,7 @@ def fetch_customers(
         records = client.list_customers(
             on_incomplete=on_incomplete, streams=streams, on_progress=show, **filters
         )
-    return to_frame(records)
+    return to_frame(records, api_version=getattr(client, "api_version", None))
 
 
 def _serialized(records: list[Mapping[str, Any]]) -> Iterator[bytes]:
@@ -275,16 +288,16 @@ def _field_not_json(record: Mapping[str, Any]) -> str:
     return ""
 
 
-def _frame(lines: Lines) -> pl.DataFrame:
+def _frame(lines: Lines, version: ApiVersion) -> pl.DataFrame:
     """Parse page lines (fast path, else the lenient one) and finish the frame."""
     if not lines.count:
-        return pl.DataFrame(schema=schema())
+        return pl.DataFrame(schema=schema(version))
     try:
-        raw = read_pages(lines)
+        raw = read_pages(lines, version)
     except pa.ArrowException:
         with gc_paused():
-            raw = read_leniently(list(lines.make()))
-    frame = conform(raw)
+            raw = read_leniently(list(lines.make()), version)
+    frame = conform(raw, version)
     # The reader's scratch memory is freed into Arrow's pool, which keeps it for
     # reuse; give it back to the system so a big read does not stay resident.
     pa.default_memory_pool().release_unused()
@@ -351,15 +364,30 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
             name = series.name
             if name in raws:
                 if raws[name] not in df.columns:  # an object such as the whole address
-                    columns.append((raws[name].split(_SEP), fills[raws[name]]))
+                    columns.append((_path(raws[name]), fills[raws[name]]))
                 continue
             values = _wire_values(series)
             if name in fills:
                 values = [
                     v if v is not None else f for v, f in zip(values, fills[name], strict=True)
                 ]
-            columns.append((name.split(_SEP), values))
+            columns.append((_path(name), values))
         return _objects(columns, df.height)
+
+
+def _path(column: str) -> list[str]:
+    """A column's JSON path. The keys of a keyed object (``customProperties``) are
+    free text and may hold dots: such a column splits at its first dot only."""
+    head, _, rest = column.partition(_SEP)
+    if rest and head in _KEYED:
+        return [head, rest]
+    return column.split(_SEP)
+
+
+#: Objects whose keys are free text, in any version (``customProperties``).
+_KEYED: Final = frozenset(
+    name for version in fields.API_VERSIONS.values() for name in version.keyed_fields
+)
 
 
 def _raw_values(series: pl.Series) -> list[Any]:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from sequence_nb import fields
 from sequence_nb.arrow_reader import read_table
 from sequence_nb.column_order import in_first_seen_order, keys_in_first_seen_order
+from sequence_nb.fields import SEED, ApiVersion
 from sequence_nb.schema import arrow_record_type, child_fields, raw_column
 
 __all__ = ["read_leniently"]
@@ -28,7 +29,7 @@ __all__ = ["read_leniently"]
 _SEP: Final = fields.PATH_SEPARATOR
 
 
-def read_leniently(lines: list[bytes]) -> pl.DataFrame:
+def read_leniently(lines: list[bytes], version: ApiVersion = SEED) -> pl.DataFrame:
     """Slow path for irregular data: parse the records, then read field by field.
 
     Known fields are read with their fixed types (:func:`_read_known`): a value
@@ -53,7 +54,7 @@ def read_leniently(lines: list[bytes]) -> pl.DataFrame:
         if item is not None and not isinstance(item, dict):
             raise ValueError(f"customer {place} is a {type(item).__name__}, not an object")
     rows: list[dict[str, Any]] = [item or {} for item in items]
-    known = {field.name: field.type for field in child_fields(arrow_record_type())}
+    known = {field.name: field.type for field in child_fields(arrow_record_type(version))}
     columns: list[pl.Series] = []
     for key, arrow_type in known.items():
         columns.extend(_read_known(key, [row.get(key) for row in rows], arrow_type))

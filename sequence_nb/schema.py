@@ -1,24 +1,27 @@
 """The customer frame's schema: its known columns, their dtypes and their names.
 
 The fixed part of every customer frame (:mod:`sequence_nb.frames` describes the
-behaviour): the known columns in the order of :data:`fields.KNOWN_COLUMNS`; their
-dtypes as the JSON carries them and as the frame holds them where nothing is lost
-(:func:`schema`); the same fields as one Arrow record type for the readers
-(:func:`arrow_record_type`); the naming of raw columns (``<column>__raw``, which
-keep values of the wrong JSON type); and :func:`conform`, which gives a table the
-readers made this shape: objects flattened into dotted columns, dtypes settled,
-known columns first, then raw columns, then the rest in the order read.
+behaviour): the known columns of an API version in the order of its
+:attr:`~sequence_nb.fields.ApiVersion.known_columns`; their dtypes as the JSON
+carries them and as the frame holds them where nothing is lost (:func:`schema`);
+the same fields as one Arrow record type for the readers (:func:`arrow_record_type`);
+the naming of raw columns (``<column>__raw``, which keep values of the wrong JSON
+type); and :func:`conform`, which gives a table the readers made this shape: objects
+flattened into dotted columns, dtypes settled, known columns first, then raw
+columns, then the rest in the order read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 import pyarrow as pa
 
 from sequence_nb import fields
+from sequence_nb.fields import SEED, ApiVersion
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -43,7 +46,7 @@ _Leaf = tuple[str, pl.Expr, "PolarsDataType"]
 
 #: ``createdAt`` when every value of a frame is a timestamp the API writes.
 CREATED_AT_DTYPE: Final = pl.Datetime("us", "UTC")
-#: ``taxStatus`` when every value of a frame is one the seed allows.
+#: ``taxStatus`` when every value of a frame is one the API allows.
 TAX_STATUS_DTYPE: Final = pl.Enum(fields.TAX_STATUSES)
 
 #: A ``createdAt`` in whole seconds, each part in its range (the date is checked
@@ -54,25 +57,21 @@ WHOLE_SECONDS: Final = (
 )
 _WHOLE_SECONDS_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
-_LINKED_SERVICE: Final = pl.Struct({name: pl.String() for name in fields.LINKED_SERVICE_FIELDS})
-_NESTED: Final[dict[str, pl.DataType]] = {
-    fields.BILLING_EMAILS: pl.List(pl.String()),
-    fields.LINKED_SERVICES: pl.List(_LINKED_SERVICE),
-}
 
 #: Ends the name of a column keeping, as JSON text, the values of a known field
 #: that have the wrong JSON type (``billingEmails__raw``).
 RAW_SUFFIX: Final = "__raw"
 
 
-def _raw_places() -> dict[str, int]:
+@cache
+def _raw_places(version: ApiVersion) -> dict[str, int]:
     """Every possible raw column, by the place of what it holds among the known columns.
 
     A known column's raw column sits at that column's place, and an object's (the
     whole ``address``) just before its first part.
     """
     places: dict[str, int] = {}
-    for number, column in enumerate(fields.KNOWN_COLUMNS):
+    for number, column in enumerate(version.known_columns):
         head, _, rest = column.partition(_SEP)
         if rest:
             places.setdefault(raw_column(head), 2 * number)
@@ -90,35 +89,59 @@ def raw_columns(df: pl.DataFrame) -> dict[str, str]:
 
     ``{"billingEmails__raw": "billingEmails", "address__raw": "address"}``.
     """
-    return {name: name.removesuffix(RAW_SUFFIX) for name in df.columns if name in _RAW_PLACES}
+    return {name: name.removesuffix(RAW_SUFFIX) for name in df.columns if name in _ANY_RAW}
 
 
-def _wire_schema() -> dict[str, pl.DataType]:
-    """Known columns as the JSON carries them: ``createdAt``/``taxStatus`` as text."""
-    return {name: _NESTED.get(name, pl.String()) for name in fields.KNOWN_COLUMNS}
+def _list_dtype(entry_fields: tuple[str, ...]) -> pl.DataType:
+    """A list field's dtype: text entries, or objects of text parts."""
+    if not entry_fields:
+        return pl.List(pl.String())
+    return pl.List(pl.Struct({name: pl.String() for name in entry_fields}))
 
 
-#: Every possible raw column and where it goes (:func:`_raw_places`).
-_RAW_PLACES: Final = _raw_places()
+@cache
+def _wire_schema(version: ApiVersion) -> dict[str, pl.DataType]:
+    """Known columns of a fixed type as the JSON carries them (timestamps, enums as text).
 
-
-def schema() -> dict[str, pl.DataType]:
-    """Return the dtype of every known column, in column order.
-
-    These are the strict dtypes. A frame whose ``taxStatus`` or ``createdAt``
-    holds a value outside them keeps that column as ``String`` (see
-    :mod:`sequence_nb.frames`), so code that must work on any frame should accept both.
+    A known field whose entries are of mixed kinds (``integrationIds``, with a
+    boolean part) has no fixed type: it is read as an unknown field is, though its
+    column keeps its known place.
     """
-    out = _wire_schema()
+    return {
+        name: _list_dtype(version.list_fields[name]) if name in version.list_fields else pl.String()
+        for name in version.known_columns
+        if name not in version.inferred_fields
+    }
+
+
+#: Every raw column any version may hold (raw columns are told by name alone).
+_ANY_RAW: Final = frozenset(
+    name for version in fields.API_VERSIONS.values() for name in _raw_places(version)
+)
+
+
+def schema(version: ApiVersion = SEED) -> dict[str, pl.DataType]:
+    """Return the dtype of every known column of ``version``'s frames, in column order.
+
+    These are the strict dtypes. A frame whose ``taxStatus`` (another enum, such as
+    ``status``) or ``createdAt`` holds a value outside them keeps that column as
+    ``String`` (see :mod:`sequence_nb.frames`), so code that must work on any frame
+    should accept both. A known field without a fixed type (:func:`_wire_schema`)
+    is ``String`` here, as a column whose every value is null is.
+    """
+    wire = _wire_schema(version)
+    out = {name: wire.get(name, pl.String()) for name in version.known_columns}
     out[fields.CREATED_AT] = CREATED_AT_DTYPE
-    out[fields.TAX_STATUS] = TAX_STATUS_DTYPE
+    for column, values in version.enums.items():
+        out[column] = pl.Enum(values)
     return out
 
 
-def arrow_record_type() -> Any:
+@cache
+def arrow_record_type(version: ApiVersion = SEED) -> Any:
     """The known fields of one record as an Arrow struct (address parts nested)."""
     tree: dict[str, Any] = {}
-    for name, dtype in _wire_schema().items():
+    for name, dtype in _wire_schema(version).items():
         head, _, rest = name.partition(_SEP)
         if rest:
             tree.setdefault(head, {})[rest] = dtype
@@ -148,7 +171,7 @@ def child_fields(arrow_type: Any) -> list[Any]:
     return [arrow_type.field(i) for i in range(arrow_type.num_fields)]
 
 
-def conform(read: pl.DataFrame) -> pl.DataFrame:
+def conform(read: pl.DataFrame, version: ApiVersion = SEED) -> pl.DataFrame:
     """A table the readers made, in the frame's shape: objects flattened into dotted
     columns, dtypes settled and the columns ordered.
 
@@ -157,24 +180,27 @@ def conform(read: pl.DataFrame) -> pl.DataFrame:
     leaves: list[_Leaf] = []
     for name, dtype in read.schema.items():
         leaves.extend(_leaves(name, pl.col(name), dtype))
-    wire = _wire_schema()
+    wire = _wire_schema(version)
+    places = _raw_places(version)
     found = {name: (expr, dtype) for name, expr, dtype in leaves}
     exprs: list[pl.Expr] = []
-    for name, want in wire.items():
+    for name in version.known_columns:
+        want = wire.get(name)
         if name in found:
             expr, have = found[name]
             exprs.append(_settled(expr, have, want).alias(name))
         else:
-            exprs.append(pl.lit(None, dtype=want).alias(name))
-    raws = sorted((name for name in found if name in _RAW_PLACES), key=_RAW_PLACES.__getitem__)
+            exprs.append(pl.lit(None, dtype=want or pl.String()).alias(name))
+    raws = sorted((name for name in found if name in places), key=places.__getitem__)
     exprs.extend(pl.col(name) for name in raws)
+    known = set(version.known_columns)
     exprs.extend(
         _settled(expr, dtype, None).alias(name)
         for name, expr, dtype in leaves
-        if name not in wire and name not in _RAW_PLACES
+        if name not in known and name not in places
     )
     frame = read.select(exprs)
-    return frame.with_columns(_strict_columns(frame))
+    return frame.with_columns(_strict_columns(frame, version))
 
 
 def _leaves(name: str, expr: pl.Expr, dtype: PolarsDataType) -> Iterator[_Leaf]:
@@ -206,15 +232,16 @@ def _settle(have: PolarsDataType, want: PolarsDataType | None) -> PolarsDataType
     return have
 
 
-def _strict_columns(frame: pl.DataFrame) -> list[pl.Series]:
-    """``createdAt`` and ``taxStatus`` in their strict dtypes where nothing is lost."""
+def _strict_columns(frame: pl.DataFrame, version: ApiVersion) -> list[pl.Series]:
+    """``createdAt`` and the enums (``taxStatus``) in their strict dtypes where nothing is lost."""
     out: list[pl.Series] = []
     created = frame.get_column(fields.CREATED_AT)
     if created.dtype == pl.String and (parsed := _exact_timestamps(created)) is not None:
         out.append(parsed)
-    status = frame.get_column(fields.TAX_STATUS)
-    if status.dtype == pl.String and (status.is_null() | status.is_in(fields.TAX_STATUSES)).all():
-        out.append(status.cast(TAX_STATUS_DTYPE))
+    for column, values in version.enums.items():
+        held = frame.get_column(column)
+        if held.dtype == pl.String and (held.is_null() | held.is_in(values)).all():
+            out.append(held.cast(pl.Enum(values)))
     return out
 
 
