@@ -1,4 +1,4 @@
-"""Find what is wrong in a customers frame: ``check(df)``.
+"""Find what is wrong in a customers frame: ``check(df, api_version=None)``.
 
 ``check`` returns one row per problem found, with the customer ``id``, the ``column``,
 a short ``problem`` code (see ``PROBLEMS``), a ``message`` in plain words and the
@@ -22,6 +22,10 @@ Conventions:
   field; the empty cell it leaves is not also ``missing``.
 * Texts are compared in Unicode NFC: the same name written composed or decomposed
   is a duplicate.
+* The columns checked are those of the frame's API version
+  (:class:`~sequence_nb.fields.ApiVersion`): the seed's emails and telephone, or
+  2024-07-30's state, status and custom properties (``customProperties.<key>``);
+  a check whose column the version lacks is not run.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Final
 import polars as pl
 
 from sequence_nb import clean, fields, frames
+from sequence_nb.fields import ApiVersion
 from sequence_nb.models import email_problem
 
 __all__ = ["PROBLEMS", "RESULT_SCHEMA", "check"]
@@ -49,6 +54,10 @@ PROBLEMS: Final[dict[str, str]] = {
     "email_case": "An email address has capital letters after the @.",
     "invalid_country": "The country is not a two-letter ISO 3166-1 code such as GB.",
     "invalid_tax_status": "The tax status is not TAXED, TAX_EXEMPT or REVERSE_CHARGED.",
+    "invalid_status": "The status is not DRAFT or ACTIVE (2024-07-30).",
+    "missing_state": "A US or Canadian address has no state or province (2024-07-30).",
+    "invalid_state": "The state is not one of the codes Sequence allows, such as NY or ON.",
+    "empty_property": "A custom property holds an empty text (2024-07-30).",
     "invalid_telephone": "The telephone number is not a valid number.",
     "invalid_url": "The website is not a full http(s) address.",
     "missing_billing_email": "There is no billing email to send invoices to.",
@@ -100,32 +109,41 @@ _URL_OK: Final = rf"(?i)^https?://(?:[^\s/?#@]+@)?{_HOST}(?::\d{{1,5}})?(?:[/?#]
 _URL_NO_SCHEME: Final = rf"^(?:www\.)?{_HOST_LABEL}(?:\.{_HOST_LABEL})+(?:[/?#]\S*)?$"
 
 
-def check(df: pl.DataFrame) -> pl.DataFrame:
+def check(df: pl.DataFrame, *, api_version: str | ApiVersion | None = None) -> pl.DataFrame:
     """One row per problem in ``df``: ``id``, ``column``, ``problem``, ``message``,
     ``value`` (all String; ``value`` is null when the value is missing).
 
-    Rows come in the frame's row order, then column order. An empty frame with
-    ``RESULT_SCHEMA`` means nothing is wrong. ``PROBLEMS`` lists the codes.
+    ``api_version`` names the version the frame follows (None:
+    ``$SEQUENCE_API_VERSION``, else the seed's). Rows come in the frame's row order,
+    then column order. An empty frame with ``RESULT_SCHEMA`` means nothing is
+    wrong. ``PROBLEMS`` lists the codes.
     """
+    version = fields.api_version(api_version)
     raws = frames.raw_columns(df)
-    work = _working_frame(df, raws)
-    absent = {c for c in fields.EDITABLE_COLUMNS if c not in df.columns}
+    editable = _editable_columns(df, version)
+    work = _working_frame(df, raws, editable)
+    absent = {c for c in editable if c not in df.columns}
     lazy = work.lazy()
     parts: list[pl.LazyFrame] = []
-    parts += _missing(lazy, absent, raws)
-    parts += _wrong_types(lazy, raws)
-    parts += _whitespace(lazy)
-    parts += _emails(work)
-    parts += _countries_and_telephones(work, raws)
-    parts += _tax_status(lazy)
-    parts += _urls(lazy)
-    parts += _billing_email(lazy, absent, raws)
-    parts += _duplicates(lazy, fields.LEGAL_NAME, "duplicate_legal_name", "legal name")
-    parts += _duplicates(lazy, fields.EMAIL, "duplicate_email", "email address")
+    parts += _missing(lazy, absent, raws, version.required_columns)
+    parts += _wrong_types(lazy, raws, version)
+    parts += _whitespace(lazy, editable, {*version.required_columns, *_billing(version)})
+    parts += _emails(work, version.email_columns)
+    parts += _countries_and_telephones(work, raws, version)
+    parts += _states(lazy, version)
+    parts += _tax_status(lazy, version.tax_status_column)
+    parts += _other_enums(lazy, version)
+    parts += _urls(lazy, version.url_columns)
+    parts += _empty_properties(lazy, editable, version)
+    for billing in _billing(version):
+        parts += _billing_email(lazy, absent, raws, billing, version.email_columns[0])
+    parts += _duplicates(lazy, version.legal_name_column, "duplicate_legal_name", "legal name")
+    for email in version.email_columns[:1]:
+        parts += _duplicates(lazy, email, "duplicate_email", "email address")
 
     columns = list(df.columns)
     order = {c: i for i, c in enumerate(columns)}
-    for c in (fields.ID, *fields.EDITABLE_COLUMNS, *raws.values()):
+    for c in (fields.ID, *editable, *raws.values()):
         order.setdefault(c, len(order))
     found = pl.concat(parts, how="vertical").collect()
     if not found.height:
@@ -151,7 +169,20 @@ def _s(column: str) -> str:
     return f"__s:{column}"
 
 
-def _working_frame(df: pl.DataFrame, raws: dict[str, str]) -> pl.DataFrame:
+def _editable_columns(df: pl.DataFrame, version: ApiVersion) -> tuple[str, ...]:
+    """The version's editable columns, then the frame's keyed ones (``customProperties.*``)."""
+    keyed = (c for c in df.columns if version.keyed_column(c) is not None)
+    return (*version.editable_columns, *keyed)
+
+
+def _billing(version: ApiVersion) -> tuple[str, ...]:
+    """The billing email column, when the version keeps one on the record (the seed)."""
+    return tuple(c for c in version.email_columns if c == "billingEmail")
+
+
+def _working_frame(
+    df: pl.DataFrame, raws: dict[str, str], editable: tuple[str, ...]
+) -> pl.DataFrame:
     """Row number, id and every editable column as String (null when absent), plus a
     whitespace-stripped copy of each, and the frame's raw columns."""
     schema = df.schema
@@ -165,12 +196,10 @@ def _working_frame(df: pl.DataFrame, raws: dict[str, str]) -> pl.DataFrame:
     base = df.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_ROW),
         as_text(fields.ID).alias(fields.ID),
-        *(as_text(c) for c in fields.EDITABLE_COLUMNS),
+        *(as_text(c) for c in editable),
         *(pl.col(name) for name in raws),
     )
-    return base.with_columns(
-        pl.col(c).str.strip_chars().alias(_s(c)) for c in fields.EDITABLE_COLUMNS
-    )
+    return base.with_columns(pl.col(c).str.strip_chars().alias(_s(c)) for c in editable)
 
 
 def _q(value: pl.Expr) -> pl.Expr:
@@ -214,9 +243,11 @@ def _held_raw(column: str, raws: dict[str, str]) -> pl.Expr:
 # --------------------------------------------------------------------------- checks
 
 
-def _missing(frame: pl.LazyFrame, absent: set[str], raws: dict[str, str]) -> list[pl.LazyFrame]:
+def _missing(
+    frame: pl.LazyFrame, absent: set[str], raws: dict[str, str], required: tuple[str, ...]
+) -> list[pl.LazyFrame]:
     parts = []
-    for c in fields.REQUIRED_COLUMNS:
+    for c in required:
         if c in absent:
             message: pl.Expr = pl.lit(
                 f"The frame has no {c} column, and Sequence requires {c} on every "
@@ -242,10 +273,12 @@ def _missing(frame: pl.LazyFrame, absent: set[str], raws: dict[str, str]) -> lis
     return parts
 
 
-def _whitespace(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    no_blank_check = {*fields.REQUIRED_COLUMNS, fields.BILLING_EMAIL}  # blank there: "missing"
+def _whitespace(
+    frame: pl.LazyFrame, editable: tuple[str, ...], no_blank_check: set[str]
+) -> list[pl.LazyFrame]:
+    """Spaces at either end; only spaces, except where a blank is ``missing`` already."""
     parts = []
-    for c in fields.EDITABLE_COLUMNS:
+    for c in editable:
         raw, stripped = pl.col(c), pl.col(_s(c))
         found = raw != stripped
         if c in no_blank_check:
@@ -276,8 +309,10 @@ def _whitespace(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
     return parts
 
 
-def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
-    values = pl.concat([work.get_column(_s(c)) for c in fields.EMAIL_COLUMNS]).rename("v")
+def _emails(work: pl.DataFrame, columns: tuple[str, ...]) -> list[pl.LazyFrame]:
+    if not columns:
+        return []
+    values = pl.concat([work.get_column(_s(c)) for c in columns]).rename("v")
     v = pl.col("v")
     short = (v.str.len_bytes() <= _EMAIL_SURE_MAX_LENGTH) & ~v.str.contains("--", literal=True)
     known = pl.coalesce(
@@ -310,7 +345,7 @@ def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
     invalid_values = invalid.get_column("v")
 
     parts = []
-    for c in fields.EMAIL_COLUMNS:
+    for c in columns:
         stripped = pl.col(_s(c))
         bad = (
             work.lazy()
@@ -355,14 +390,17 @@ def _emails(work: pl.DataFrame) -> list[pl.LazyFrame]:
     return parts
 
 
-def _countries_and_telephones(work: pl.DataFrame, raws: dict[str, str]) -> list[pl.LazyFrame]:
-    regions = clean.countries_to_alpha2(work.get_column(_s(fields.COUNTRY))).rename("__region")
-    e164 = clean.telephones_to_e164(work.get_column(_s(fields.TELEPHONE)), regions).rename("__e164")
-    frame = work.lazy().with_columns(regions, e164)
-    country, region = pl.col(_s(fields.COUNTRY)), pl.col("__region")
+def _countries_and_telephones(
+    work: pl.DataFrame, raws: dict[str, str], version: ApiVersion
+) -> list[pl.LazyFrame]:
+    country_column = version.country_column
+    regions = clean.countries_to_alpha2(work.get_column(_s(country_column))).rename("__region")
+    frame = work.lazy().with_columns(regions)
+    country, region = pl.col(_s(country_column)), pl.col("__region")
     bad_country = (country != "") & ~country.is_in(list(clean.ALPHA2_CODES))
     country_message = pl.format(
-        "address.country {} is not a two-letter ISO 3166-1 country code. {}",
+        "{} {} is not a two-letter ISO 3166-1 country code. {}",
+        pl.lit(country_column),
         _q(country),
         pl.when(region.is_not_null())
         .then(
@@ -375,14 +413,31 @@ def _countries_and_telephones(work: pl.DataFrame, raws: dict[str, str]) -> list[
         )
         .otherwise(pl.lit("No country matches it: enter the code by hand (e.g. GB, US, DE).")),
     )
-    telephone = pl.col(_s(fields.TELEPHONE))
+    parts = [
+        _problems(frame.filter(bad_country), country_column, "invalid_country", country_message)
+    ]
+    for column in version.telephone_columns:
+        numbers = clean.telephones_to_e164(work.get_column(_s(column)), regions)
+        with_numbers = frame.with_columns(numbers.rename("__e164"))
+        parts.append(_telephones(with_numbers, raws, column, country_column))
+    return parts
+
+
+def _telephones(
+    frame: pl.LazyFrame, raws: dict[str, str], column: str, country: str
+) -> pl.LazyFrame:
+    """Numbers that are no valid number (``__e164`` null), read in the row's country
+    (``__region``) unless they give their own country code."""
+    region = pl.col("__region")
+    telephone = pl.col(_s(column))
     bad_telephone = (telephone != "") & pl.col("__e164").is_null()
     # A number whose country was read with the wrong type cannot be judged yet.
     bad_telephone = bad_telephone & ~(
-        region.is_null() & ~telephone.str.starts_with("+") & _held_raw(fields.COUNTRY, raws)
+        region.is_null() & ~telephone.str.starts_with("+") & _held_raw(country, raws)
     )
     telephone_message = pl.format(
-        "telephone {} is not a valid phone number{}",
+        "{} {} is not a valid phone number{}",
+        pl.lit(column),
         _q(telephone),
         pl.when(region.is_not_null())
         .then(
@@ -397,20 +452,15 @@ def _countries_and_telephones(work: pl.DataFrame, raws: dict[str, str]) -> list[
         .otherwise(
             pl.lit(
                 ", and the row has no usable country to read it in: write it with its "
-                "country code (e.g. +44 20 7946 0018) or fix address.country."
+                f"country code (e.g. +44 20 7946 0018) or fix {country}."
             )
         ),
     )
-    return [
-        _problems(frame.filter(bad_country), fields.COUNTRY, "invalid_country", country_message),
-        _problems(
-            frame.filter(bad_telephone), fields.TELEPHONE, "invalid_telephone", telephone_message
-        ),
-    ]
+    return _problems(frame.filter(bad_telephone), column, "invalid_telephone", telephone_message)
 
 
-def _tax_status(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    status = pl.col(_s(fields.TAX_STATUS))
+def _tax_status(frame: pl.LazyFrame, column: str) -> list[pl.LazyFrame]:
+    status = pl.col(_s(column))
     bad = (status != "") & ~status.is_in(list(fields.TAX_STATUSES))
     meant = clean.tax_status_spelling(status)
     message = pl.format(
@@ -421,52 +471,125 @@ def _tax_status(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
         .then(pl.format("It probably means {} (clean.normalize_tax_status() writes it so).", meant))
         .otherwise(pl.lit("Choose the right one by hand.")),
     )
-    return [_problems(frame.filter(bad), fields.TAX_STATUS, "invalid_tax_status", message)]
+    return [_problems(frame.filter(bad), column, "invalid_tax_status", message)]
 
 
-def _urls(frame: pl.LazyFrame) -> list[pl.LazyFrame]:
-    url = pl.col(_s(fields.URL))
-    bad = (url != "") & ~url.str.contains(_URL_OK)
-    message = pl.format(
-        "url {} is not a full web address: it must start with http:// or https:// and "
-        "name a host (e.g. https://example.com). {}",
-        _q(url),
-        pl.when(url.str.contains(_URL_NO_SCHEME))
-        .then(pl.format("It probably means {}.", _q(pl.concat_str([pl.lit("https://"), url]))))
-        .otherwise(pl.lit("Correct it by hand.")),
+def _other_enums(frame: pl.LazyFrame, version: ApiVersion) -> list[pl.LazyFrame]:
+    """``invalid_status``: a 2024-07-30 ``status`` outside DRAFT and ACTIVE."""
+    parts = []
+    for column, allowed in version.enums.items():
+        if column == version.tax_status_column:
+            continue
+        value = pl.col(_s(column))
+        bad = (value != "") & ~value.is_in(list(allowed))
+        message = pl.format(
+            "{} {} is not one of {}: choose the right one by hand.",
+            pl.lit(column),
+            _q(value),
+            pl.lit(", ".join(allowed)),
+        )
+        parts.append(_problems(frame.filter(bad), column, "invalid_status", message))
+    return parts
+
+
+def _states(frame: pl.LazyFrame, version: ApiVersion) -> list[pl.LazyFrame]:
+    """``missing_state`` for US and Canadian addresses, ``invalid_state`` for unknown codes."""
+    column = version.state_column
+    if column is None:
+        return []
+    state, country = pl.col(_s(column)), pl.col(_s(version.country_column))
+    needs = country.str.to_uppercase().is_in(list(version.state_countries))
+    missing = needs & _blank(column)
+    missing_message = pl.format(
+        "{} is empty, and Sequence requires a state or province for an address in {}: "
+        "fill it in (e.g. NY, CA, ON).",
+        pl.lit(column),
+        country,
     )
-    return [_problems(frame.filter(bad), fields.URL, "invalid_url", message)]
+    bad = (state != "") & ~state.is_in(list(version.states))
+    upper = state.str.to_uppercase()
+    bad_message = pl.format(
+        "{} {} is not a state or province code Sequence allows (US states and DC, "
+        "Canadian provinces and territories). {}",
+        pl.lit(column),
+        _q(state),
+        pl.when(upper.is_in(list(version.states)))
+        .then(pl.format("It probably means {}.", upper))
+        .otherwise(pl.lit("Enter the two-letter code by hand.")),
+    )
+    return [
+        _problems(frame.filter(missing), column, "missing_state", missing_message),
+        _problems(frame.filter(bad), column, "invalid_state", bad_message),
+    ]
+
+
+def _empty_properties(
+    frame: pl.LazyFrame, editable: tuple[str, ...], version: ApiVersion
+) -> list[pl.LazyFrame]:
+    """``empty_property``: a custom property whose text is empty (spaces are ``whitespace``)."""
+    parts = []
+    for column in editable:
+        if version.keyed_column(column) is None:
+            continue
+        message = pl.lit(
+            f"{column} is an empty text: fill it in, or clear the cell to remove the property."
+        )
+        parts.append(
+            _problems(frame.filter(pl.col(column) == ""), column, "empty_property", message)
+        )
+    return parts
+
+
+def _urls(frame: pl.LazyFrame, columns: tuple[str, ...]) -> list[pl.LazyFrame]:
+    parts = []
+    for column in columns:
+        url = pl.col(_s(column))
+        bad = (url != "") & ~url.str.contains(_URL_OK)
+        message = pl.format(
+            "{} {} is not a full web address: it must start with http:// or https:// and "
+            "name a host (e.g. https://example.com). {}",
+            pl.lit(column),
+            _q(url),
+            pl.when(url.str.contains(_URL_NO_SCHEME))
+            .then(pl.format("It probably means {}.", _q(pl.concat_str([pl.lit("https://"), url]))))
+            .otherwise(pl.lit("Correct it by hand.")),
+        )
+        parts.append(_problems(frame.filter(bad), column, "invalid_url", message))
+    return parts
 
 
 def _billing_email(
-    frame: pl.LazyFrame, absent: set[str], raws: dict[str, str]
+    frame: pl.LazyFrame, absent: set[str], raws: dict[str, str], billing: str, email: str
 ) -> list[pl.LazyFrame]:
-    if fields.BILLING_EMAIL in absent:
+    if billing in absent:
         message: pl.Expr = pl.lit(
-            "The frame has no billingEmail column, so no customer has a billing email: "
+            f"The frame has no {billing} column, so no customer has a billing email: "
             "invoices have no address to go to. Add the column and fill it in."
         )
     else:
         message = pl.format(
-            "billingEmail is empty: invoices have no address to go to. Add one{}.",
-            pl.when(pl.col(_s(fields.EMAIL)).fill_null("") != "")
-            .then(pl.format(" (the customer's email is {})", _q(pl.col(_s(fields.EMAIL)))))
+            "{} is empty: invoices have no address to go to. Add one{}.",
+            pl.lit(billing),
+            pl.when(pl.col(_s(email)).fill_null("") != "")
+            .then(pl.format(" (the customer's email is {})", _q(pl.col(_s(email)))))
             .otherwise(pl.lit("")),
         )
     return [
         _problems(
-            frame.filter(_blank(fields.BILLING_EMAIL) & ~_held_raw(fields.BILLING_EMAIL, raws)),
-            fields.BILLING_EMAIL,
+            frame.filter(_blank(billing) & ~_held_raw(billing, raws)),
+            billing,
             "missing_billing_email",
             message,
         )
     ]
 
 
-def _wrong_types(frame: pl.LazyFrame, raws: dict[str, str]) -> list[pl.LazyFrame]:
+def _wrong_types(
+    frame: pl.LazyFrame, raws: dict[str, str], version: ApiVersion
+) -> list[pl.LazyFrame]:
     """One ``wrong_type`` problem per value a raw column keeps, named by its field."""
-    shapes = _json_shapes()
-    columns = frames.schema()
+    shapes = _json_shapes(version)
+    columns = frames.schema(version)
     parts = []
     for name, field in raws.items():
         raw = pl.col(name)
@@ -480,17 +603,17 @@ def _wrong_types(frame: pl.LazyFrame, raws: dict[str, str]) -> list[pl.LazyFrame
             pl.lit(shapes[field]),
             pl.lit(name),
             pl.lit(cells),
-            pl.lit(_wrong_type_fix(field)),
+            pl.lit(_wrong_type_fix(field, version)),
         )
         parts.append(_problems(frame.filter(raw.is_not_null()), field, "wrong_type", message, raw))
     return parts
 
 
 @functools.cache
-def _json_shapes() -> dict[str, str]:
+def _json_shapes(version: ApiVersion) -> dict[str, str]:
     """What Sequence sends in each known field and object, in words."""
-    shapes = {fields.ADDRESS: "an object"}
-    for column, dtype in frames.schema().items():
+    shapes = {"address": "an object"}
+    for column, dtype in frames.schema(version).items():
         if isinstance(dtype, pl.List):
             inner = "objects" if isinstance(dtype.inner, pl.Struct) else "text"
             shapes[column] = f"a list of {inner}"
@@ -523,14 +646,14 @@ def _json_kind(raw: pl.Expr) -> pl.Expr:
     )
 
 
-def _wrong_type_fix(field: str) -> str:
+def _wrong_type_fix(field: str, version: ApiVersion) -> str:
     """How a person fixes a value of the wrong type in ``field``."""
-    if field in fields.EDITABLE_COLUMNS:
+    if field in version.editable_columns:
         return (
             f"write the right value into {field} (a filled cell is what a write sends), "
             f"or correct it in Sequence."
         )
-    parts = [c for c in fields.EDITABLE_COLUMNS if c.startswith(field + fields.PATH_SEPARATOR)]
+    parts = [c for c in version.editable_columns if c.startswith(field + fields.PATH_SEPARATOR)]
     if parts:
         return (
             f"fill in {', '.join(parts)} (filled cells are what a write sends), "
