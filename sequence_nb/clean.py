@@ -23,8 +23,9 @@ Rules every fix keeps: it never drops a row or a column, never changes a column'
 dtype, never turns a null into a value, and leaves alone any value it cannot fix with
 certainty. Text a fix writes is in Unicode NFC (the composed form: ``"é"`` as one
 character), so the same name is the same bytes however it was typed. ``suggest`` only
-touches the editable columns (``fields.EDITABLE_COLUMNS``) that hold strings; read-only
-columns (``id``, ``createdAt``, ...) and unknown columns are returned as they came.
+touches the editable columns of the frame's API version (its ``editable_columns``, and
+2024-07-30's ``customProperties.<key>`` columns) that hold strings; read-only columns
+(``id``, ``createdAt``, ...) and unknown columns are returned as they came.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import pycountry
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberDesc
 
 from sequence_nb import fields
+from sequence_nb.fields import SEED, ApiVersion
 
 __all__ = [
     "ALPHA2_CODES",
@@ -50,6 +52,7 @@ __all__ = [
     "countries_to_alpha2",
     "country_to_alpha2",
     "lowercase_email_domain",
+    "normalize_state",
     "normalize_tax_status",
     "normalize_unicode",
     "resolve_country",
@@ -67,37 +70,50 @@ COUNTRY_NAMES: Final[dict[str, str]] = {
 #: Every ISO 3166-1 alpha-2 code pycountry knows.
 ALPHA2_CODES: Final[frozenset[str]] = frozenset(COUNTRY_NAMES)
 
+#: Columns no version lets a person edit (a fix refuses them by name).
+_READ_ONLY: Final = frozenset(
+    name for version in fields.API_VERSIONS.values() for name in version.read_only_columns
+)
+
 
 # --------------------------------------------------------------------------- whitespace
 
 
-def strip_whitespace(*columns: str) -> list[pl.Expr]:
+def strip_whitespace(*columns: str, api_version: str | ApiVersion | None = None) -> list[pl.Expr]:
     """Remove leading and trailing whitespace, and write the text in Unicode NFC.
 
-    With no argument: every editable column of the frame that holds strings (columns
-    that are absent, or hold an Enum such as ``taxStatus``, are left out). With names:
+    With no column named: every editable column of the frame that holds strings
+    (of ``api_version``, see :func:`~sequence_nb.fields.api_version`; columns that
+    are absent, or hold an Enum such as ``taxStatus``, are left out). With names:
     exactly those columns, which must hold strings. Read-only columns are refused.
     A value made only of whitespace becomes the empty string (not null); see
     ``blank_to_null``.
     """
-    return [_nfc(expr.str.strip_chars()) for expr in _text_columns(columns)]
+    return [_nfc(expr.str.strip_chars()) for expr in _text_columns(columns, api_version)]
 
 
-def normalize_unicode(*columns: str) -> list[pl.Expr]:
+def normalize_unicode(*columns: str, api_version: str | ApiVersion | None = None) -> list[pl.Expr]:
     """Write text in Unicode NFC, the composed form most systems send.
 
     ``"Zoe\\u0308"`` (an ``e`` then a combining diaeresis, NFD) becomes ``"Zoë"``: both
     look the same, but compare, sort and deduplicate differently. Columns are chosen
     as ``strip_whitespace`` chooses them.
     """
-    return [_nfc(expr) for expr in _text_columns(columns)]
+    return [_nfc(expr) for expr in _text_columns(columns, api_version)]
 
 
-def _text_columns(columns: tuple[str, ...]) -> list[pl.Expr]:
+def _editable_selector(version: ApiVersion) -> cs.Selector:
+    """The version's editable columns holding strings, keyed ones (``customProperties.*``) too."""
+    chosen = cs.by_name(*version.editable_columns, require_all=False)
+    for name in version.keyed_fields:
+        chosen = chosen | cs.starts_with(name + fields.PATH_SEPARATOR)
+    return chosen & cs.string()
+
+
+def _text_columns(columns: tuple[str, ...], api_version: str | ApiVersion | None) -> list[pl.Expr]:
     """The named columns, or every editable column holding strings; read-only refused."""
     if not columns:
-        editable = cs.by_name(*fields.EDITABLE_COLUMNS, require_all=False) & cs.string()
-        return [editable.as_expr()]
+        return [_editable_selector(fields.api_version(api_version)).as_expr()]
     _refuse_read_only(columns)
     return [pl.col(c) for c in columns]
 
@@ -107,19 +123,19 @@ def _nfc(text: pl.Expr) -> pl.Expr:
     return text.str.normalize("NFC").name.keep()
 
 
-def blank_to_null(*columns: str) -> list[pl.Expr]:
+def blank_to_null(*columns: str, api_version: str | ApiVersion | None = None) -> list[pl.Expr]:
     """Turn empty or whitespace-only strings into null (default: every editable
-    string column). Not part of ``suggest``: it changes what a write would send."""
+    string column). Not part of ``suggest``: it changes what a write would send
+    (a null custom property is removed from the customer)."""
     if not columns:
-        editable = cs.by_name(*fields.EDITABLE_COLUMNS, require_all=False) & cs.string()
-        expr = editable.as_expr()
+        expr = _editable_selector(fields.api_version(api_version)).as_expr()
         return [pl.when(expr.str.strip_chars() != "").then(expr).name.keep()]
     _refuse_read_only(columns)
     return [pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)).alias(c) for c in columns]
 
 
 def _refuse_read_only(columns: tuple[str, ...]) -> None:
-    bad = [c for c in columns if c in fields.READ_ONLY_COLUMNS]
+    bad = [c for c in columns if c in _READ_ONLY]
     if bad:
         raise ValueError(f"{', '.join(bad)} cannot be edited: the API sets it (read-only)")
 
@@ -127,7 +143,7 @@ def _refuse_read_only(columns: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- emails
 
 
-def lowercase_email_domain(column: str = fields.EMAIL) -> pl.Expr:
+def lowercase_email_domain(column: str = SEED.email_columns[0]) -> pl.Expr:
     """Lower-case the domain part (after the last ``@``) of an email address.
 
     Domains are not case-sensitive; the part before the ``@`` keeps its case. An
@@ -149,7 +165,7 @@ def lowercase_email_domain(column: str = fields.EMAIL) -> pl.Expr:
 # --------------------------------------------------------------------------- tax status
 
 
-def normalize_tax_status(column: str = fields.TAX_STATUS) -> pl.Expr:
+def normalize_tax_status(column: str = SEED.tax_status_column) -> pl.Expr:
     """Write a tax status the way the API spells it (``"taxed"``, ``"Tax exempt"``,
     ``"reverse-charged"`` become ``TAXED``, ``TAX_EXEMPT``, ``REVERSE_CHARGED``).
 
@@ -168,6 +184,23 @@ def tax_status_spelling(values: pl.Expr) -> pl.Expr:
     """The status a (String) value spells, ignoring case and separators, else null."""
     spelled = values.str.strip_chars().str.to_uppercase().str.replace_all(r"[\s\-]+", "_")
     return pl.when(spelled.is_in(list(fields.TAX_STATUSES))).then(spelled)
+
+
+# --------------------------------------------------------------------------- states
+
+
+def normalize_state(column: str = "address.state") -> pl.Expr:
+    """Write a state or province code in capitals when that makes it one Sequence
+    allows (``" ny"`` becomes ``NY``; 2024-07-30). Other values and nulls are unchanged."""
+    _refuse_read_only((column,))
+    col = pl.col(column)
+    upper = col.str.strip_chars().str.to_uppercase()
+    return (
+        pl.when(upper.is_in(list(fields.V2024_07_30.states)))
+        .then(upper)
+        .otherwise(col)
+        .alias(column)
+    )
 
 
 # --------------------------------------------------------------------------- countries
@@ -309,7 +342,7 @@ def _fix_countries(values: pl.Series) -> pl.Series:
     return pl.select(pl.coalesce(countries_to_alpha2(as_text), as_text)).to_series()
 
 
-def country_to_alpha2(column: str = fields.COUNTRY) -> pl.Expr:
+def country_to_alpha2(column: str = SEED.country_column) -> pl.Expr:
     """Replace country names, alpha-3/numeric codes and common aliases by the ISO
     3166-1 alpha-2 code (``"United Kingdom"``, ``"uk"``, ``"GBR"``, ``" gb "`` become
     ``GB``). Values that do not name exactly one country, and nulls, are unchanged.
@@ -326,7 +359,7 @@ def country_to_alpha2(column: str = fields.COUNTRY) -> pl.Expr:
 
 
 def telephone_to_e164(
-    column: str = fields.TELEPHONE, *, country: str | None = fields.COUNTRY
+    column: str = SEED.telephone_columns[0], *, country: str | None = SEED.country_column
 ) -> pl.Expr:
     """Rewrite valid telephone numbers in E.164 form (``+442010001000``).
 
@@ -705,31 +738,37 @@ def _other_regions(code: str, pending: pl.DataFrame) -> list[pl.DataFrame]:
 # --------------------------------------------------------------------------- suggest
 
 
-def suggest(df: pl.DataFrame) -> pl.DataFrame:
+def suggest(df: pl.DataFrame, *, api_version: str | ApiVersion | None = None) -> pl.DataFrame:
     """A copy of ``df`` with every safe fix applied.
 
-    In order: strip whitespace from the editable string columns and write them in
-    Unicode NFC (``normalize_unicode``); lower-case the domain
-    of ``email`` and ``billingEmail``; countries to alpha-2 codes; tax statuses spelled
-    the API's way (String column only); telephones to E.164 (read in the row's, now
-    fixed, country). Same rows, columns and dtypes; read-only and unknown columns are
-    untouched; nulls stay null. What is left for a person: run ``check`` on the result.
+    In order: strip whitespace from the editable string columns of ``api_version``
+    and write them in Unicode NFC (``normalize_unicode``); lower-case the domain of
+    the email columns (the seed's ``email`` and ``billingEmail``); countries to
+    alpha-2 codes; tax statuses spelled the API's way (String column only); state
+    codes in capitals (2024-07-30); telephones to E.164 (the seed's; read in the
+    row's, now fixed, country). Same rows, columns and dtypes; read-only and unknown
+    columns are untouched; nulls stay null. What is left for a person: run ``check``
+    on the result.
     """
+    version = fields.api_version(api_version)
     schema = df.schema
-    strings = [c for c in fields.EDITABLE_COLUMNS if schema.get(c) == pl.String]
+    strings = df.select(_editable_selector(version)).columns
     if not strings:
         return df.clone()
     out = df.with_columns(strip_whitespace(*strings))
-    second = [lowercase_email_domain(c) for c in fields.EMAIL_COLUMNS if c in strings]
-    if fields.COUNTRY in strings:
-        second.append(country_to_alpha2(fields.COUNTRY))
-    if fields.TAX_STATUS in strings:
-        second.append(normalize_tax_status(fields.TAX_STATUS))
+    second = [lowercase_email_domain(c) for c in version.email_columns if c in strings]
+    country = version.country_column if version.country_column in strings else None
+    if country is not None:
+        second.append(country_to_alpha2(country))
+    if version.tax_status_column in strings:
+        second.append(normalize_tax_status(version.tax_status_column))
+    if version.state_column is not None and version.state_column in strings:
+        second.append(normalize_state(version.state_column))
     if second:
         out = out.with_columns(second)
-    if fields.TELEPHONE in strings:
-        country = fields.COUNTRY if fields.COUNTRY in strings else None
-        out = out.with_columns(telephone_to_e164(fields.TELEPHONE, country=country))
+    for telephone in version.telephone_columns:
+        if telephone in strings:
+            out = out.with_columns(telephone_to_e164(telephone, country=country))
     if out.schema != schema:  # pragma: no cover - a bug, never a user error
         raise AssertionError("suggest changed the frame's schema")
     return out
