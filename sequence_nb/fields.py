@@ -35,6 +35,7 @@ __all__ = [
     "ApiVersion",
     "UnknownApiVersionError",
     "api_version",
+    "column_path",
 ]
 
 # --- Names every version shares. ---
@@ -369,6 +370,24 @@ V2024_07_30: Final = ApiVersion(
 API_VERSIONS: Final[Mapping[str, ApiVersion]] = MappingProxyType(
     {version.name: version for version in (SEED, V2024_07_30)}
 )
+
+
+#: Objects whose keys are free text in some version (``customProperties``).
+_KEYED: Final = frozenset(
+    name for version in API_VERSIONS.values() for name in version.keyed_fields
+)
+
+
+def column_path(column: str) -> list[str]:
+    """The JSON path of a flat column: ``address.town`` is ``["address", "town"]``.
+
+    The keys of a keyed object are free text and may hold dots, so such a column
+    splits at its first dot only: ``customProperties.a.b`` is ``["customProperties", "a.b"]``.
+    """
+    head, _, rest = column.partition(PATH_SEPARATOR)
+    if rest and head in _KEYED:
+        return [head, rest]
+    return column.split(PATH_SEPARATOR)
 
 
 class UnknownApiVersionError(ValueError):

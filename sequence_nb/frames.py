@@ -364,30 +364,15 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
             name = series.name
             if name in raws:
                 if raws[name] not in df.columns:  # an object such as the whole address
-                    columns.append((_path(raws[name]), fills[raws[name]]))
+                    columns.append((fields.column_path(raws[name]), fills[raws[name]]))
                 continue
             values = _wire_values(series)
             if name in fills:
                 values = [
                     v if v is not None else f for v, f in zip(values, fills[name], strict=True)
                 ]
-            columns.append((_path(name), values))
+            columns.append((fields.column_path(name), values))
         return _objects(columns, df.height)
-
-
-def _path(column: str) -> list[str]:
-    """A column's JSON path. The keys of a keyed object (``customProperties``) are
-    free text and may hold dots: such a column splits at its first dot only."""
-    head, _, rest = column.partition(_SEP)
-    if rest and head in _KEYED:
-        return [head, rest]
-    return column.split(_SEP)
-
-
-#: Objects whose keys are free text, in any version (``customProperties``).
-_KEYED: Final = frozenset(
-    name for version in fields.API_VERSIONS.values() for name in version.keyed_fields
-)
 
 
 def _raw_values(series: pl.Series) -> list[Any]:

@@ -468,7 +468,7 @@ def validate_create_body(body: Mapping[str, Any] | Any) -> dict[str, Any]:
 
 def set_path(record: dict[str, Any], column: str, value: Any) -> None:
     """Set a dotted column (``address.town``) in a nested record; ``None`` removes it."""
-    *parents, leaf = column.split(".")
+    *parents, leaf = fields.column_path(column)
     target = record
     for part in parents:
         child = target.get(part)
@@ -485,7 +485,7 @@ def set_path(record: dict[str, Any], column: str, value: Any) -> None:
 def get_path(record: Mapping[str, Any], column: str) -> Any:
     """The value at a dotted column of a nested record, ``None`` when absent."""
     value: Any = record
-    for part in column.split("."):
+    for part in fields.column_path(column):
         if not isinstance(value, Mapping):
             return None
         value = value.get(part)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sequence_nb import fields
 from sequence_nb.client import path_segment
 from sequence_nb.errors import InvalidBodyError, InvalidIdError, PlanError
+from sequence_nb.fields import ApiVersion
 from sequence_nb.frames import gc_paused, raw_column, raw_columns, to_records
 from sequence_nb.journal import JournalArg
 from sequence_nb.models import (
@@ -69,9 +70,12 @@ PLAN_FILE_SCHEMA_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 #: What each field that is not text holds (a wrong-typed value names it).
 _EXPECTED: dict[str, str] = {
-    fields.ADDRESS: "an object",
-    fields.BILLING_EMAILS: "a list of addresses",
-    fields.LINKED_SERVICES: "a list of objects",
+    "address": "an object",
+    "billingEmails": "a list of addresses",
+    "linkedServices": "a list of objects",
+    "integrationIds": "a list of objects",
+    "organizations": "a list of objects",
+    "customProperties": "an object",
 }
 #: Texts file readers take for a missing value (pandas' defaults, without ``""``): a null
 #: where the original holds one of them was most likely made by the reader, not a person.
@@ -164,6 +168,15 @@ class ChangePlan:
     )
     base_url: str | None = None
     api_version: str | None = None
+
+    @property
+    def version(self) -> ApiVersion:
+        """The :class:`~sequence_nb.fields.ApiVersion` the plan's bodies follow.
+
+        A plan that names none was made for the seed's version (plans saved before
+        versions were told apart name none).
+        """
+        return fields.api_version(self.api_version or fields.SEED.name)
 
     @functools.cached_property
     def digest(self) -> str:
@@ -360,7 +373,7 @@ class ChangePlan:
         try:
             with gc_paused():  # a file of many rows is many small objects, none in a cycle
                 document = _parsed_plan_file(data)
-                rows = _checked_rows(document.rows)
+                rows = _checked_rows(document.rows, _file_version(document.api_version))
         except RecursionError:
             raise PlanFileError("holds values nested too deeply to be a plan") from None
         plan = cls(
@@ -415,7 +428,7 @@ def plan_updates(
     edited: pl.DataFrame,
     *,
     base_url: str | None = None,
-    api_version: str | None = None,
+    api_version: str | ApiVersion | None = None,
 ) -> ChangePlan:
     """The plan that turns ``original`` into ``edited`` (rows matched by ``id``).
 
@@ -433,8 +446,13 @@ def plan_updates(
     never a cleared field. A null where the original holds a word readers take for a
     missing value (``"NA"``, ``"null"``) is an error too.
     ``base_url`` and ``api_version`` name what the plan is for (saved with it and
-    covered by its digest; a plan with a ``base_url`` is only applied there).
+    covered by its digest; a plan with a ``base_url`` is only applied there, and
+    only by a client speaking its version). The version (None:
+    ``$SEQUENCE_API_VERSION``, else the seed's) decides which columns may be edited
+    and how bodies are built; in 2024-07-30, a ``customProperties.<key>`` column the
+    edited frame adds creates that property, and a cleared one removes it.
     """
+    version = fields.api_version(api_version)
     _check_frame(original, "original")
     _check_frame(edited, "edited")
     _check_original_ids(original)
@@ -444,6 +462,7 @@ def plan_updates(
     notes += [(i, "(row)", "removed from the edited frame; nothing is deleted") for i in removed]
     raws = raw_columns(edited)
     held = raw_columns(original)
+    original = _with_new_keyed_columns(original, edited, version)
     columns = [
         c
         for c in original.columns
@@ -451,7 +470,7 @@ def plan_updates(
     ]
     ignored = tuple(c for c in edited.columns if c not in original.columns and c not in raws)
     aligned = _align_dtypes(edited, original.schema, columns)
-    rows = _changed_rows(original, aligned, columns, raws)
+    rows = _changed_rows(original, aligned, columns, raws, version)
     return ChangePlan(
         rows=rows,
         added_ids=added,
@@ -459,8 +478,25 @@ def plan_updates(
         ignored_columns=ignored,
         notes=tuple(notes),
         base_url=base_url,
-        api_version=api_version,
+        api_version=version.name,
     )
+
+
+def _with_new_keyed_columns(
+    original: pl.DataFrame, edited: pl.DataFrame, version: ApiVersion
+) -> pl.DataFrame:
+    """``original`` with an empty text column for each keyed column only ``edited`` has
+    (a ``customProperties.<key>`` added by hand: the property each row would create)."""
+    added = [c for c in edited.columns if c not in original.columns and version.keyed_column(c)]
+    return original.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in added)
+
+
+def _file_version(name: str | None) -> ApiVersion:
+    """The version a plan file names (none: the seed's), or :class:`PlanFileError`."""
+    try:
+        return fields.api_version(name or fields.SEED.name)
+    except fields.UnknownApiVersionError as exc:
+        raise PlanFileError(str(exc)) from None
 
 
 def _check_frame(frame: object, name: str) -> None:
@@ -579,6 +615,7 @@ def _changed_rows(
     edited: pl.DataFrame,
     columns: Sequence[str],
     raws: Mapping[str, str],
+    version: ApiVersion,
 ) -> tuple[RowChange, ...]:
     left, right = _aligned_rows(original, edited)
     bad = [c for c in columns if c + _BAD in right.columns]
@@ -617,9 +654,11 @@ def _changed_rows(
     misfitting = [s.name.removesuffix(_MISFIT) for s in misfits]
     visited = [c for c in columns if c in differing or c in misfitting]
     visited += [f for f in misfitting if f not in columns]
-    return tuple(
-        _row_change(row, snapshots[row["id"]], visited) for row in flagged.iter_rows(named=True)
+    built = (
+        _row_change(row, snapshots[row["id"]], visited, version)
+        for row in flagged.iter_rows(named=True)
     )
+    return tuple(row for row in built if row.changes)
 
 
 def _emptied_raws(left: pl.DataFrame, right: pl.DataFrame, columns: Sequence[str]) -> set[str]:
@@ -729,7 +768,7 @@ def _aligned_rows(
 
 
 def _row_change(
-    row: Mapping[str, Any], before: dict[str, Any], columns: Sequence[str]
+    row: Mapping[str, Any], before: dict[str, Any], columns: Sequence[str], version: ApiVersion
 ) -> RowChange:
     """The row's changes, in column order. A cell whose edited value misfits its field
     (:func:`_misfits`) is one change to the parsed value, standing for its object's
@@ -748,11 +787,26 @@ def _row_change(
         if column in misfits:
             changes.append(FieldChange(column, old, _parsed(row[column + _MISFIT])))
         elif text is not None:
+            if _same_saved(old, text):
+                continue  # the same moment, only no longer of the column's type
             changes.append(FieldChange(column, old, text))
             uncastable.add(column)
-        elif row.get(column + _CHANGED):
+        elif row.get(column + _CHANGED) and not _same_saved(old, row[column + _EDITED]):
             changes.append(FieldChange(column, old, row[column + _EDITED]))
-    return _built_row(row["id"], before, changes, uncastable, misfits)
+    return _built_row(row["id"], before, changes, version, uncastable, misfits)
+
+
+def _same_saved(old: Any, new: Any) -> bool:
+    """Whether two cell values are saved as the same JSON (a datetime and the same
+    moment in an Object column): no change a preview or a plan file could show."""
+    try:
+        return _saved(old) == _saved(new)
+    except orjson.JSONEncodeError:
+        return False
+
+
+def _saved(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default)
 
 
 def _parsed(text: str) -> Any:
@@ -767,6 +821,7 @@ def _built_row(
     customer_id: str,
     before: dict[str, Any],
     changes: Sequence[FieldChange],
+    version: ApiVersion,
     uncastable: Collection[str] = (),
     misfits: Collection[str] = (),
 ) -> RowChange:
@@ -784,7 +839,7 @@ def _built_row(
     for change in changes:
         if change.column in misfits:
             continue
-        problem = _apply_edit(body, change) or _missing_value_read(change)
+        problem = _apply_edit(body, change, version) or _missing_value_read(change)
         if problem:
             problems.append((change.column, problem))
     problems.extend(update_losses(before))
@@ -795,7 +850,7 @@ def _built_row(
             problems.extend(exc.problems)
     return RowChange(
         id=customer_id,
-        legal_name=_legal_name(before),
+        legal_name=_legal_name(before, version),
         changes=tuple(changes),
         before_json=orjson.dumps(before),
         body_json=orjson.dumps(body),
@@ -813,9 +868,9 @@ def _id_problems(customer_id: str) -> list[tuple[str, str]]:
     return []
 
 
-def _legal_name(before: Mapping[str, Any]) -> str | None:
+def _legal_name(before: Mapping[str, Any], version: ApiVersion) -> str | None:
     """The before-image's legal name as text, for display."""
-    name = before.get(fields.LEGAL_NAME)
+    name = before.get(version.legal_name_column)
     return name if name is None or isinstance(name, str) else _text(name)
 
 
@@ -875,24 +930,27 @@ def _uncastable(value: Any) -> str:
     return f"{value!r} is not a valid value for this column"
 
 
-def _apply_edit(body: dict[str, Any], change: FieldChange) -> str | None:
+def _apply_edit(body: dict[str, Any], change: FieldChange, version: ApiVersion) -> str | None:
     """Write one edit into ``body``; a message when the column cannot be written."""
     column = change.column
-    refusal = _refusal(column)
+    refusal = _refusal(column, version)
     if refusal:
         return refusal
     value = change.new
-    if isinstance(value, str) and not value.strip() and column not in fields.REQUIRED_COLUMNS:
-        value = None  # an emptied optional cell clears the field
+    if isinstance(value, str) and not value.strip() and column not in version.required_columns:
+        value = None  # an emptied optional cell clears the field (removes the property)
+    keyed = version.keyed_column(column)
+    if keyed is not None and not isinstance(body.get(keyed), dict):
+        body[keyed] = {}  # the first property of a customer that had none
     set_path(body, column, value)
     return None
 
 
-def _refusal(column: str) -> str | None:
+def _refusal(column: str, version: ApiVersion) -> str | None:
     """Why no plan writes ``column`` (read-only or unknown), or ``None`` when it may."""
-    if column in fields.READ_ONLY_COLUMNS:
+    if column in version.read_only_columns:
         return "is read-only: the API does not take it in an update"
-    if column not in fields.EDITABLE_COLUMNS:
+    if not version.is_editable(column):
         return "is not a field the update body has (read-only here)"
     return None
 
@@ -1145,7 +1203,7 @@ def _row_name(document: Any, index: int) -> str:
     return customer_id if isinstance(customer_id, str) else f"#{index}"
 
 
-def _checked_rows(entries: Sequence[_RowEntry]) -> tuple[RowChange, ...]:
+def _checked_rows(entries: Sequence[_RowEntry], version: ApiVersion) -> tuple[RowChange, ...]:
     """Each row rebuilt from its before-image and changes, refused where the file differs.
 
     A customer listed twice is refused also when the ids differ only in letter case or
@@ -1162,11 +1220,11 @@ def _checked_rows(entries: Sequence[_RowEntry]) -> tuple[RowChange, ...]:
                 field="id",
             )
         seen[key] = index
-        rows.append(_checked_row(entry))
+        rows.append(_checked_row(entry, version))
     return tuple(rows)
 
 
-def _checked_row(entry: _RowEntry) -> RowChange:
+def _checked_row(entry: _RowEntry, version: ApiVersion) -> RowChange:
     """The row a planner makes of ``entry``'s before-image and changes, if the file agrees."""
     problems = tuple((p.column, p.message) for p in entry.problems)
     _check_identity(entry)
@@ -1174,19 +1232,21 @@ def _checked_row(entry: _RowEntry) -> RowChange:
     try:
         uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
         misfits = {c.column for c in changes if (c.column, _misfit(c.column, c.new)) in problems}
-        _check_changes(entry)
-        _check_refused_columns(entry, problems, misfits)
-        row = _built_row(entry.id, dict(entry.before), changes, uncastable, misfits)
+        _check_changes(entry, version)
+        _check_refused_columns(entry, problems, misfits, version)
+        row = _built_row(entry.id, dict(entry.before), changes, version, uncastable, misfits)
         _canonical_line(row)  # every value must serialize as it would be saved
     except orjson.JSONEncodeError as exc:
         raise PlanFileError(
             f"holds a value that cannot be written back as JSON ({exc})", row=entry.id
         ) from None
-    _check_rebuilt(entry, row, problems)
+    _check_rebuilt(entry, row, problems, version)
     return row
 
 
-def _check_rebuilt(entry: _RowEntry, row: RowChange, problems: tuple[tuple[str, str], ...]) -> None:
+def _check_rebuilt(
+    entry: _RowEntry, row: RowChange, problems: tuple[tuple[str, str], ...], version: ApiVersion
+) -> None:
     """The stored body, problems and legal name are the ones the rebuilt ``row`` has."""
     body = row.body
     if body != entry.body:
@@ -1205,7 +1265,7 @@ def _check_rebuilt(entry: _RowEntry, row: RowChange, problems: tuple[tuple[str, 
             field="problems",
         )
     if not _same_json(entry.legal_name, row.legal_name) and not _same_json(
-        entry.legal_name, entry.before.get(fields.LEGAL_NAME)
+        entry.legal_name, entry.before.get(version.legal_name_column)
     ):
         raise PlanFileError(
             f"says {entry.legal_name!r} but its before-image says {row.legal_name!r}",
@@ -1227,7 +1287,7 @@ def _check_identity(entry: _RowEntry) -> None:
         raise PlanFileError("lists no changes", row=entry.id, field="changes")
 
 
-def _check_changes(entry: _RowEntry) -> None:
+def _check_changes(entry: _RowEntry, version: ApiVersion) -> None:
     """Each column changes once, visibly, from the value the before-image holds."""
     columns: set[str] = set()
     for change in entry.changes:
@@ -1237,7 +1297,7 @@ def _check_changes(entry: _RowEntry) -> None:
         unseen = _unseen_change(change)
         if unseen:
             raise PlanFileError(unseen, row=entry.id, field=f"changes.{change.column}")
-        if change.column not in fields.EDITABLE_COLUMNS:
+        if not version.is_editable(change.column):
             continue  # read-only and unknown columns: see _check_refused_columns
         held = get_path(entry.before, change.column)
         if not _same_json(change.old, held):
@@ -1280,14 +1340,17 @@ def _same_json(left: Any, right: Any) -> bool:
 
 
 def _check_refused_columns(
-    entry: _RowEntry, problems: tuple[tuple[str, str], ...], misfits: Collection[str]
+    entry: _RowEntry,
+    problems: tuple[tuple[str, str], ...],
+    misfits: Collection[str],
+    version: ApiVersion,
 ) -> None:
     """A change to a column no plan sends (read-only or unknown) is refused, unless the
     file reports it as the planner does, on a row that is never sent."""
     for change in entry.changes:
         if change.column in misfits:
             continue  # reported as a value of another type, on a row never sent
-        refusal = _refusal(change.column)
+        refusal = _refusal(change.column, version)
         if refusal and (change.column, refusal) not in problems:
             raise PlanFileError(
                 f"changes {change.column!r}, which {refusal.removeprefix('is ')}: no plan sends it",

@@ -915,3 +915,11 @@ def test_a_plan_file_readers_could_disagree_on_is_a_plan_file_error(
     plan = plan_updates(original, edit(original, 0, "label", "VIP"))
     with pytest.raises(PlanFileError, match=message):
         ChangePlan.from_json(damage(plan.to_json()))
+
+
+def test_a_column_made_object_by_one_edit_lists_no_change_for_the_values_it_kept() -> None:
+    # Found by hypothesis: False written into createdAt turns the column to Object,
+    # and every other row's unchanged moment was listed as a change to the same text.
+    plan = plan_updates(ORIGINAL, edited_frame([(0, "createdAt", False)]))
+    assert [row.id for row in plan.rows] == [ORIGINAL["id"][0]]
+    assert ChangePlan.from_json(plan.to_json()).digest == plan.digest
