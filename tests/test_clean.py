@@ -12,9 +12,11 @@ import pytest
 from polars.testing import assert_frame_equal, assert_series_equal
 
 from sequence_nb import clean, fields
+from sequence_nb.clean import suggest
 from sequence_nb.frames import to_frame
 from sequence_nb.quality import check
 from sequence_nb.sandbox.data import generate_customers
+from tests import v2024
 from tests.test_quality import TAX_ENUM, customers
 
 READ_ONLY = list(fields.READ_ONLY_COLUMNS)
@@ -453,3 +455,50 @@ def test_suggest_then_check_on_sandbox_data_leaves_only_unfixable_codes() -> Non
     }
     planted_fixable = {p for p in planted if p.problem in {"whitespace", "email_case"}}
     assert planted_fixable  # the data did plant fixable problems
+
+
+# -- API version 2024-07-30 ---------------------------------------------------------------------
+
+
+def test_suggest_on_a_2024_frame_fixes_states_countries_and_property_spaces() -> None:
+    record = v2024.listed(
+        address={
+            "line1": " 1 Main St",
+            "town": "Austin",
+            "state": "tx ",
+            "postcode": "73301",
+            "country": "United States",
+        },
+        customProperties={"region": " EU ", "tier": "gold"},
+    )
+    frame = to_frame([record], api_version="2024-07-30")
+    fixed = suggest(frame, api_version="2024-07-30")
+    assert fixed.schema == frame.schema
+    row = fixed.row(0, named=True)
+    assert (row["address.line1"], row["address.state"], row["address.country"]) == (
+        "1 Main St",
+        "TX",
+        "US",
+    )
+    assert (row["customProperties.region"], row["customProperties.tier"]) == ("EU", "gold")
+    assert check(fixed, api_version="2024-07-30").is_empty()
+
+
+def test_blank_to_null_clears_an_empty_custom_property_of_a_2024_frame() -> None:
+    frame = to_frame(
+        [v2024.listed(customProperties={"region": "", "tier": "gold"})], api_version="2024-07-30"
+    )
+    cleared = frame.with_columns(clean.blank_to_null(api_version="2024-07-30"))
+    assert cleared["customProperties.region"].to_list() == [None]
+    assert cleared["customProperties.tier"].to_list() == ["gold"]
+
+
+def test_normalize_state_capitalizes_only_codes_sequence_allows() -> None:
+    frame = pl.DataFrame({"address.state": ["ny", " on", "Texas", None, "zz"]})
+    assert frame.select(clean.normalize_state())["address.state"].to_list() == [
+        "NY",
+        "ON",
+        "Texas",
+        None,
+        "zz",
+    ]

@@ -26,6 +26,7 @@ from sequence_nb.frames import (
 from sequence_nb.plan import plan_updates
 from sequence_nb.sandbox import Sandbox, generate_customers
 from sequence_nb.schema import WHOLE_SECONDS
+from tests import v2024
 from tests.seed import SEED_RECORD
 
 
@@ -649,3 +650,66 @@ def test_a_fetch_from_both_ends_gives_the_frame_of_one_newest_first_read(
     assert unknown[0] == "earlyField" and unknown[1:]  # first seen in the newest record
     assert "billingEmails__raw" in two.columns
     assert two.get_column("id").to_list() == [r["id"] for r in reversed(records)]
+
+
+# -- API version 2024-07-30 ---------------------------------------------------------------------
+
+
+def test_a_2024_frame_has_the_versions_columns_and_dtypes() -> None:
+    frame = to_frame([v2024.listed()], api_version="2024-07-30")
+    known = fields.V2024_07_30.known_columns
+    assert frame.columns[: len(known)] == list(known)
+    assert frame.schema["status"] == pl.Enum(["DRAFT", "ACTIVE"])
+    assert frame.schema["taxStatus"] == pl.Enum(list(fields.TAX_STATUSES))
+    assert frame.schema["createdAt"] == pl.Datetime("us", "UTC")
+    assert frame.row(0, named=True)["address.state"] == "NY"
+    assert frame.row(0, named=True)["address.postcode"] == "87121"
+    assert {"customProperties.region", "customProperties.tier"} <= set(frame.columns)
+    assert frame.schema["integrationIds"].inner.to_schema()["isPending"] == pl.Boolean  # type: ignore[union-attr]
+    assert "email" not in frame.columns and "address.postCode" not in frame.columns
+
+
+def test_2024_records_round_trip_exactly_up_to_empty_property_objects() -> None:
+    records = [*v2024.customers(250), v2024.CUSTOMER]
+    back = to_records(to_frame(records, api_version="2024-07-30"))
+    # An empty object counts as absent, like an address with every part null.
+    expected = [{k: v for k, v in r.items() if v != {}} for r in records]
+    assert back == expected
+
+
+def test_a_custom_property_key_holding_dots_round_trips() -> None:
+    record = v2024.listed(customProperties={"sales.region": "EMEA", "tier": "gold"})
+    frame = to_frame([record], api_version="2024-07-30")
+    assert frame["customProperties.sales.region"].to_list() == ["EMEA"]
+    assert to_records(frame) == [record]
+
+
+def test_2024_pages_read_like_2024_records() -> None:
+    records = v2024.customers(120)
+    pages = [
+        orjson.dumps({"items": records[i : i + 50], "pagination": {"totalResultSize": 120}})
+        for i in range(0, 120, 50)
+    ]
+    assert_frame_equal(
+        frame_from_pages(pages, api_version="2024-07-30"),
+        to_frame(records, api_version="2024-07-30"),
+    )
+
+
+def test_the_environment_names_the_version_when_no_code_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2024-07-30")
+    assert "address.state" in to_frame([v2024.listed()]).columns
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "")
+    assert "address.postCode" in to_frame([v2024.listed()]).columns
+
+
+def test_an_unknown_version_is_refused_naming_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(fields.UnknownApiVersionError, match=r"'2031-01-01'.*seed, 2024-07-30"):
+        to_frame([], api_version="2031-01-01")
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2024-01-01")
+    with pytest.raises(fields.UnknownApiVersionError, match=r"SEQUENCE_API_VERSION"):
+        to_frame([])

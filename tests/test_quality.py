@@ -19,6 +19,7 @@ from sequence_nb.frames import to_frame
 from sequence_nb.models import update_body_of, validate_update_body
 from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check
 from sequence_nb.sandbox.data import generate_customers
+from tests import v2024
 from tests.seed import SEED_RECORD
 
 TAX_ENUM = pl.Enum(list(fields.TAX_STATUSES))
@@ -541,3 +542,62 @@ def _big_frame(n: int) -> pl.DataFrame:
         spoil("billingEmail", 4, pl.lit(None, dtype=pl.String)),
         spoil("url", 5, pl.lit("company.co.uk")),
     )
+
+
+# -- API version 2024-07-30 ---------------------------------------------------------------------
+
+
+def _frame_2024(records: list[dict[str, Any]]) -> pl.DataFrame:
+    return to_frame(records, api_version="2024-07-30")
+
+
+def test_valid_2024_records_have_no_problems() -> None:
+    frame = _frame_2024(v2024.customers(60))
+    assert check(frame, api_version="2024-07-30").is_empty()
+    # The seed's checks would report every row (no email): the bug the version fixes.
+    assert not check(frame, api_version="seed").filter(pl.col("column") == "email").is_empty()
+
+
+def test_a_us_or_canadian_address_without_a_state_is_missing_state() -> None:
+    us = v2024.listed(
+        address={"line1": "1 Main St", "town": "Austin", "postcode": "73301", "country": "US"}
+    )
+    gb = v2024.listed(
+        id="gb",
+        legalName="GB Ltd",
+        address={"line1": "1 High St", "town": "London", "postcode": "N1 9GU", "country": "GB"},
+    )
+    found = check(_frame_2024([us, gb]), api_version="2024-07-30")
+    assert found.select("id", "column", "problem").rows() == [
+        (us["id"], "address.state", "missing_state")
+    ]
+    assert "US" in found["message"][0] and "address.state" in found["message"][0]
+
+
+def test_an_unknown_state_code_is_invalid_state_with_the_code_it_probably_means() -> None:
+    records = [
+        v2024.listed(id="a", legalName="A", address={**v2024.CUSTOMER["address"], "state": "ny"}),
+        v2024.listed(
+            id="b", legalName="B", address={**v2024.CUSTOMER["address"], "state": "Texas"}
+        ),
+    ]
+    found = check(_frame_2024(records), api_version="2024-07-30")
+    assert found.select("id", "problem").rows() == [("a", "invalid_state"), ("b", "invalid_state")]
+    assert "probably means NY" in found["message"][0]
+    assert "by hand" in found["message"][1]
+
+
+def test_a_status_outside_draft_and_active_is_invalid_status() -> None:
+    found = check(_frame_2024([v2024.listed(status="PAUSED")]), api_version="2024-07-30")
+    assert found.select("column", "problem", "value").rows() == [
+        ("status", "invalid_status", "PAUSED")
+    ]
+
+
+def test_an_empty_custom_property_is_reported_and_only_spaces_is_whitespace() -> None:
+    record = v2024.listed(customProperties={"region": "", "tier": "  ", "owner": "Ann"})
+    found = check(_frame_2024([record]), api_version="2024-07-30")
+    assert found.select("column", "problem").rows() == [
+        ("customProperties.region", "empty_property"),
+        ("customProperties.tier", "whitespace"),
+    ]
