@@ -39,9 +39,8 @@ from urllib.parse import parse_qs
 import httpx
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
-from werkzeug.datastructures import Headers, ImmutableMultiDict
-
 from openapi_core.testing import MockResponse
+from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from sequence_nb import fields
 from sequence_nb.transport import SequenceTransport
@@ -203,10 +202,19 @@ class ContractTransport(httpx.BaseTransport):
         request.read()
         check_request(request, self.version)
         answer = self.inner.handle_request(request)
-        if self.version is not fields.SEED:
-            answer.read()
-            check_answer(request, answer)
-        return answer
+        if self.version is fields.SEED:
+            return answer
+        content = answer.read()
+        answer.close()
+        check_answer(request, answer)
+        # A fresh answer over the bytes read: the stream of the first is spent.
+        return httpx.Response(
+            answer.status_code,
+            headers=answer.headers,
+            content=content,
+            request=request,
+            extensions=answer.extensions,
+        )
 
     def close(self) -> None:
         self.inner.close()
