@@ -428,7 +428,10 @@ def validate_update_body(
     if version is not fields.SEED:
         return validate_body_2024(body, customer_id=customer_id, version=version)
     if isinstance(body, CreateOrUpdateCustomerRequest):
-        problem = f"is a {version.name} body model, not one of the seed's (CustomerUpdate)"
+        problem = (
+            f"is a {fields.V2024_07_30.name} body (CreateOrUpdateCustomerRequest), "
+            "not one of the seed's (CustomerUpdate)"
+        )
         raise InvalidBodyError([("(body)", problem)], customer_id=customer_id)
     if isinstance(body, CustomerUpdate):
         return body.to_body()
