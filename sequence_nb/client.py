@@ -30,6 +30,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from sequence_nb import fields
 from sequence_nb.errors import (
     APIConnectionError,
     APIError,
@@ -38,10 +39,11 @@ from sequence_nb.errors import (
     InvalidIdError,
     RateLimitError,
     UnexpectedResponseError,
+    UnsupportedOperationError,
     status_error_class,
 )
 from sequence_nb.listing import CustomerPage, OnIncomplete, Progress, iter_pages, read_listing
-from sequence_nb.models import validate_create_body, validate_update_body
+from sequence_nb.models import validate_body_2024, validate_create_body, validate_update_body
 from sequence_nb.ratelimit import RateLimiter
 from sequence_nb.retry import RetryPolicy, check_wait
 from sequence_nb.transport import (
@@ -71,7 +73,17 @@ _FILTERS = {
     "sort_by": "sortBy",
     "sortOrder": "sortOrder",
     "sort_order": "sortOrder",
+    "label": "label",
+    "billingStatus": "billingStatus",
+    "billing_status": "billingStatus",
 }
+#: The values a filter takes, where the API lists them.
+_FILTER_VALUES = {
+    "sortOrder": ("ASC", "DESC"),
+    "billingStatus": ("ACTIVE", "INACTIVE"),
+}
+#: Filters every version takes (the others only where ``ApiVersion.listing_filters`` names them).
+_SEED_FILTERS = frozenset({"legalName", "email", "alias", "includeArchived", "sortBy", "sortOrder"})
 _MESSAGE_LIMIT = 500
 #: Methods that change something on the server.
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -229,6 +241,13 @@ class SequenceClient:
     ``max_retry_after`` seconds) or a backoff from ``retry_initial_delay`` to
     ``retry_max_delay`` with jitter. ``rate_limit_per_minute`` paces all threads
     together (``None`` turns pacing off).
+
+    ``api_version`` names the API version spoken (``"2024-07-30"``, or an
+    :class:`~sequence_nb.fields.ApiVersion`); omitted, ``SEQUENCE_API_VERSION``,
+    else the seed page's version. Every request carries the version's
+    ``Sequence-Version`` header (the seed's sends none), and write bodies are
+    validated in its shape. An unknown name raises
+    :class:`~sequence_nb.fields.UnknownApiVersionError` naming the known ones.
     """
 
     production_url: ClassVar[str] = PRODUCTION_URL
@@ -251,7 +270,9 @@ class SequenceClient:
         transport: httpx.BaseTransport | None = None,
         retry_policy: RetryPolicy | None = None,
         allow_insecure_http: bool = False,
+        api_version: str | fields.ApiVersion | None = None,
     ) -> None:
+        version = fields.api_version(api_version)
         client_id = client_id if client_id is not None else os.environ.get("SEQUENCE_CLIENT_ID")
         if client_secret is None:
             client_secret = os.environ.get("SEQUENCE_CLIENT_SECRET")
@@ -278,6 +299,8 @@ class SequenceClient:
         self.base_url = _checked_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.answer_deadline = answer_deadline
         self.page_size = page_size
+        #: The API version this client speaks (its names, its bodies, its header).
+        self.api_version: fields.ApiVersion = version
         self._secret = (
             client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         )
@@ -289,16 +312,14 @@ class SequenceClient:
             auth=self._auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=_bounded_transport(transport, self.base_url, answer_deadline),
-            headers={
-                "Accept": "application/json",
-                "Accept-Encoding": "gzip",
-                "Content-Type": "application/json",
-                "User-Agent": "sequence-nb",
-            },
+            headers=_default_headers(version),
         )
 
     def __repr__(self) -> str:
-        return f"SequenceClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+        version = (
+            "" if self.api_version is fields.SEED else f", api_version={self.api_version.name!r}"
+        )
+        return f"SequenceClient(base_url={self.base_url!r}, client_id={self.client_id!r}{version})"
 
     def __enter__(self) -> SequenceClient:
         return self
@@ -354,13 +375,14 @@ class SequenceClient:
         """Every page of ``GET /customers`` in one stream, following ``pagination.after``.
 
         Filters: ``legalName``, ``email``, ``alias``, ``includeArchived``,
-        ``sortBy``, ``sortOrder`` (or their snake_case names). Bounded:
+        ``sortBy``, ``sortOrder`` (or their snake_case names), and where the version
+        lists them (2024-07-30) ``label`` and ``billingStatus``. Bounded:
         :class:`PaginationError` at an empty page that carries a cursor, a cursor
         given twice, or far more pages than ``totalResultSize`` allows. Pages come
         as the server gives them: :meth:`list_customers` drops duplicates and checks
         the count.
         """
-        params = _list_params(filters)
+        params = _list_params(filters, self.api_version)
         params["limit"] = str(self.page_size)
         return iter_pages(functools.partial(_customer_page, self), params, self.page_size)
 
@@ -382,7 +404,7 @@ class SequenceClient:
         off); both streams share this client's rate limiter. ``on_progress(count,
         total)`` hears the distinct customers read after each page.
         """
-        params = _list_params(filters)
+        params = _list_params(filters, self.api_version)
         params["limit"] = str(self.page_size)
         listing = read_listing(
             functools.partial(_customer_page, self),
@@ -433,7 +455,7 @@ class SequenceClient:
         record before trying again retries itself).
         """
         path = _customer_path(customer_id)
-        payload = validate_update_body(body, customer_id=customer_id)
+        payload = validate_update_body(body, customer_id=customer_id, version=self.api_version)
         key = idempotency_key or new_idempotency_key()
         response = self._request("PUT", path, json=payload, idempotency_key=key, retry=retry)
         _own_record(response, customer_id, "PUT", path)
@@ -448,14 +470,54 @@ class SequenceClient:
         it, with the ``billingEmails`` list it requires: give ``billingEmails``, or
         an update-shaped body whose ``billingEmail`` becomes the list (see
         :func:`~sequence_nb.models.validate_create_body`). The API answers
-        ``{"customer": record}``; a bare record is accepted too.
+        ``{"customer": record}``; a bare record is accepted too. In 2024-07-30 the
+        body is the update's (``CreateOrUpdateCustomerRequest``).
         """
-        payload = validate_create_body(body)
+        if self.api_version is fields.SEED:
+            payload = validate_create_body(body)
+        else:
+            payload = validate_body_2024(body, version=self.api_version, kind="create")
         key = idempotency_key or new_idempotency_key()
         response = self._request("POST", "/customers", json=payload, idempotency_key=key)
         answer = _record(response, "POST", "/customers")
         wrapped = answer.get("customer")
         return wrapped if isinstance(wrapped, dict) and "id" not in answer else answer
+
+    def archive_customer(
+        self, customer_id: str, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Archive a customer (``POST /customers/{id}/archive``); the archived record.
+
+        Sequence documents no way back. Only versions that have the call
+        (:attr:`ApiVersion.can_archive`) send it: the seed's raises
+        :class:`UnsupportedOperationError` without sending anything. The answer must
+        be the customer asked for with ``archivedAt`` set, else
+        :class:`~sequence_nb.errors.UnexpectedResponseError` (``maybe_applied``).
+        """
+        version = self.api_version
+        if not version.can_archive:
+            having = ", ".join(v.name for v in fields.API_VERSIONS.values() if v.can_archive)
+            raise UnsupportedOperationError(
+                "archiving a customer needs an API version with POST /customers/{id}/archive "
+                f"({having}); this client speaks {version.name!r}: nothing was sent"
+            )
+        path = f"{_customer_path(customer_id)}/archive"
+        key = idempotency_key or new_idempotency_key()
+        response = self._request("POST", path, idempotency_key=key)
+        record = _own_record(response, customer_id, "POST", path)
+        archived = record.get("archivedAt")
+        if not isinstance(archived, str) or not archived:
+            error = UnexpectedResponseError(
+                f"archived customer {customer_id!r} but the answer's archivedAt is "
+                f"{archived!r}, not a time: the customer may or may not be archived",
+                method="POST",
+                path=path,
+                status_code=response.status_code,
+                attempts=response.attempts,
+            )
+            error.maybe_applied = True
+            raise error
+        return record
 
     # -- transport ---------------------------------------------------------------
 
@@ -737,20 +799,46 @@ def _customer_path(customer_id: str) -> str:
     return f"/customers/{path_segment(customer_id, 'customer id')}"
 
 
-def _list_params(filters: Mapping[str, str | bool]) -> dict[str, str]:
+def _default_headers(version: fields.ApiVersion) -> dict[str, str]:
+    """The headers every request carries, the version's ``Sequence-Version`` among them."""
+    headers = {
+        "Accept": "application/json",
+        "Accept-Encoding": "gzip",
+        "Content-Type": "application/json",
+        "User-Agent": "sequence-nb",
+    }
+    if version.header is not None:
+        headers["Sequence-Version"] = version.header
+    return headers
+
+
+def _list_params(filters: Mapping[str, str | bool], version: fields.ApiVersion) -> dict[str, str]:
+    """The query of ``GET /customers`` for ``filters``; a filter the version lacks is refused."""
+    known = _SEED_FILTERS | set(version.listing_filters)
     params: dict[str, str] = {}
     for name, value in filters.items():
-        if name not in _FILTERS:
-            allowed = ", ".join(sorted({v for v in _FILTERS.values()}))
+        api_name = _FILTERS.get(name)
+        if api_name is None:
+            allowed = ", ".join(sorted(known))
             raise TypeError(f"unknown filter {name!r}; the API filters by {allowed}")
-        api_name = _FILTERS[name]
+        if api_name not in known:
+            having = ", ".join(
+                v.name for v in fields.API_VERSIONS.values() if api_name in v.listing_filters
+            )
+            raise TypeError(
+                f"filter {name!r} is not in API version {version.name!r} (it is in {having}): "
+                "pass api_version= to the client; this version filters by "
+                + ", ".join(sorted(known))
+            )
         if isinstance(value, bool):
             params[api_name] = "true" if value else "false"
         else:
             params[api_name] = str(value)
-    order = params.get("sortOrder")
-    if order is not None and order not in ("ASC", "DESC"):
-        raise ValueError(f"sortOrder must be 'ASC' or 'DESC', not {order!r}")
+    for api_name, allowed_values in _FILTER_VALUES.items():
+        given = params.get(api_name)
+        if given is not None and given not in allowed_values:
+            shown = " or ".join(repr(v) for v in allowed_values)
+            raise ValueError(f"{api_name} must be {shown}, not {given!r}")
     return params
 
 

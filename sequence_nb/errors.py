@@ -30,6 +30,10 @@ class InvalidBodyError(SequenceError, ValueError):
         super().__init__(f"{where}invalid {kind} body: {details}")
 
 
+class UnsupportedOperationError(SequenceError):
+    """A call the client's API version does not have (archiving in the seed's); nothing was sent."""
+
+
 class InvalidIdError(SequenceError, ValueError):
     """An id or alias that cannot name one customer in a URL path; nothing was sent.
 

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from sequence_nb import fields
@@ -336,15 +337,20 @@ def _copied(value: Any) -> Any:
     return value
 
 
-def update_body_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The seed's update fields of a record, as an unvalidated dict of its own.
+def update_body_of(
+    record: Mapping[str, Any], version: fields.ApiVersion | str = fields.SEED
+) -> dict[str, Any]:
+    """The update fields of a record in ``version``, as an unvalidated dict of its own.
 
     The result shares nothing with ``record`` (nested objects are copied), so
     edits written into a body never reach the record it was made from. A
     record's ``externalIds`` (newer API answers carry them with a ``syncTime``)
     go back as ``{"key", "value"}`` pairs: a PUT that left them out could unlink
-    the customer from its other services.
+    the customer from its other services. For 2024-07-30 see :func:`update_body_2024_of`.
     """
+    version = fields.api_version(version)
+    if version is not fields.SEED:
+        return update_body_2024_of(record, version)
     body = {
         name: _copied(record[name]) for name in fields.UPDATE_FIELDS if record.get(name) is not None
     }
@@ -365,8 +371,12 @@ def field_errors(exc: ValidationError, *, kind: str = "update") -> list[tuple[st
     """
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        column = ".".join(str(part) for part in error["loc"]) or "(body)"
+        cause = error.get("ctx", {}).get("error")
+        where = (*error["loc"], *cause.path) if isinstance(cause, RuleError) else error["loc"]
+        key = where[-1:] == ("[key]",)  # a dict's key (a custom property's name) is wrong
+        column = ".".join(str(part) for part in where[: -1 if key else None]) or "(body)"
         message = error["msg"].removeprefix("Value error, ")
+        message = f"(the name) {message}" if key else message
         if error["type"] == "extra_forbidden":
             message = f"is not a field of the {kind} body"
         problems.append((column, message))
@@ -403,12 +413,26 @@ def update_losses(record: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def validate_update_body(
-    body: Mapping[str, Any] | Any, *, customer_id: str | None = None
+    body: Mapping[str, Any] | Any,
+    *,
+    customer_id: str | None = None,
+    version: fields.ApiVersion | str = fields.SEED,
 ) -> dict[str, Any]:
     """The JSON body to send for ``body`` (a model or dict), or :class:`InvalidBodyError`.
 
     The error names every field that breaks a rule, so nothing invalid is sent.
+    ``version`` (a value or a name) picks the body's shape: the seed's
+    :class:`CustomerUpdate`, or 2024-07-30's :class:`CreateOrUpdateCustomerRequest`.
     """
+    version = fields.api_version(version)
+    if version is not fields.SEED:
+        return validate_body_2024(body, customer_id=customer_id, version=version)
+    if isinstance(body, CreateOrUpdateCustomerRequest):
+        problem = (
+            f"is a {fields.V2024_07_30.name} body (CreateOrUpdateCustomerRequest), "
+            "not one of the seed's (CustomerUpdate)"
+        )
+        raise InvalidBodyError([("(body)", problem)], customer_id=customer_id)
     if isinstance(body, CustomerUpdate):
         return body.to_body()
     if not isinstance(body, Mapping):
@@ -461,6 +485,222 @@ def validate_create_body(body: Mapping[str, Any] | Any) -> dict[str, Any]:
             for column, message in field_errors(exc, kind="create")
         ]
         raise InvalidBodyError(problems, kind="create") from None
+
+
+# -- 2024-07-30 bodies ------------------------------------------------------------------------
+
+#: The version whose names the models below take.
+_V2024: Final = fields.V2024_07_30
+#: The codes of Canada's provinces and territories among the version's states.
+_PROVINCES: Final = frozenset(
+    {"AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"}
+)
+#: The integrations ``pushToIntegrations`` may name (the 2024-07-30 document lists Xero only).
+PUSH_INTEGRATIONS: Final = ("Xero",)
+
+
+class RuleError(ValueError):
+    """A rule that spans fields, broken at ``path`` below the model that checks it.
+
+    :func:`field_errors` adds ``path`` to the error's location, so the message names
+    the column a person sees (``address.state``, ``contacts.1.email``).
+    """
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _one_of(allowed: tuple[str, ...], what: str) -> Any:
+    """An after-validator refusing a text not in ``allowed``."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not {what} ({', '.join(allowed)})")
+        return value
+
+    return AfterValidator(check)
+
+
+StateCode = Annotated[str, _one_of(_V2024.states, "a state or province code")]
+BillingPreference = Annotated[str, _one_of(_V2024.billing_preferences, "a billing preference")]
+CustomerStatus = Annotated[str, _one_of(_V2024.enums["status"], "a customer status")]
+IntegrationService2024 = Annotated[
+    str, _one_of(_V2024.integration_services, "a service Sequence links to")
+]
+PushIntegration = Annotated[str, _one_of(PUSH_INTEGRATIONS, "an integration Sequence pushes to")]
+
+
+def _property_key(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a custom property needs a name")
+    _no_surrounding_space(value)
+    return _printable(value)
+
+
+PropertyKey = Annotated[str, AfterValidator(_property_key)]
+
+
+class Address20240730(BaseModel):
+    """A 2024-07-30 postal address: ``postcode``, and a ``state`` for US and CA addresses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line1: RequiredText
+    line2: Text | None = None
+    town: RequiredText
+    state: StateCode | None = None
+    postcode: RequiredText
+    country: CountryCode
+
+    @model_validator(mode="after")
+    def _state_of_country(self) -> Address20240730:
+        if self.country not in _V2024.state_countries:
+            return self
+        if self.state is None:
+            raise RuleError(
+                ("state",),
+                f"is required for an address in {self.country} (a code such as "
+                f"{'NY' if self.country == 'US' else 'ON'})",
+            )
+        if (self.state in _PROVINCES) != (self.country == "CA"):
+            kind, wanted = (
+                ("a Canadian province", "a US state")
+                if self.state in _PROVINCES
+                else ("a US state", "a Canadian province")
+            )
+            raise RuleError(
+                ("state",), f"{self.state!r} is {kind}; an address in {self.country} needs {wanted}"
+            )
+        return self
+
+
+class ContactRequest(BaseModel):
+    """One contact of a 2024-07-30 update body (its id and times are the server's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: RequiredText
+    email: EmailAddress
+    billingPreference: BillingPreference
+
+
+class IntegrationIdRequest(BaseModel):
+    """A link to the customer in another service, as a 2024-07-30 body sends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: IntegrationService2024
+    id: Text
+
+
+class CreateOrUpdateCustomerRequest(BaseModel):
+    """The body of ``PUT /customers/{id}`` and ``POST /customers`` in 2024-07-30.
+
+    ``contacts`` replaces all the customer's contacts (an empty list removes them
+    all); when any contact gets billing mail (``STANDARD`` or ``PRIMARY``) one must
+    be ``PRIMARY``. ``customProperties`` replaces all properties when given and
+    leaves them alone when left out (``None``). Build it from the fresh
+    ``GET /customers/{id}`` record (:func:`update_body_of`): list pages carry no contacts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legalName: RequiredText
+    address: Address20240730
+    url: Text | None = None
+    label: Text | None = None
+    taxStatus: TaxStatus
+    customerAliases: list[Text] | None = None
+    integrationIds: list[IntegrationIdRequest] | None = None
+    parentId: RequiredText | None = None
+    contacts: list[ContactRequest]
+    pushToIntegrations: list[PushIntegration] | None = None
+    status: CustomerStatus | None = None
+    customProperties: dict[PropertyKey, Text] | None = None
+
+    @model_validator(mode="after")
+    def _contact_rules(self) -> CreateOrUpdateCustomerRequest:
+        seen: dict[str, int] = {}
+        for number, contact in enumerate(self.contacts):
+            first = seen.setdefault(contact.email.casefold(), number)
+            if first != number:
+                raise RuleError(
+                    ("contacts", number, "email"),
+                    f"{contact.email!r} is the address of contact {first} too: each contact "
+                    "needs an address of its own",
+                )
+        preferences = {contact.billingPreference for contact in self.contacts}
+        if preferences & {"STANDARD", "PRIMARY"} and "PRIMARY" not in preferences:
+            raise RuleError(
+                ("contacts",),
+                "has contacts that receive billing mail (STANDARD) but none is PRIMARY: "
+                "make one of them PRIMARY",
+            )
+        return self
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send, fields in the version's order, unset ones left out
+        (an empty ``contacts`` or ``customProperties`` is sent: it clears them)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        return {name: body[name] for name in _V2024.body_fields if name in body}
+
+
+def validate_body_2024(
+    body: Mapping[str, Any] | Any,
+    *,
+    customer_id: str | None = None,
+    version: fields.ApiVersion = _V2024,
+    kind: str = "update",
+) -> dict[str, Any]:
+    """The 2024-07-30 body to send for ``body`` (a model or dict), or :class:`InvalidBodyError`."""
+    if isinstance(body, CreateOrUpdateCustomerRequest):
+        return body.to_body()
+    if not isinstance(body, Mapping):
+        shown = type(body).__name__
+        problem = f"must be a CreateOrUpdateCustomerRequest or a dict ({version.name}), not {shown}"
+        raise InvalidBodyError([("(body)", problem)], customer_id=customer_id, kind=kind)
+    try:
+        return CreateOrUpdateCustomerRequest.model_validate(dict(body)).to_body()
+    except ValidationError as exc:
+        raise InvalidBodyError(
+            field_errors(exc, kind=kind), customer_id=customer_id, kind=kind
+        ) from None
+
+
+def update_body_2024_of(
+    record: Mapping[str, Any], version: fields.ApiVersion = _V2024
+) -> dict[str, Any]:
+    """A 2024-07-30 record's update body, as an unvalidated dict of its own.
+
+    Contacts go back as ``{name, email, billingPreference}`` (archived contacts are
+    left out: sent back they would come back to life), integration links as
+    ``{service, id}``, custom properties whole; read-only fields (``id``, ``domain``,
+    ``organizations``, ``archivedAt``...) are dropped. A record without ``contacts``
+    (a list page's) gives a body without them, which validation refuses: an update
+    must carry every contact, and only ``GET /customers/{id}`` has them.
+    """
+    body = {
+        name: _copied(record[name]) for name in version.body_fields if record.get(name) is not None
+    }
+    contacts = body.get("contacts")
+    if isinstance(contacts, list):
+        body["contacts"] = [
+            {name: contact[name] for name in version.contact_body_fields if name in contact}
+            if isinstance(contact, dict)
+            else contact
+            for contact in contacts
+            if not (isinstance(contact, dict) and contact.get("archivedAt"))
+        ]
+    links = body.get("integrationIds")
+    if isinstance(links, list):
+        body["integrationIds"] = [
+            {"service": link.get("service"), "id": link.get("id")}
+            if isinstance(link, dict)
+            else link
+            for link in links
+        ]
+    return body
 
 
 # -- record paths ---------------------------------------------------------------------------

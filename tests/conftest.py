@@ -41,7 +41,8 @@ def make_sandbox() -> Iterator[SandboxFactory]:
 def contract_client(server: Sandbox, **options: Any) -> SequenceClient:
     """A client of ``server`` whose every request is checked against the API contract."""
     options.setdefault("rate_limit_per_minute", None)
-    return server.client(transport=ContractTransport(), **options)
+    version = options.get("api_version", server.api_version)
+    return server.client(transport=ContractTransport(api_version=version), **options)
 
 
 @pytest.fixture

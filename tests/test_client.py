@@ -35,7 +35,11 @@ from sequence_nb import (
     SequenceClient,
     ServerError,
     UnexpectedResponseError,
+    fields,
 )
+from sequence_nb.errors import UnsupportedOperationError
+from sequence_nb.fields import UnknownApiVersionError
+from sequence_nb.models import update_body_of
 from sequence_nb.sandbox import Sandbox
 from tests import contract
 from tests.conftest import SandboxFactory, contract_client
@@ -962,3 +966,196 @@ def test_reserved_calls_go_out_back_to_back_for_the_reserving_thread_only(
     assert elsewhere and elsewhere[0] >= 0.1
     assert third >= 0.15
     assert server.stats.rate_limited == 0
+
+
+# -- API version 2024-07-30 ----------------------------------------------------------------
+
+
+def v2024_sandbox(make_sandbox: SandboxFactory, customers: int = 30) -> Sandbox:
+    return make_sandbox(customers=customers, seed=6, api_version="2024-07-30")
+
+
+def us_customer(server: Sandbox) -> dict[str, Any]:
+    return next(
+        r
+        for r in server.records()
+        if r["address"]["country"] == "US" and "archivedAt" not in r and r["contacts"]
+    )
+
+
+def test_the_api_version_comes_from_the_argument_else_the_environment_else_the_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    credentials = ("id", "secret-value-0123", "http://127.0.0.1:9/api")
+    monkeypatch.delenv("SEQUENCE_API_VERSION", raising=False)
+    assert SequenceClient(*credentials).api_version is fields.SEED
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2024-07-30")
+    from_env = SequenceClient(*credentials)
+    assert from_env.api_version is fields.V2024_07_30
+    assert "api_version='2024-07-30'" in repr(from_env)
+    assert SequenceClient(*credentials, api_version="seed").api_version is fields.SEED
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2099-01-01")
+    with pytest.raises(
+        UnknownApiVersionError, match=r"'2099-01-01' \(from \$SEQUENCE_API_VERSION\)"
+    ):
+        SequenceClient(*credentials)
+    with pytest.raises(UnknownApiVersionError, match="speaks seed, 2024-07-30"):
+        SequenceClient(*credentials, api_version="2024-05-09")
+
+
+def test_every_request_carries_the_version_header_the_sandbox_checks(
+    make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current, seed = v2024_sandbox(make_sandbox), make_sandbox(customers=5)
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2024-07-30")
+    with (
+        SequenceClient(seed.client_id, seed.client_secret, seed.url) as wrong,
+        pytest.raises(BadRequestError, match="'2024-07-30' is not a version this sandbox"),
+    ):
+        wrong.list_customers()
+    monkeypatch.delenv("SEQUENCE_API_VERSION")
+    with SequenceClient(current.client_id, current.client_secret, current.url) as plain:
+        assert plain.api_version is fields.SEED
+        assert "contacts" in plain.get_customer(current.records()[0]["id"])  # served as its own
+    with contract_client(current) as client:
+        records = client.list_customers()
+    assert records and all("customProperties" in r for r in records)
+    assert current.stats.statuses[400] == 0
+
+
+def test_a_us_customer_without_a_state_is_refused_before_sending(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = v2024_sandbox(make_sandbox)
+    record = us_customer(server)
+    with contract_client(server) as client:
+        body = update_body_of(client.get_customer(record["id"]), fields.V2024_07_30)
+        del body["address"]["state"]
+        server.reset_stats()
+        with pytest.raises(
+            InvalidBodyError, match=r"address\.state is required for an address in US"
+        ):
+            client.update_customer(record["id"], body)
+        with pytest.raises(InvalidBodyError, match="contacts"):
+            client.update_customer(record["id"], {**body, "contacts": None})
+    assert server.stats.total_requests == 0
+    assert server.get_record(record["id"]) == record
+
+
+def test_a_2024_write_lands_with_its_contacts_and_properties(make_sandbox: SandboxFactory) -> None:
+    server = v2024_sandbox(make_sandbox)
+    record = us_customer(server)
+    with contract_client(server) as client:
+        body = update_body_of(client.get_customer(record["id"]), fields.V2024_07_30)
+        body["contacts"][0]["email"] = "new.address@example.org"
+        body["contacts"][0]["billingPreference"] = "PRIMARY"
+        body["customProperties"] = {**record["customProperties"], "tier": "platinum"}
+        answer = client.update_customer(record["id"], body)
+    assert answer["contacts"][0]["email"] == "new.address@example.org"
+    assert [c["id"] for c in answer["contacts"][1:]] == [c["id"] for c in record["contacts"][1:]]
+    assert answer["customProperties"] == {**record["customProperties"], "tier": "platinum"}
+    assert server.get_record(record["id"]) == answer
+
+
+def test_a_2024_create_sends_the_update_body_and_reads_the_bare_record(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = v2024_sandbox(make_sandbox)
+    body = {
+        "legalName": "Northwind Outfitters Inc.",
+        "address": {
+            "line1": "500 Pine Street",
+            "town": "Seattle",
+            "state": "WA",
+            "postcode": "98101",
+            "country": "US",
+        },
+        "taxStatus": "TAXED",
+        "contacts": [
+            {
+                "name": "Ryan Clark",
+                "email": "ryan@northwind.example",
+                "billingPreference": "PRIMARY",
+            }
+        ],
+    }
+    with contract_client(server) as client:
+        made = client.create_customer(body)
+        with pytest.raises(InvalidBodyError, match="invalid create body: contacts"):
+            client.create_customer({k: v for k, v in body.items() if k != "contacts"})
+    assert made == server.get_record(made["id"])
+    assert made["status"] == "ACTIVE" and made["customProperties"] == {}
+    assert [c["email"] for c in made["contacts"]] == ["ryan@northwind.example"]
+
+
+def test_archive_lands_and_the_customer_leaves_the_default_listing(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = v2024_sandbox(make_sandbox)
+    record = us_customer(server)
+    with contract_client(server) as client:
+        before = {r["id"] for r in client.list_customers()}
+        archived = client.archive_customer(record["id"])
+        after = {r["id"] for r in client.list_customers()}
+    assert archived["id"] == record["id"] and archived["archivedAt"]
+    assert server.get_record(record["id"])["archivedAt"] == archived["archivedAt"]
+    assert before - after == {record["id"]}
+
+
+def test_archive_is_refused_without_sending_in_the_seed_version(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = make_sandbox(customers=3)
+    with (
+        contract_client(server) as client,
+        pytest.raises(UnsupportedOperationError, match="speaks 'seed': nothing was sent"),
+    ):
+        client.archive_customer(server.records()[0]["id"])
+    assert server.stats.total_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"id": "other", "archivedAt": "2025-01-01T00:00:00Z"}, "the record of 'other'"),
+        ({"id": "c-1"}, "archivedAt is None"),
+        ({"id": "c-1", "archivedAt": ""}, "archivedAt is ''"),
+    ],
+)
+def test_an_archive_answer_that_is_not_the_customer_archived_is_unexpected(
+    answer: dict[str, Any], problem: str
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=answer)
+
+    with (
+        mock_client(handler, api_version="2024-07-30") as client,
+        pytest.raises(UnexpectedResponseError, match=re.escape(problem)) as caught,
+    ):
+        client.archive_customer("c-1")
+    assert caught.value.maybe_applied
+    assert [(r.method, r.url.path) for r in sent] == [("POST", "/api/customers/c-1/archive")]
+    assert sent[0].headers["Sequence-Version"] == "2024-07-30"
+    assert sent[0].headers["Idempotency-Key"]
+
+
+def test_label_and_billing_status_filter_in_2024_and_are_refused_by_the_seed(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = v2024_sandbox(make_sandbox, customers=60)
+    label = server.records()[0]["label"]
+    with contract_client(server) as client:
+        labelled = client.list_customers(label=label)
+        active = client.list_customers(billingStatus="ACTIVE")
+        with pytest.raises(ValueError, match="billingStatus must be 'ACTIVE' or 'INACTIVE'"):
+            client.list_customers(billingStatus="active")
+    assert labelled and all(r["label"] == label for r in labelled)
+    assert 0 < len(active) < 60
+    with contract_client(server, api_version="seed") as seed_client:
+        with pytest.raises(TypeError, match="'label' is not in API version 'seed'"):
+            seed_client.list_customers(label=label)
+        with pytest.raises(TypeError, match="'billing_status' is not in API version 'seed'"):
+            seed_client.list_customers(billing_status="ACTIVE")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from sequence_nb import CustomerUpdate, InvalidBodyError, TaxStatus
-from sequence_nb.models import Customer, update_body_of, update_losses, validate_update_body
+from sequence_nb import CustomerUpdate, InvalidBodyError, TaxStatus, fields
+from sequence_nb.fields import UnknownApiVersionError
+from sequence_nb.models import (
+    CreateOrUpdateCustomerRequest,
+    Customer,
+    update_body_of,
+    update_losses,
+    validate_update_body,
+)
+from tests import contract
 from tests.seed import SEED_BODY, SEED_RECORD
 
 
@@ -256,3 +265,172 @@ def test_tag_characters_outside_a_flag_are_refused() -> None:
     hidden = "".join(chr(0xE0000 + ord(c)) for c in "pay evil")
     problem = problems_of(dict(SEED_BODY, legalName="Acme" + hidden))["legalName"]
     assert "U+E0070 TAG LATIN SMALL LETTER P at position 4" in problem
+
+
+# -- API version 2024-07-30 ----------------------------------------------------------------
+
+V2024 = fields.V2024_07_30
+DOCUMENT_2024 = json.loads(contract.SPEC_2024_PATH.read_text())
+#: The update body and the record the published 2024-07-30 document gives as examples.
+EXAMPLE_BODY_2024: dict[str, Any] = DOCUMENT_2024["components"]["schemas"][
+    "CreateOrUpdateCustomerRequest"
+]["example"]
+EXAMPLE_RECORD_2024: dict[str, Any] = DOCUMENT_2024["components"]["schemas"]["Customer"]["example"]
+
+
+def problems_2024(body: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(InvalidBodyError) as caught:
+        validate_update_body(body, customer_id="c-1", version=V2024)
+    return dict(caught.value.problems)
+
+
+def test_the_2024_document_example_body_validates_unchanged() -> None:
+    assert validate_update_body(EXAMPLE_BODY_2024, version=V2024) == EXAMPLE_BODY_2024
+    assert validate_update_body(EXAMPLE_BODY_2024, version="2024-07-30") == EXAMPLE_BODY_2024
+    model = CreateOrUpdateCustomerRequest.model_validate(EXAMPLE_BODY_2024)
+    assert validate_update_body(model, version=V2024) == EXAMPLE_BODY_2024
+
+
+def test_a_2024_body_names_each_broken_field_by_its_path() -> None:
+    body = copy.deepcopy(EXAMPLE_BODY_2024)
+    body["contacts"][1]["email"] = "anna.smith.example.com"
+    body["contacts"][2]["billingPreference"] = "SOMETIMES"
+    body["integrationIds"][0]["service"] = "Dropbox"
+    body["customProperties"]["tier"] = "gold\n"
+    body["status"] = "LIVE"
+    body["email"] = "john@example.com"
+    problems = problems_2024(body)
+    assert set(problems) == {
+        "contacts.1.email",
+        "contacts.2.billingPreference",
+        "integrationIds.0.service",
+        "customProperties.tier",
+        "status",
+        "email",
+    }
+    assert "not an email address" in problems["contacts.1.email"]
+    assert "PRIMARY, STANDARD, NONE" in problems["contacts.2.billingPreference"]
+    assert problems["email"] == "is not a field of the update body"
+
+
+@pytest.mark.parametrize(
+    ("country", "state", "problem"),
+    [
+        ("US", None, "is required for an address in US"),
+        ("CA", None, "is required for an address in CA"),
+        ("US", "ON", "'ON' is a Canadian province; an address in US needs a US state"),
+        ("CA", "NY", "'NY' is a US state; an address in CA needs a Canadian province"),
+        ("US", "XX", "'XX' is not a state or province code"),
+    ],
+)
+def test_a_us_or_canadian_address_needs_a_state_of_its_country(
+    country: str, state: str | None, problem: str
+) -> None:
+    body = copy.deepcopy(EXAMPLE_BODY_2024)
+    body["address"]["country"] = country
+    body["address"].pop("state")
+    if state is not None:
+        body["address"]["state"] = state
+    assert problems_2024(body)["address.state"].startswith(problem)
+
+
+def test_an_address_outside_us_and_ca_needs_no_state() -> None:
+    body = copy.deepcopy(EXAMPLE_BODY_2024)
+    body["address"] = {
+        "line1": "1 High St",
+        "town": "Leeds",
+        "postcode": "LS1 1AA",
+        "country": "GB",
+    }
+    assert validate_update_body(body, version=V2024)["address"] == body["address"]
+
+
+def test_contacts_that_receive_billing_mail_need_a_primary_one() -> None:
+    body = copy.deepcopy(EXAMPLE_BODY_2024)
+    body["contacts"][0]["billingPreference"] = "STANDARD"
+    assert "none is PRIMARY" in problems_2024(body)["contacts"]
+    for contact in body["contacts"]:
+        contact["billingPreference"] = "NONE"
+    assert validate_update_body(body, version=V2024)["contacts"] == body["contacts"]
+    assert validate_update_body(dict(body, contacts=[]), version=V2024)["contacts"] == []
+
+
+def test_two_contacts_with_one_address_are_refused() -> None:
+    body = copy.deepcopy(EXAMPLE_BODY_2024)
+    body["contacts"][2]["email"] = "John.Smith@example.com"
+    assert "contact 0 too" in problems_2024(body)["contacts.2.email"]
+
+
+def test_contacts_are_required_and_custom_properties_are_sent_only_when_given() -> None:
+    body = {k: v for k, v in EXAMPLE_BODY_2024.items() if k not in ("contacts", "customProperties")}
+    assert problems_2024(body) == {"contacts": "Field required"}
+    sent = validate_update_body(dict(body, contacts=[]), version=V2024)
+    assert "customProperties" not in sent
+    cleared = validate_update_body(dict(body, contacts=[], customProperties={}), version=V2024)
+    assert cleared["customProperties"] == {}
+    empty_value = dict(body, contacts=[], customProperties={"region": ""})
+    assert validate_update_body(empty_value, version=V2024)["customProperties"] == {"region": ""}
+    named = problems_2024(dict(body, contacts=[], customProperties={" tier": "gold", "": "x"}))
+    assert named["customProperties. tier"].startswith("(the name)")
+    assert "needs a name" in named["customProperties."]
+
+
+def test_each_version_refuses_the_other_versions_body() -> None:
+    assert set(problems_2024(SEED_BODY)) == {
+        "email",
+        "contacts",
+        "address.postCode",
+        "address.postcode",
+    }
+    assert "(body)" in problems_2024(CustomerUpdate.model_validate(SEED_BODY))  # type: ignore[arg-type]
+    with pytest.raises(InvalidBodyError, match="is a 2024-07-30 body"):
+        validate_update_body(CreateOrUpdateCustomerRequest.model_validate(EXAMPLE_BODY_2024))
+    assert validate_update_body(SEED_BODY, version="seed") == SEED_BODY
+    with pytest.raises(UnknownApiVersionError, match="seed, 2024-07-30"):
+        validate_update_body(SEED_BODY, version="2023-01-01")
+
+
+def test_update_body_of_a_2024_record_keeps_what_an_update_carries() -> None:
+    record = copy.deepcopy(EXAMPLE_RECORD_2024)
+    record["contacts"].append(
+        {
+            "id": "c2",
+            "name": "Anna Smith",
+            "email": "anna@example.com",
+            "billingPreference": "PRIMARY",
+            "createdAt": "2022-06-28T16:47:00Z",
+            "updatedAt": "2022-06-28T16:47:00Z",
+        }
+    )
+    body = update_body_of(record, V2024)
+    assert set(body) == {
+        "legalName",
+        "address",
+        "url",
+        "label",
+        "taxStatus",
+        "integrationIds",
+        "contacts",
+        "status",
+        "customProperties",
+    }
+    # The document's example contact is archived: sent back it would come back to life.
+    assert body["contacts"] == [
+        {"name": "Anna Smith", "email": "anna@example.com", "billingPreference": "PRIMARY"}
+    ]
+    assert body["integrationIds"] == [
+        {"service": "Xero", "id": "2aaff66f-ef30-4599-b192-c168fd4cd226"},
+        {"service": "Stripe", "id": "cus_OCtCxqQDgu1uX9"},
+    ]
+    assert body["customProperties"] == {"region": "EU", "tier": "gold"}
+    body["customProperties"]["tier"] = "silver"
+    body["address"]["town"] = "Elsewhere"
+    assert record == {**EXAMPLE_RECORD_2024, "contacts": record["contacts"]}  # nothing shared
+    assert validate_update_body(body, version=V2024)["address"]["town"] == "Elsewhere"
+
+
+def test_a_listed_record_without_contacts_gives_a_body_validation_refuses() -> None:
+    listed = {k: v for k, v in EXAMPLE_RECORD_2024.items() if k != "contacts"}
+    body = update_body_of(listed, V2024)
+    assert "contacts" not in body
+    assert problems_2024(body) == {"contacts": "Field required"}

@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sequence_nb.sandbox import paging
+from sequence_nb import fields
+from sequence_nb.sandbox import paging, rules2024
 from sequence_nb.sandbox.gate import Gate, silence_intentional_drops
 from sequence_nb.sandbox.idempotency import StoredAnswer
 from sequence_nb.sandbox.responses import JSONBytesResponse, error_response
@@ -27,7 +28,7 @@ __all__ = ["SandboxState", "create_app"]
 
 
 def create_app(state: SandboxState) -> Starlette:
-    """The ASGI app serving ``state``."""
+    """The ASGI app serving ``state`` in its API version (2024-07-30 adds the archive call)."""
     silence_intentional_drops()
     api = _CustomersApi(state)
     routes = [
@@ -37,6 +38,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/customers/{id}", api.get_customer, methods=["GET"]),
         Route("/api/customers/{id}", api.update_customer, methods=["PUT"]),
     ]
+    if state.version.can_archive:
+        routes.append(Route("/api/customers/{id}/archive", api.archive_customer, methods=["POST"]))
     return Starlette(
         routes=routes,
         middleware=[Middleware(Gate, state=state)],
@@ -64,7 +67,7 @@ class _CustomersApi:
     async def list_customers(self, request: Request) -> Response:
         """``GET /customers``."""
         try:
-            query = paging.parse_query(request.query_params)
+            query = paging.parse_query(request.query_params, self.state.version.listing_filters)
         except paging.QueryError as exc:
             return error_response(
                 400, "Invalid query parameter", [FieldError(exc.field, exc.message)]
@@ -72,6 +75,8 @@ class _CustomersApi:
 
         def render() -> bytes:
             items, page = self.state.store.list_page(query)
+            if self.state.version.listing_omits:
+                items = [rules2024.listed(item) for item in items]
             pagination: dict[str, Any] = {"totalResultSize": page.total}
             after = page.after or self._endless_cursor(query)
             if after is not None:
@@ -106,11 +111,18 @@ class _CustomersApi:
     async def get_by_alias(self, request: Request) -> Response:
         """``GET /customers/by-alias/{alias}``."""
         alias: str = request.path_params["alias"]
-        body = self.state.locked(lambda: _dump(self.state.store.by_alias(alias)))
+        shape = rules2024.by_alias if self.state.version is not fields.SEED else None
+
+        def render() -> bytes | None:
+            record = self.state.store.by_alias(alias)
+            return _dump(record if record is None or shape is None else shape(record))
+
+        body = self.state.locked(render)
         return JSONBytesResponse(body) if body else _not_found(f"alias {alias}")
 
     async def create_customer(self, request: Request) -> Response:
-        """``POST /customers``: 201 with ``{"customer": record}``, as the published spec has it."""
+        """``POST /customers``: 201 with ``{"customer": record}`` as the seed's published
+        document has it (2024-07-30: the bare record)."""
         return await self._write(request, None)
 
     async def update_customer(self, request: Request) -> Response:
@@ -144,7 +156,7 @@ class _CustomersApi:
                     return self._replay(stored, method, path, digest)
             if customer_id is not None and state.store.get(customer_id) is None:
                 return _not_found(f"id {customer_id}")
-            errors = validate_body(body) if customer_id is not None else validate_create_body(body)
+            errors = _body_errors(state.version, body, create=customer_id is None)
             if not errors:
                 errors = state.store.alias_conflicts(body, customer_id)
             if errors:
@@ -158,15 +170,44 @@ class _CustomersApi:
                 status = 200
                 state.note_write(customer_id)
                 record = state.store.replace(
-                    customer_id, body, now, unlink=state.faults.unlink_on_put
+                    customer_id, body, now, unlink=state.faults.unlink_on_put, new_id=state.new_id
                 )
             applied: str = record["id"]
             state.count(lambda s: s.writes_applied.update([applied]))
-            payload = orjson.dumps(record if customer_id is not None else {"customer": record})
+            wrapped = customer_id is None and state.version is fields.SEED
+            payload = orjson.dumps({"customer": record} if wrapped else record)
             if key:
                 answer = StoredAnswer(method, path, digest, status, payload, time.monotonic())
                 state.idempotency.put(client_id, key, answer)
         return JSONBytesResponse(payload, status_code=status)
+
+    async def archive_customer(self, request: Request) -> Response:
+        """``POST /customers/{id}/archive`` (2024-07-30): ``archivedAt`` is set, for good.
+
+        Archiving an archived customer answers its record unchanged. Sent with an
+        ``Idempotency-Key``, a retry is answered from the store like any write.
+        """
+        state = self.state
+        customer_id: str = request.path_params["id"]
+        await request.body()  # no body is defined; whatever came is drained
+        key = request.headers.get("idempotency-key")
+        client_id: str = request.state.client_id
+        method, path = request.method, request.url.path
+        with state.lock:
+            if key:
+                stored = state.idempotency.get(client_id, key, time.monotonic())
+                if stored is not None:
+                    return self._replay(stored, method, path, _NO_BODY)
+            if state.store.get(customer_id) is None:
+                return _not_found(f"id {customer_id}")
+            state.note_write(customer_id)
+            record = state.store.archive(customer_id, state.now())
+            state.count(lambda s: s.writes_applied.update([customer_id]))
+            payload = orjson.dumps(record)
+            if key:
+                answer = StoredAnswer(method, path, _NO_BODY, 200, payload, time.monotonic())
+                state.idempotency.put(client_id, key, answer)
+        return JSONBytesResponse(payload)
 
     def _replay(self, stored: StoredAnswer, method: str, path: str, digest: str) -> Response:
         if (stored.method, stored.path, stored.body_hash) != (method, path, digest):
@@ -182,17 +223,30 @@ class _CustomersApi:
         )
 
 
+#: The digest an archive request is stored under (it has no body).
+_NO_BODY = hashlib.sha256(b"").hexdigest()
+
+
+def _body_errors(version: fields.ApiVersion, body: Any, *, create: bool) -> list[FieldError]:
+    """The problems of a write body in the sandbox's version."""
+    if version is not fields.SEED:
+        return rules2024.validate_body(body)
+    return validate_create_body(body) if create else validate_body(body)
+
+
 def _create(state: SandboxState, body: dict[str, Any], now: str) -> dict[str, Any]:
     """Store a new customer from a valid create body (under the state lock).
 
     A ``billingEmails`` list becomes the record's list, and its first address the
-    record's ``billingEmail`` unless the body names one.
+    record's ``billingEmail`` unless the body names one (the seed's version).
     """
+    if state.version is not fields.SEED:
+        return state.store.create(state.new_id(), state.account_id, body, now, state.new_id)
     listed = body.get("billingEmails")
-    fields = {name: value for name, value in body.items() if name != "billingEmails"}
-    if listed and fields.get("billingEmail") is None:
-        fields["billingEmail"] = listed[0]
-    record = state.store.create(state.new_id(), state.account_id, fields, now)
+    given = {name: value for name, value in body.items() if name != "billingEmails"}
+    if listed and given.get("billingEmail") is None:
+        given["billingEmail"] = listed[0]
+    record = state.store.create(state.new_id(), state.account_id, given, now)
     if listed is not None:
         record["billingEmails"] = list(listed)
     return record

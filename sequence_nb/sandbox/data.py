@@ -13,17 +13,21 @@ from typing import Any
 
 from sequence_nb import fields
 from sequence_nb.sandbox import vocab
+from sequence_nb.sandbox.records2024 import CurrentShaper
 
-#: Problem codes the generator plants (and ``check(df)`` must find).
+#: Problem codes the generator plants (and ``check(df)`` must find). Only problems a
+#: real record can hold: the API stores no country that is not an ISO code, so
+#: ``invalid_country`` lives in edited frames only.
 PROBLEM_CODES: tuple[str, ...] = (
     "whitespace",
     "email_case",
     "invalid_email",
-    "invalid_country",
     "missing_billing_email",
     "duplicate_legal_name",
     "invalid_telephone",
 )
+#: What a 2024-07-30 sandbox plants (its records keep no emails on the record itself).
+PROBLEM_CODES_2024: tuple[str, ...] = ("whitespace", "duplicate_legal_name")
 
 #: Generated ``createdAt`` values lie in the three years before this instant.
 END_TIME = datetime(2025, 6, 30, 18, 0, 0, tzinfo=UTC)
@@ -51,6 +55,8 @@ class Dataset:
     planted: list[PlantedProblem]
     aliases: dict[str, list[str]] = field(default_factory=dict)
     account_id: str = ""
+    #: Ids of customers with a current billing schedule (2024-07-30's ``billingStatus``).
+    billing_active: set[str] = field(default_factory=set)
 
 
 def format_time(moment: datetime) -> str:
@@ -64,27 +70,43 @@ def generate_customers(n: int, seed: int = 0) -> tuple[list[dict[str, Any]], lis
     return data.records, data.planted
 
 
-def generate_dataset(n: int, seed: int = 0) -> Dataset:
-    """Make ``n`` records plus their planted problems and aliases, deterministically."""
+def generate_dataset(
+    n: int, seed: int = 0, api_version: fields.ApiVersion | str = fields.SEED
+) -> Dataset:
+    """Make ``n`` records plus their planted problems and aliases, deterministically.
+
+    ``api_version`` picks the records' shape: the seed page's, or 2024-07-30's
+    (contacts, custom properties, states; US and Canadian customers have a state).
+    """
     if n < 0:
         raise ValueError("n must be >= 0")
-    rng = random.Random(f"sequence-nb-sandbox:{seed}")
-    maker = _Maker(rng)
+    version = fields.api_version(api_version)
+    if version is fields.SEED:
+        rng = random.Random(f"sequence-nb-sandbox:{seed}")
+        maker = _Maker(rng)
+    else:
+        rng = random.Random(f"sequence-nb-sandbox:{version.name}:{seed}")
+        maker = _Maker(rng, (*vocab.COUNTRIES, vocab.CANADA))
     offsets = sorted(rng.sample(range(_SPAN_SECONDS), n))
     start = END_TIME - timedelta(seconds=_SPAN_SECONDS)
     records = [maker.customer(start + timedelta(seconds=s)) for s in offsets]
     aliases = maker.aliases(records)
-    planted = _Planter(rng, maker).plant(records)
-    return Dataset(records, planted, aliases, maker.account_id)
+    if version is fields.SEED:
+        planted = _Planter(rng, maker).plant(records)
+        return Dataset(records, planted, aliases, maker.account_id)
+    shaper = CurrentShaper(rng, END_TIME, format_time)
+    records = [shaper.record(r, maker.country_of[r["id"]]) for r in records]
+    planted = _Planter(rng, maker).plant(records, PROBLEM_CODES_2024, version)
+    return Dataset(records, planted, aliases, maker.account_id, shaper.billing_active(records))
 
 
-def ordered(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with its keys in the API's order: known fields first, then the rest."""
-    out: dict[str, Any] = {name: record[name] for name in fields.RECORD_FIELDS if name in record}
+def ordered(record: dict[str, Any], version: fields.ApiVersion = fields.SEED) -> dict[str, Any]:
+    """The record with its keys in the version's order: known fields first, then the rest."""
+    out: dict[str, Any] = {name: record[name] for name in version.record_fields if name in record}
     out.update((k, v) for k, v in record.items() if k not in out)
     if isinstance(out.get("address"), dict):
         address = out["address"]
-        tidy = {k: address[k] for k in fields.ADDRESS_FIELDS if k in address}
+        tidy = {k: address[k] for k in version.address_fields if k in address}
         tidy.update((k, v) for k, v in address.items() if k not in tidy)
         out["address"] = tidy
     return out
@@ -153,11 +175,13 @@ def to_e164(national: str, country: vocab.Country) -> str:
 class _Maker:
     """Builds one clean record at a time, keeping names, domains and aliases unique."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self, rng: random.Random, countries: tuple[vocab.Country, ...] = vocab.COUNTRIES
+    ) -> None:
         self.rng = rng
         self.account_id = _uuid(rng)
-        self.countries = vocab.COUNTRIES
-        self.cum_weights = list(itertools.accumulate(c.weight for c in vocab.COUNTRIES))
+        self.countries = countries
+        self.cum_weights = list(itertools.accumulate(c.weight for c in countries))
         self.base_names: set[str] = set()
         self.domains: set[str] = set()
         self.next_number: dict[str, int] = {}
@@ -330,14 +354,19 @@ class _Planter:
         self.rng = rng
         self.maker = maker
 
-    def plant(self, records: list[dict[str, Any]]) -> list[PlantedProblem]:
+    def plant(
+        self,
+        records: list[dict[str, Any]],
+        codes_planted: tuple[str, ...] = PROBLEM_CODES,
+        version: fields.ApiVersion = fields.SEED,
+    ) -> list[PlantedProblem]:
         rng = self.rng
         candidates = [i for i, r in enumerate(records) if "archivedAt" not in r]
         rng.shuffle(candidates)
         # Duplicates touch two records each (one code in seven), so plant a bit fewer.
         count = min(len(candidates), round(len(records) * _PLANTED_SHARE * 7 / 8))
         carriers, spare = candidates[:count], candidates[count:]
-        codes = [PROBLEM_CODES[i % len(PROBLEM_CODES)] for i in range(count)]
+        codes = [codes_planted[i % len(codes_planted)] for i in range(count)]
         rng.shuffle(codes)
         planted: list[PlantedProblem] = []
         for index, code in zip(carriers, codes, strict=True):
@@ -353,13 +382,15 @@ class _Planter:
                     continue
             column = self._apply(record, code)
             planted.append(PlantedProblem(record["id"], column, code))
-        records[:] = [ordered(r) for r in records]
+        records[:] = [ordered(r, version) for r in records]
         return planted
 
     def _apply(self, record: dict[str, Any], code: str) -> str:
         rng = self.rng
         if code == "whitespace":
-            columns = ["legalName", "email", "address.town"]
+            columns = [
+                c for c in ("legalName", "email", "address.town") if c != "email" or c in record
+            ]
             if "contactName" in record:
                 columns.append("contactName")
             column = rng.choice(columns)
@@ -383,13 +414,6 @@ class _Planter:
             if column == "billingEmail":
                 record["billingEmails"] = [bad]
             return column
-        if code == "invalid_country":
-            country = self.maker.country_of[record["id"]]
-            record["address"]["country"] = rng.choice(country.names)
-            if "telephone" in record:
-                # Without a valid country only E.164 numbers can be parsed.
-                record["telephone"] = to_e164(record["telephone"], country)
-            return "address.country"
         if code == "missing_billing_email":
             record.pop("billingEmail", None)
             record["billingEmails"] = []

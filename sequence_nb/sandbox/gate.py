@@ -88,10 +88,29 @@ class Gate:
             answer = error_response(429, message, headers={"Retry-After": str(wait)})
             await _answer_early(answer, scope, receive, send)
             return
+        problem = _version_problem(Headers(scope=scope).get("sequence-version"), state)
+        if problem is not None:
+            answer = error_response(400, problem)
+            await _answer_early(answer, scope, receive, send)
+            return
         scope.setdefault("state", {})["client_id"] = client_id
         if kind == "lost_answer":
             send = _AnswerLoser(send, state)
         await self.app(scope, receive, send)
+
+
+def _version_problem(asked: str | None, state: SandboxState) -> str | None:
+    """Why a request's ``Sequence-Version`` cannot be served, or None (no header: the
+    sandbox's own version)."""
+    served = state.version
+    if asked is None or asked == served.header:
+        return None
+    speaks = (
+        f"API version {served.header} (Sequence-Version: {served.header})"
+        if served.header
+        else "the seed page's API version, asked for with no Sequence-Version header"
+    )
+    return f"Sequence-Version {asked!r} is not a version this sandbox serves: it serves {speaks}"
 
 
 async def _drain(receive: Receive) -> None:

@@ -44,9 +44,20 @@ class ListQuery:
     email: str | None = None
     alias: str | None = None
     include_archived: bool = False
+    #: 2024-07-30's filters (a seed sandbox leaves them unset).
+    label: str | None = None
+    billing_status: str | None = None
     #: The serial of the cursor followed, passed on to the page's own cursors (so a
     #: listing that starts over, ``endless_pages="again"``, gives new cursors each round).
     serial: int | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether any filter narrows the listing (beyond hiding archived customers)."""
+        return any(
+            value is not None
+            for value in (self.legal_name, self.email, self.alias, self.label, self.billing_status)
+        )
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,16 @@ class Page:
     total: int
 
 
-def parse_query(params: Mapping[str, str]) -> ListQuery:
-    """Parse and check the query string of a list request."""
+#: The values of 2024-07-30's ``billingStatus`` filter.
+BILLING_STATUSES = ("ACTIVE", "INACTIVE")
+
+
+def parse_query(params: Mapping[str, str], filters: tuple[str, ...] = ()) -> ListQuery:
+    """Parse and check the query string of a list request.
+
+    ``filters`` names the version's filters beyond the seed's (``label``,
+    ``billingStatus``); others of them are ignored, as the seed's sandbox always did.
+    """
     limit = _parse_limit(params.get("limit"))
     sort_by = params.get("sortBy")
     if sort_by is not None and sort_by not in SORT_FIELDS:
@@ -81,7 +100,12 @@ def parse_query(params: Mapping[str, str]) -> ListQuery:
                 raise QueryError(name, "cursor was made for another sortBy/sortOrder")
             sort_by, descending = c_sort, c_desc
             after, before = (key, None) if name == "after" else (None, key)
+    billing_status = params.get("billingStatus") if "billingStatus" in filters else None
+    if billing_status is not None and billing_status not in BILLING_STATUSES:
+        raise QueryError("billingStatus", f"must be {' or '.join(BILLING_STATUSES)}")
     return ListQuery(
+        label=params.get("label") if "label" in filters else None,
+        billing_status=billing_status,
         limit=limit,
         sort_by=sort_by or "createdAt",
         descending=True if descending is None else descending,

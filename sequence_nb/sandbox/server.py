@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from sequence_nb import fields
 from sequence_nb.sandbox.app import create_app
 from sequence_nb.sandbox.data import PlantedProblem
 from sequence_nb.sandbox.state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Faults, SandboxState
@@ -42,6 +43,7 @@ class Sandbox:
         """A :class:`sequence_nb.SequenceClient` pointed at this sandbox."""
         from sequence_nb import SequenceClient
 
+        kwargs.setdefault("api_version", self.api_version)
         return SequenceClient(
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -49,12 +51,19 @@ class Sandbox:
             **kwargs,
         )
 
+    @property
+    def api_version(self) -> fields.ApiVersion:
+        """The API version this sandbox serves (``server.client()`` speaks it)."""
+        return self.state.version
+
     def environ(self) -> dict[str, str]:
-        """The ``SEQUENCE_*`` variables that point a client (or a notebook) at this sandbox."""
+        """The ``SEQUENCE_*`` variables that point a client (or a notebook) at this sandbox,
+        its API version among them."""
         return {
             "SEQUENCE_BASE_URL": self.url,
             "SEQUENCE_CLIENT_ID": self.client_id,
             "SEQUENCE_CLIENT_SECRET": self.client_secret,
+            fields.API_VERSION_ENV: self.api_version.name,
         }
 
     @property
@@ -85,8 +94,11 @@ class Sandbox:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
+        version = (
+            "" if self.api_version is fields.SEED else f"api_version={self.api_version.name!r}, "
+        )
         return (
-            f"Sandbox(url={self.url!r}, client_id={self.client_id!r}, "
+            f"Sandbox(url={self.url!r}, client_id={self.client_id!r}, {version}"
             f"customers={len(self.state)}, {state})"
         )
 
@@ -148,6 +160,13 @@ class SandboxOptions:
     faults: Faults = field(default_factory=Faults)
     #: Records to serve instead of generated customers (copied, never shared).
     records: list[dict[str, Any]] | None = field(default=None, hash=False)
+    #: The API version served: ``"seed"`` (no ``Sequence-Version`` header) or
+    #: ``"2024-07-30"`` (records, bodies and rules of that version).
+    api_version: str | fields.ApiVersion = fields.SEED.name
+
+    def __post_init__(self) -> None:
+        # An unknown name fails here, naming the known ones; a value is kept by its name.
+        object.__setattr__(self, "api_version", fields.api_version(self.api_version).name)
 
     def with_knobs(self, **knobs: Any) -> SandboxOptions:
         """These options with ``knobs`` changed: fields of this class, or of :class:`Faults`
@@ -184,6 +203,7 @@ def build_state(options: SandboxOptions) -> SandboxState:
         "client_secret": options.client_secret,
         "rate_limit_per_minute": options.rate_limit_per_minute,
         "faults": options.faults,
+        "api_version": options.api_version,
     }
     if options.records is not None:
         return SandboxState(list(options.records), seed=options.seed, **settings)
@@ -277,7 +297,9 @@ def serve(
     state = build_state(_options_of(options, knobs, "serve"))
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
-    print(f"Sequence sandbox with {len(state)} customers at {url}")
+    print(
+        f"Sequence sandbox with {len(state)} customers at {url} (API version {state.version.name})"
+    )
     print(f"  client id:     {state.client_id}")
     print(f"  client secret: {state.client_secret}  (a local demo credential)")
     print("Press Ctrl-C to stop.", flush=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sequence_nb import fields
 from sequence_nb.sandbox.data import PlantedProblem, format_time, generate_dataset
 from sequence_nb.sandbox.idempotency import IdempotencyStore
 from sequence_nb.sandbox.ratelimit import SlidingWindowLimiter
@@ -107,11 +108,21 @@ class SandboxState:
         faults: Faults | None = None,
         seed: int = 0,
         copy_records: bool = True,
+        api_version: fields.ApiVersion | str = fields.SEED,
+        billing_active: set[str] | None = None,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError("client_id and client_secret must be non-empty")
+        #: The API version the sandbox serves (its records, bodies and header).
+        self.version = fields.api_version(api_version)
         self.lock = threading.RLock()
-        self.store = CustomerStore(records or [], aliases, copy_records=copy_records)
+        self.store = CustomerStore(
+            records or [],
+            aliases,
+            copy_records=copy_records,
+            version=self.version,
+            billing_active=billing_active,
+        )
         self._planted = list(planted or [])
         given = [r.get("sequenceAccountId") for r in records or [] if r.get("sequenceAccountId")]
         self.account_id = (
@@ -135,15 +146,23 @@ class SandboxState:
         self._last_read: dict[str, float] = {}
 
     @classmethod
-    def generated(cls, customers: int, seed: int = 0, **options: Any) -> SandboxState:
-        """A state holding ``customers`` generated records (see :mod:`.data`)."""
-        data = generate_dataset(customers, seed)
+    def generated(
+        cls,
+        customers: int,
+        seed: int = 0,
+        api_version: fields.ApiVersion | str = fields.SEED,
+        **options: Any,
+    ) -> SandboxState:
+        """A state holding ``customers`` generated records (see :mod:`.data`) of ``api_version``."""
+        data = generate_dataset(customers, seed, api_version)
         return cls(
             data.records,
             aliases=data.aliases,
             planted=data.planted,
             account_id=data.account_id,
             seed=seed,
+            api_version=api_version,
+            billing_active=data.billing_active,
             copy_records=False,  # freshly generated: nobody else holds them
             **options,
         )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sequence_nb import fields
-from sequence_nb.sandbox import paging
+from sequence_nb.sandbox import paging, rules2024
 from sequence_nb.sandbox.data import ordered
 from sequence_nb.sandbox.validation import FieldError
 
@@ -20,7 +20,12 @@ _REPLACED = frozenset(fields.UPDATE_FIELDS) - {"customerAliases", "externalIds"}
 
 
 class CustomerStore:
-    """Records by id, aliases, and sorted indexes for paging."""
+    """Records by id, aliases, and sorted indexes for paging.
+
+    ``version`` is the API version the records are shaped in; ``billing_active``
+    the ids of customers with a current billing schedule (2024-07-30's
+    ``billingStatus`` filter).
+    """
 
     def __init__(
         self,
@@ -28,7 +33,11 @@ class CustomerStore:
         aliases: dict[str, list[str]] | None = None,
         *,
         copy_records: bool = True,
+        version: fields.ApiVersion = fields.SEED,
+        billing_active: set[str] | None = None,
     ) -> None:
+        self.version = version
+        self.billing_active = set(billing_active or ())
         self.records: dict[str, dict[str, Any]] = {}
         for record in records:
             if not isinstance(record.get("id"), str):
@@ -96,7 +105,7 @@ class CustomerStore:
         def shown(customer_id: str) -> bool:
             return query.include_archived or customer_id not in self._archived
 
-        if query.legal_name is None and query.email is None and query.alias is None:
+        if not query.filtered:
             entries = self._entries(query.sort_by)
             total = len(entries) if query.include_archived else len(entries) - len(self._archived)
         else:
@@ -111,12 +120,20 @@ class CustomerStore:
             candidates = [target] if target is not None else []
         else:
             candidates = list(self.records)
-        return [
-            i
-            for i in candidates
-            if (query.legal_name is None or self.records[i].get("legalName") == query.legal_name)
-            and (query.email is None or self.records[i].get("email") == query.email)
-        ]
+        return [i for i in candidates if self._matches(self.records[i], query)]
+
+    def _matches(self, record: dict[str, Any], query: paging.ListQuery) -> bool:
+        """Whether a record passes the query's filters (the alias is looked up before)."""
+        if query.legal_name is not None and record.get("legalName") != query.legal_name:
+            return False
+        if query.email is not None and query.email not in _emails(record):
+            return False
+        if query.label is not None and record.get("label") != query.label:
+            return False
+        if query.billing_status is not None:
+            active = record["id"] in self.billing_active
+            return active == (query.billing_status == "ACTIVE")
+        return True
 
     def _entries(self, sort_by: str) -> list[paging.SortKey]:
         entries = self._sorted.get(sort_by)
@@ -147,28 +164,65 @@ class CustomerStore:
         return [FieldError("customerAliases", f"already used by another customer: {taken}")]
 
     def replace(
-        self, customer_id: str, body: dict[str, Any], now: str, *, unlink: bool = False
+        self,
+        customer_id: str,
+        body: dict[str, Any],
+        now: str,
+        *,
+        unlink: bool = False,
+        new_id: Callable[[], str] | None = None,
     ) -> dict[str, Any]:
         """Apply a PUT body (full replacement of the editable fields); ``unlink`` empties
-        ``linkedServices`` when the body carries no ``externalIds``."""
+        ``linkedServices`` (``integrationIds``) when the body carries no ``externalIds``
+        (``integrationIds``). ``new_id`` names new contacts (2024-07-30)."""
         old = self.records[customer_id]
+        if self.version is not fields.SEED:
+            record = rules2024.updated(old, body, now, _ids(new_id), unlink=unlink)
+            return self._put(customer_id, body, record, old)
         record = {k: v for k, v in old.items() if k not in _REPLACED}
         if unlink and not body.get("externalIds") and record.get("linkedServices"):
             record["linkedServices"] = []
         record.update(_editable(body))
         if body.get("externalIds") is not None:
             record["externalIds"] = _external_ids(body["externalIds"], old.get("externalIds"), now)
+        return self._put(customer_id, body, record, old)
+
+    def _put(
+        self, customer_id: str, body: dict[str, Any], record: dict[str, Any], old: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store the record a PUT made, and the aliases it gave."""
         if body.get("customerAliases") is not None:
             self.set_aliases(customer_id, body["customerAliases"])
-        self.records[customer_id] = ordered(record)
+        self.records[customer_id] = ordered(record, self.version)
         touched = ("legalName",) if old.get("legalName") != record.get("legalName") else ()
         self._changed(customer_id, touched)
         return self.records[customer_id]
 
+    def archive(self, customer_id: str, now: str) -> dict[str, Any]:
+        """Archive a customer (``archivedAt`` set once; archiving again changes nothing)."""
+        record = self.records[customer_id]
+        if not record.get("archivedAt"):
+            record = ordered({**record, "archivedAt": now}, self.version)
+            self.records[customer_id] = record
+            self._changed(customer_id, ())
+        return record
+
     def create(
-        self, customer_id: str, account_id: str, body: dict[str, Any], now: str
+        self,
+        customer_id: str,
+        account_id: str,
+        body: dict[str, Any],
+        now: str,
+        new_id: Callable[[], str] | None = None,
     ) -> dict[str, Any]:
-        """Apply a POST body: a new record."""
+        """Apply a POST body: a new record (``new_id`` names its contacts, 2024-07-30)."""
+        if self.version is not fields.SEED:
+            made = rules2024.created(customer_id, body, now, _ids(new_id))
+            self.records[customer_id] = ordered(made, self.version)
+            if body.get("customerAliases") is not None:
+                self.set_aliases(customer_id, body["customerAliases"])
+            self._changed(customer_id, paging.SORT_FIELDS)
+            return self.records[customer_id]
         record: dict[str, Any] = {
             "id": customer_id,
             "createdAt": now,
@@ -197,7 +251,7 @@ class CustomerStore:
         if "billingEmail" in changes and "billingEmails" not in changes:
             billing = record.get("billingEmail")
             record["billingEmails"] = [billing] if billing else []
-        self.records[customer_id] = ordered(record)
+        self.records[customer_id] = ordered(record, self.version)
         if aliases is not None:
             self.set_aliases(customer_id, aliases)
         self._changed(customer_id, paging.SORT_FIELDS)
@@ -212,6 +266,20 @@ class CustomerStore:
             self.aliases[customer_id] = unique
         for name in unique:
             self.alias_index[name] = customer_id
+
+
+def _ids(new_id: Callable[[], str] | None) -> Callable[[], str]:
+    if new_id is None:
+        raise ValueError("a 2024-07-30 write needs new_id to name new contacts")
+    return new_id
+
+
+def _emails(record: dict[str, Any]) -> list[Any]:
+    """The addresses the ``email`` filter matches: the record's, or its contacts'."""
+    contacts = record.get("contacts")
+    if isinstance(contacts, list):
+        return [c.get("email") for c in contacts if isinstance(c, dict)]
+    return [record.get("email")]
 
 
 def _key(record: dict[str, Any], sort_by: str) -> paging.SortKey:

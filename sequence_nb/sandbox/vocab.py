@@ -691,3 +691,106 @@ BAD_TELEPHONES: tuple[str, ...] = ("call me", "tbc", "n/a", "unknown", "0")
 #: Short numbers that are impossible in these countries (but possible in some others).
 SHORT_BAD_TELEPHONE = "12345"
 SHORT_BAD_TELEPHONE_COUNTRIES: tuple[str, ...] = ("US", "FR", "ES", "SE")
+
+# -- 2024-07-30 records ------------------------------------------------------------------
+
+#: Canada: only 2024-07-30 sandboxes have Canadian customers (the seed's data stays as it was).
+CANADA = Country(
+    code="CA",
+    weight=8,
+    calling_code="1",
+    trunk_prefix="",
+    tld="ca",
+    alphabet="ABCEGHJKLMNPRSTVWXYZ",
+    towns=(
+        Town("Toronto", ("M5V #@#", "M5H #@#", "M4W #@#"), ("(416) [2-9]##-####",)),
+        Town("Vancouver", ("V6B #@#", "V6C #@#"), ("(604) [2-9]##-####",)),
+        Town("Montréal", ("H2Y #@#", "H3B #@#"), ("(514) [2-9]##-####",)),
+        Town("Calgary", ("T2P #@#",), ("(403) [2-9]##-####",)),
+        Town("Ottawa", ("K1P #@#", "K2P #@#"), ("(613) [2-9]##-####",)),
+        Town("Halifax", ("B3J #@#",), ("(902) [2-9]##-####",)),
+    ),
+    mobiles=(),
+    streets=(
+        "King Street West",
+        "Bay Street",
+        "Granville Street",
+        "Rue Sainte-Catherine",
+        "Wellington Street",
+        "Yonge Street",
+        "Barrington Street",
+        "Stephen Avenue",
+    ),
+    number_first=True,
+    line2=("Suite 200", "Floor 8", "Unit 4", "Bureau 310"),
+    suffixes=("Inc.", "Ltd.", "Corp.", "Ltée"),
+    first_names=(
+        "Liam",
+        "Olivia",
+        "Noah",
+        "Emma",
+        "Étienne",
+        "Chloé",
+        "Lucas",
+        "Charlotte",
+        "Benjamin",
+        "Amélie",
+    ),
+    last_names=(
+        "Tremblay",
+        "Roy",
+        "Gagnon",
+        "Smith",
+        "MacDonald",
+        "Wilson",
+        "Côté",
+        "Bouchard",
+        "Campbell",
+        "Brown",
+    ),
+    names=("Canada", "canada"),
+)
+
+#: The state or province of every US and Canadian town the sandbox uses.
+STATE_OF_TOWN: dict[str, str] = {
+    "New York": "NY",
+    "San Francisco": "CA",
+    "Austin": "TX",
+    "Chicago": "IL",
+    "Seattle": "WA",
+    "Boston": "MA",
+    "Denver": "CO",
+    "Miami": "FL",
+    "Toronto": "ON",
+    "Vancouver": "BC",
+    "Montréal": "QC",
+    "Calgary": "AB",
+    "Ottawa": "ON",
+    "Halifax": "NS",
+}
+
+#: Region custom property by country.
+REGION_OF_COUNTRY: dict[str, str] = {
+    "GB": "EMEA",
+    "DE": "EMEA",
+    "FR": "EMEA",
+    "NL": "EMEA",
+    "IE": "EMEA",
+    "ES": "EMEA",
+    "SE": "Nordics",
+    "US": "NA",
+    "CA": "NA",
+}
+TIERS: tuple[str, ...] = ("gold", "silver", "bronze", "enterprise")
+ACCOUNT_MANAGERS: tuple[str, ...] = (
+    "Priya Shah",
+    "Tom Becker",
+    "Sofia Rossi",
+    "James O'Connor",
+    "Mei Lin",
+    "Lucas Moreau",
+)
+INDUSTRIES: tuple[str, ...] = ("SaaS", "Retail", "Healthcare", "Logistics", "Media", "Finance")
+COST_CENTRES: tuple[str, ...] = ("CC-100", "CC-210", "CC-340", "CC-415")
+#: Names given to a billing mailbox's contact.
+MAILBOX_CONTACT_NAMES: tuple[str, ...] = ("Accounts Payable", "Finance Team", "Billing")
