@@ -127,7 +127,7 @@ def fetch_contacts(
     fails, :class:`ContactFetchError` names each customer and why, and carries the
     frame of those read.
     """
-    version = _version_with_contacts(getattr(client, "api_version", None))
+    version = _version_with_contacts(client.api_version)
     wanted = list(ids) if ids is not None else [r[fields.ID] for r in client.list_customers()]
     records: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}

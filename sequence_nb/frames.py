@@ -236,7 +236,7 @@ def fetch_customers(
         records = client.list_customers(
             on_incomplete=on_incomplete, streams=streams, on_progress=show, **filters
         )
-    return to_frame(records, api_version=getattr(client, "api_version", None))
+    return to_frame(records, api_version=client.api_version)
 
 
 def _serialized(records: list[Mapping[str, Any]]) -> Iterator[bytes]:

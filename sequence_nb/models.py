@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Final
@@ -685,13 +685,7 @@ def update_body_2024_of(
     }
     contacts = body.get("contacts")
     if isinstance(contacts, list):
-        body["contacts"] = [
-            {name: contact[name] for name in version.contact_body_fields if name in contact}
-            if isinstance(contact, dict)
-            else contact
-            for contact in contacts
-            if not (isinstance(contact, dict) and contact.get("archivedAt"))
-        ]
+        body["contacts"] = contacts_body(contacts)
     links = body.get("integrationIds")
     if isinstance(links, list):
         body["integrationIds"] = [
@@ -701,6 +695,18 @@ def update_body_2024_of(
             for link in links
         ]
     return body
+
+
+def without_unedited_keyed(
+    body: dict[str, Any], columns: Sequence[str], version: fields.ApiVersion
+) -> dict[str, Any]:
+    """``body`` without the keyed objects (``customProperties``) no column edits.
+
+    Omitted, the API leaves them as they are; sent, they replace all of them. So a
+    body carries every property exactly when some property is edited.
+    """
+    edited = {version.keyed_column(column) for column in columns}
+    return {k: v for k, v in body.items() if k not in version.keyed_fields or k in edited}
 
 
 # -- record paths ---------------------------------------------------------------------------
@@ -723,10 +729,30 @@ def set_path(record: dict[str, Any], column: str, value: Any) -> None:
 
 
 def get_path(record: Mapping[str, Any], column: str) -> Any:
-    """The value at a dotted column of a nested record, ``None`` when absent."""
+    """The value at a dotted column of a nested record, ``None`` when absent.
+
+    A 2024-07-30 ``contacts`` list reads as an update body carries it (each contact's
+    name, email and billing preference; archived contacts left out), so a record
+    and a body compare: they hold the same contacts when this gives the same list.
+    """
     value: Any = record
     for part in fields.column_path(column):
         if not isinstance(value, Mapping):
             return None
         value = value.get(part)
+    if column == fields.V2024_07_30.contacts_field and isinstance(value, list):
+        return contacts_body(value)
     return value
+
+
+def contacts_body(contacts: list[Any]) -> list[Any]:
+    """Contacts as an update body sends them: ``{name, email, billingPreference}`` each,
+    archived ones left out (sent back, they would come back to life)."""
+    names = fields.V2024_07_30.contact_body_fields
+    return [
+        {name: contact[name] for name in names if name in contact}
+        if isinstance(contact, dict)
+        else contact
+        for contact in contacts
+        if not (isinstance(contact, dict) and contact.get("archivedAt"))
+    ]

@@ -29,17 +29,20 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sequence_nb import fields
 from sequence_nb.client import path_segment
+from sequence_nb.contacts import ContactChange, contact_edits
 from sequence_nb.errors import InvalidBodyError, InvalidIdError, PlanError
 from sequence_nb.fields import ApiVersion
 from sequence_nb.frames import gc_paused, raw_column, raw_columns, to_records
 from sequence_nb.journal import JournalArg
 from sequence_nb.models import (
+    contacts_body,
     escape_unseen,
     get_path,
     set_path,
     update_body_of,
     update_losses,
     validate_update_body,
+    without_unedited_keyed,
 )
 from sequence_nb.push import PushResult, apply_plan, write_key
 from sequence_nb.views import HTML_STYLE
@@ -427,6 +430,8 @@ def plan_updates(
     original: pl.DataFrame,
     edited: pl.DataFrame,
     *,
+    contacts: pl.DataFrame | None = None,
+    edited_contacts: pl.DataFrame | None = None,
     base_url: str | None = None,
     api_version: str | ApiVersion | None = None,
 ) -> ChangePlan:
@@ -451,6 +456,12 @@ def plan_updates(
     ``$SEQUENCE_API_VERSION``, else the seed's) decides which columns may be edited
     and how bodies are built; in 2024-07-30, a ``customProperties.<key>`` column the
     edited frame adds creates that property, and a cleared one removes it.
+
+    ``contacts`` and ``edited_contacts`` (2024-07-30: frames of
+    :func:`~sequence_nb.contacts.fetch_contacts`) add contact edits to the same plan:
+    a customer whose contacts change gets a ``contacts`` change (the whole list
+    before and after, as a body sends it) next to its other edits, in one row. A
+    customer the customers frames do not hold cannot be written, and is noted.
     """
     version = fields.api_version(api_version)
     _check_frame(original, "original")
@@ -471,6 +482,10 @@ def plan_updates(
     ignored = tuple(c for c in edited.columns if c not in original.columns and c not in raws)
     aligned = _align_dtypes(edited, original.schema, columns)
     rows = _changed_rows(original, aligned, columns, raws, version)
+    if contacts is not None or edited_contacts is not None:
+        found = _contact_changes(contacts, edited_contacts, version)
+        rows, unknown = _with_contact_changes(rows, original, found, version)
+        notes += [(i, "contacts", _NOT_IN_CUSTOMERS) for i in unknown]
     return ChangePlan(
         rows=rows,
         added_ids=added,
@@ -480,6 +495,70 @@ def plan_updates(
         base_url=base_url,
         api_version=version.name,
     )
+
+
+_NOT_IN_CUSTOMERS = (
+    "contacts edited for a customer the customers frame does not hold: a body is built "
+    "on the customer's record, so fetch it with the others; nothing is sent"
+)
+
+
+def _contact_changes(
+    contacts: pl.DataFrame | None, edited: pl.DataFrame | None, version: ApiVersion
+) -> dict[str, ContactChange]:
+    if version.contacts_field is None:
+        raise PlanError(f"API version {version.name} has no contacts; they come with 2024-07-30")
+    if contacts is None or edited is None:
+        raise PlanError("give both contacts frames: the original and the edited one")
+    return contact_edits(contacts, edited)
+
+
+def _with_contact_changes(
+    rows: tuple[RowChange, ...],
+    original: pl.DataFrame,
+    found: Mapping[str, ContactChange],
+    version: ApiVersion,
+) -> tuple[tuple[RowChange, ...], list[str]]:
+    """``rows`` with each customer's contact change added (in the original's row order),
+    and the customers with contact changes that ``original`` does not hold."""
+    by_id = {row.id: row for row in rows}
+    ids = original.get_column("id").to_list()
+    held = set(ids)
+    wanted = [i for i in found if i not in by_id and i in held]
+    snapshots = (
+        {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+        if wanted
+        else {}
+    )
+    out = []
+    for customer_id in ids:
+        row, change = by_id.get(customer_id), found.get(customer_id)
+        if change is None:
+            if row is not None:
+                out.append(row)
+            continue
+        before = dict(row.before if row is not None else snapshots[customer_id])
+        before[version.contacts_field or ""] = [dict(c) for c in change.before]
+        edit = FieldChange(
+            version.contacts_field or "",
+            contacts_body(list(change.before)),
+            contacts_body(list(change.after)),
+        )
+        earlier = row.changes if row is not None else ()
+        problems = row.problems if row is not None else ()
+        uncastable, misfits = _flagged_columns(earlier, problems)
+        out.append(_built_row(customer_id, before, [*earlier, edit], version, uncastable, misfits))
+    return tuple(out), [i for i in found if i not in held]
+
+
+def _flagged_columns(
+    changes: Sequence[FieldChange], problems: Collection[tuple[str, str]]
+) -> tuple[set[str], set[str]]:
+    """The columns whose new value the planner found uncastable, and those it found of
+    another JSON type (misfits), as a built row's problems name them."""
+    uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
+    misfits = {c.column for c in changes if (c.column, _misfit(c.column, c.new)) in problems}
+    return uncastable, misfits
 
 
 def _with_new_keyed_columns(
@@ -835,7 +914,7 @@ def _built_row(
     problems = _id_problems(customer_id)
     problems += [(c.column, _uncastable(c.new)) for c in changes if c.column in uncastable]
     problems += [(c.column, _misfit(c.column, c.new)) for c in changes if c.column in misfits]
-    body = update_body_of(before)
+    body = update_body_of(before, version)
     for change in changes:
         if change.column in misfits:
             continue
@@ -843,9 +922,10 @@ def _built_row(
         if problem:
             problems.append((change.column, problem))
     problems.extend(update_losses(before))
+    body = without_unedited_keyed(body, [c.column for c in changes], version)
     if not problems:
         try:
-            body = validate_update_body(body, customer_id=customer_id)
+            body = _validated(body, before, customer_id, version)
         except InvalidBodyError as exc:
             problems.extend(exc.problems)
     return RowChange(
@@ -856,6 +936,19 @@ def _built_row(
         body_json=orjson.dumps(body),
         problems=tuple(problems),
     )
+
+
+def _validated(
+    body: dict[str, Any], before: Mapping[str, Any], customer_id: str, version: ApiVersion
+) -> dict[str, Any]:
+    """The validated body. Fields a list page leaves out (2024-07-30's ``contacts``) and
+    the before-image lacks are checked as empty and left out: the push takes them
+    from the customer's fresh record (``GET /customers/{id}``), never from here."""
+    omitted = [name for name in version.listing_omits if name not in before and name not in body]
+    checked = validate_update_body(
+        {**body, **{name: [] for name in omitted}}, customer_id=customer_id, version=version
+    )
+    return {k: v for k, v in checked.items() if k not in omitted}
 
 
 def _id_problems(customer_id: str) -> list[tuple[str, str]]:
@@ -939,15 +1032,14 @@ def _apply_edit(body: dict[str, Any], change: FieldChange, version: ApiVersion) 
     value = change.new
     if isinstance(value, str) and not value.strip() and column not in version.required_columns:
         value = None  # an emptied optional cell clears the field (removes the property)
-    keyed = version.keyed_column(column)
-    if keyed is not None and not isinstance(body.get(keyed), dict):
-        body[keyed] = {}  # the first property of a customer that had none
     set_path(body, column, value)
     return None
 
 
 def _refusal(column: str, version: ApiVersion) -> str | None:
     """Why no plan writes ``column`` (read-only or unknown), or ``None`` when it may."""
+    if column == version.contacts_field:
+        return None  # from the contacts frame (sequence_nb.contacts)
     if column in version.read_only_columns:
         return "is read-only: the API does not take it in an update"
     if not version.is_editable(column):
@@ -1230,8 +1322,7 @@ def _checked_row(entry: _RowEntry, version: ApiVersion) -> RowChange:
     _check_identity(entry)
     changes = [FieldChange(c.column, c.old, c.new) for c in entry.changes]
     try:
-        uncastable = {c.column for c in changes if (c.column, _uncastable(c.new)) in problems}
-        misfits = {c.column for c in changes if (c.column, _misfit(c.column, c.new)) in problems}
+        uncastable, misfits = _flagged_columns(changes, problems)
         _check_changes(entry, version)
         _check_refused_columns(entry, problems, misfits, version)
         row = _built_row(entry.id, dict(entry.before), changes, version, uncastable, misfits)
@@ -1297,7 +1388,7 @@ def _check_changes(entry: _RowEntry, version: ApiVersion) -> None:
         unseen = _unseen_change(change)
         if unseen:
             raise PlanFileError(unseen, row=entry.id, field=f"changes.{change.column}")
-        if not version.is_editable(change.column):
+        if _refusal(change.column, version) is not None:
             continue  # read-only and unknown columns: see _check_refused_columns
         held = get_path(entry.before, change.column)
         if not _same_json(change.old, held):

@@ -45,6 +45,7 @@ from sequence_nb.errors import (
     PlanError,
     UnexpectedResponseError,
 )
+from sequence_nb.fields import SEED, ApiVersion
 from sequence_nb.frames import prune_nulls
 from sequence_nb.journal import LANDED, Journal, JournalArg, JournalError, WriteRecord, opened
 from sequence_nb.models import (
@@ -53,6 +54,7 @@ from sequence_nb.models import (
     update_body_of,
     update_losses,
     validate_update_body,
+    without_unedited_keyed,
 )
 from sequence_nb.progress import progress_bar
 from sequence_nb.views import HTML_STYLE
@@ -106,6 +108,8 @@ class PushedPlan(Protocol):
     def digest(self) -> str: ...
     @property
     def base_url(self) -> str | None: ...
+    @property
+    def version(self) -> ApiVersion: ...
     @property
     def rows(self) -> Sequence[PushedRow]: ...
     @property
@@ -370,6 +374,11 @@ def _check_plan(plan: PushedPlan, client: SequenceClient, expected_digest: str |
             f"this plan was made for {plan.base_url}, but the client talks to "
             f"{client.base_url}; nothing was sent"
         )
+    if plan.version is not client.api_version:
+        raise PlanError(
+            f"this plan was made for API version {plan.version.name}, but the client speaks "
+            f"{client.api_version.name}; nothing was sent (SequenceClient(api_version=...))"
+        )
 
 
 def _push_rows(
@@ -559,7 +568,7 @@ class _RowPusher:
             message = "; ".join(f"{column} {text}" for column, text in losses)
             return self._finish(row.id, "invalid", f"on the current remote record: {message}")
         try:
-            body = rebased_body(row, fresh)
+            body = rebased_body(row, fresh, self.client.api_version)
         except InvalidBodyError as exc:
             return self._finish(row.id, "invalid", f"on the current remote record: {exc}")
         if holds_write(fresh, row.columns, body):
@@ -954,13 +963,17 @@ def remote_conflicts(row: PushedRow, fresh: Mapping[str, Any]) -> str | None:
     return "; ".join(clashes) or None
 
 
-def rebased_body(row: PushedRow, fresh: Mapping[str, Any]) -> dict[str, Any]:
-    """The row's edits applied on top of the fresh record, validated."""
-    body = update_body_of(fresh)
+def rebased_body(
+    row: PushedRow, fresh: Mapping[str, Any], version: ApiVersion = SEED
+) -> dict[str, Any]:
+    """The row's edits applied on top of the fresh record (``GET /customers/{id}``, which
+    carries 2024-07-30's contacts), validated in ``version``."""
+    body = update_body_of(fresh, version)
     planned = row.body
     for column in row.columns:
         set_path(body, column, get_path(planned, column))
-    return validate_update_body(body, customer_id=row.id)
+    body = without_unedited_keyed(body, row.columns, version)
+    return validate_update_body(body, customer_id=row.id, version=version)
 
 
 # -- continuing a run -------------------------------------------------------------------------

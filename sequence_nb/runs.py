@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sequence_nb.contacts import contacts_frame
 from sequence_nb.errors import APIError, NotFoundError, SequenceError
+from sequence_nb.fields import SEED, ApiVersion
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import LANDED, Journal, JournalArg, RunRecord, WriteRecord, opened
 from sequence_nb.models import get_path, set_path, update_body_of
@@ -115,7 +117,7 @@ def undo(
             if isinstance(record, str):
                 notes.append((write.customer_id, "(row)", f"not restored: {record}"))
                 continue
-            back, row_notes = _restoring(write, record, run_id)
+            back, row_notes = _restoring(write, record, run_id, client.api_version)
             notes += row_notes
             if back is None:
                 continue
@@ -123,27 +125,53 @@ def undo(
             restored.append(back)
             if write.status not in LANDED:  # it landed after all: its key is spent
                 store.confirm_landed(run_id, write.customer_id, record)
-        plan = plan_updates(to_frame(originals), to_frame(restored), base_url=client.base_url)
+        plan = _restoring_plan(originals, restored, client)
         store.note_undo_plan(plan.plan_id, run_id)
     return replace(plan, notes=(*plan.notes, *notes))
 
 
-def edited_columns(write: WriteRecord) -> list[str]:
+def _restoring_plan(
+    originals: list[dict[str, Any]], restored: list[dict[str, Any]], client: SequenceClient
+) -> ChangePlan:
+    """The plan from the records as they are to the records restored. In 2024-07-30
+    the contacts go through the contacts frames, as a person's contact edits do."""
+    version = client.api_version
+    field = version.contacts_field
+    contacts: dict[str, Any] = {}
+    if field is not None:
+        contacts = {
+            "contacts": contacts_frame(originals, api_version=version),
+            "edited_contacts": contacts_frame(restored, api_version=version),
+        }
+    return plan_updates(
+        to_frame([_without(r, field) for r in originals], api_version=version),
+        to_frame([_without(r, field) for r in restored], api_version=version),
+        base_url=client.base_url,
+        api_version=version,
+        **contacts,
+    )
+
+
+def _without(record: dict[str, Any], name: str | None) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != name}
+
+
+def edited_columns(write: WriteRecord, version: ApiVersion = SEED) -> list[str]:
     """The columns a journaled write changed: where its body differs from the update
     body of its before-image (the journal alone tells, without the run's plan)."""
     assert write.body is not None and write.before is not None
-    base = update_body_of(write.before)
+    base = update_body_of(write.before, version)
     paths = leaf_paths(write.body) | leaf_paths(base)
     return sorted(p for p in paths if not same_value(get_path(write.body, p), get_path(base, p)))
 
 
 def _restoring(
-    write: WriteRecord, record: dict[str, Any], run_id: str
+    write: WriteRecord, record: dict[str, Any], run_id: str, version: ApiVersion
 ) -> tuple[dict[str, Any] | None, list[tuple[str | None, str, str]]]:
     """``record`` with every column still holding what the write sent set back to its
     value before the write (``None`` when there is none), and notes on the rest."""
     assert write.body is not None and write.before is not None
-    columns = edited_columns(write)
+    columns = edited_columns(write, version)
     back: dict[str, Any] = orjson.loads(orjson.dumps(record))
     notes: list[tuple[str | None, str, str]] = []
     restoring = False

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import polars as pl
 import pytest
 
 from sequence_nb import SequenceClient
+from sequence_nb.contacts import fetch_contacts
+from sequence_nb.errors import PlanError
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, JournalError
 from sequence_nb.models import update_body_of
@@ -613,3 +616,162 @@ def test_a_refused_write_whose_re_read_fails_is_failed_not_unconfirmed(
         result = plan.apply(client, journal=journal)
     assert result.counts() == {"failed": 1}, result.to_frame()
     assert server.stats.writes_applied[target] == 0
+
+
+# -- API version 2024-07-30, over sockets ---------------------------------------------------------
+
+
+def _sandbox_2024(make_sandbox: SandboxFactory) -> Sandbox:
+    return make_sandbox(customers=40, seed=11, api_version="2024-07-30")
+
+
+def _live_2024(server: Sandbox, where: Any = None) -> dict[str, Any]:
+    """A customer that is not archived and has no planted problem (and passes ``where``)."""
+    planted = {p.id for p in server.planted}
+    for record in server.records():
+        usable = "archivedAt" not in record and record["id"] not in planted
+        if usable and (where is None or where(record)):
+            return record
+    raise AssertionError("no such customer")
+
+
+def _frame_2024(server: Sandbox, *records: dict[str, Any]) -> pl.DataFrame:
+    listed = [{k: v for k, v in r.items() if k != "contacts"} for r in records]
+    return to_frame(listed, api_version="2024-07-30")
+
+
+def _set(frame: pl.DataFrame, column: str, value: Any) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(value, dtype=pl.String).alias(column))
+
+
+def test_a_custom_property_edit_leaves_the_other_properties_and_the_contacts(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server, lambda r: len(r.get("customProperties", {})) >= 2 and r["contacts"])
+    key = sorted(record["customProperties"])[0]
+    original = _frame_2024(server, record)
+    plan = plan_updates(
+        original, _set(original, f"customProperties.{key}", "edited"), api_version="2024-07-30"
+    )
+    assert sorted(plan.rows[0].body["customProperties"]) == sorted(record["customProperties"])
+    with contract_client(server) as client:
+        assert plan.apply(client, journal=journal).counts() == {"updated": 1}
+        after = client.get_customer(record["id"])
+    assert after["customProperties"] == {**record["customProperties"], key: "edited"}
+    assert after["contacts"] == record["contacts"]  # ids and all: untouched
+
+
+def test_an_edit_of_another_field_sends_no_properties_and_keeps_every_contact(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server, lambda r: r.get("customProperties") and len(r["contacts"]) >= 2)
+    original = _frame_2024(server, record)
+    plan = plan_updates(original, _set(original, "label", "relabelled"), api_version="2024-07-30")
+    assert "customProperties" not in plan.rows[0].body  # omitted: the API leaves them
+    assert "contacts" not in plan.rows[0].body  # a list page has none: taken fresh at push
+    with contract_client(server) as client:
+        assert plan.apply(client, journal=journal).counts() == {"updated": 1}
+        after = client.get_customer(record["id"])
+    assert after["label"] == "relabelled"
+    assert after["contacts"] == record["contacts"]
+    assert after["customProperties"] == record["customProperties"]
+
+
+def test_a_property_column_the_user_adds_creates_the_property(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server)
+    original = _frame_2024(server, record)
+    plan = plan_updates(
+        original, _set(original, "customProperties.costCentre", "CC-7"), api_version="2024-07-30"
+    )
+    assert not plan.ignored_columns
+    with contract_client(server) as client:
+        assert plan.apply(client, journal=journal).counts() == {"updated": 1}
+        after = client.get_customer(record["id"])
+    assert after["customProperties"] == {**record.get("customProperties", {}), "costCentre": "CC-7"}
+
+
+def test_a_contact_email_edit_lands_and_the_other_contacts_stay(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server, lambda r: len(r["contacts"]) >= 2)
+    with contract_client(server) as client:
+        contacts = fetch_contacts(client, [record["id"]], progress=False)
+        first = contacts["id"][0]
+        edited = contacts.with_columns(
+            pl.when(pl.col("id") == first)
+            .then(pl.lit("changed@example.org"))
+            .otherwise(pl.col("email"))
+            .alias("email")
+        )
+        original = _frame_2024(server, record)
+        plan = plan_updates(
+            original, original, contacts=contacts, edited_contacts=edited, api_version="2024-07-30"
+        )
+        assert [c.column for c in plan.rows[0].changes] == ["contacts"]
+        assert plan.apply(client, journal=journal).counts() == {"updated": 1}
+        after = client.get_customer(record["id"])
+    emails = [c["email"] for c in after["contacts"]]
+    assert emails == ["changed@example.org", *[c["email"] for c in record["contacts"][1:]]]
+    assert [c["id"] for c in after["contacts"][1:]] == [c["id"] for c in record["contacts"][1:]]
+
+
+def test_a_us_customer_without_a_state_is_refused_before_sending(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server, lambda r: r["address"]["country"] == "US")
+    original = _frame_2024(server, record)
+    plan = plan_updates(original, _set(original, "address.state", None), api_version="2024-07-30")
+    assert not plan.sendable and plan.errors["column"].to_list() == ["address.state"]
+    server.reset_stats()
+    with contract_client(server) as client:
+        assert plan.apply(client, journal=journal).counts() == {"invalid": 1}
+    assert server.stats.requests["PUT"] == 0
+
+
+def test_a_plan_for_one_version_is_not_applied_by_a_client_of_another(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server)
+    original = _frame_2024(server, record)
+    plan = plan_updates(original, _set(original, "label", "x"), api_version="2024-07-30")
+    with (
+        server.client(api_version="seed", rate_limit_per_minute=None) as client,
+        pytest.raises(PlanError, match=r"made for API version 2024-07-30.*speaks seed"),
+    ):
+        plan.apply(client, journal=journal)
+
+
+def test_undo_restores_a_property_and_a_contact_edit(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server, lambda r: r.get("customProperties") and r["contacts"])
+    key = sorted(record["customProperties"])[0]
+    with contract_client(server) as client:
+        contacts = fetch_contacts(client, [record["id"]], progress=False)
+        edited_contacts = contacts.with_columns(pl.lit("Renamed Person").alias("name"))
+        original = _frame_2024(server, record)
+        plan = plan_updates(
+            original,
+            _set(original, f"customProperties.{key}", "edited"),
+            contacts=contacts,
+            edited_contacts=edited_contacts,
+            api_version="2024-07-30",
+        )
+        result = plan.apply(client, journal=journal)
+        assert result.counts() == {"updated": 1}
+        back = undo(result.run_id or "", client, journal=journal)
+        assert back.apply(client, journal=journal).counts() == {"updated": 1}
+        after = client.get_customer(record["id"])
+    assert after["customProperties"] == record["customProperties"]
+    assert [(c["name"], c["email"]) for c in after["contacts"]] == [
+        (c["name"], c["email"]) for c in record["contacts"]
+    ]
