@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from sequence_nb import clean
 from sequence_nb.client import SequenceClient
+from sequence_nb.contacts import ContactFetchError, contacts_frame, fetch_contacts
 from sequence_nb.errors import (
     APIConnectionError,
     APIError,
@@ -27,6 +28,7 @@ from sequence_nb.errors import (
     UnexpectedResponseError,
 )
 from sequence_nb.export import ExportError, export
+from sequence_nb.fields import SEED, V2024_07_30, ApiVersion, UnknownApiVersionError, api_version
 from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_records
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
@@ -42,6 +44,7 @@ from sequence_nb.plan import (
     FieldChange,
     PlanFileError,
     RowChange,
+    plan_archive,
     plan_updates,
 )
 from sequence_nb.push import PushResult, PushStoppedError, RowResult, apply_plan
@@ -66,16 +69,20 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PROBLEMS",
+    "SEED",
+    "V2024_07_30",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
     "Address",
+    "ApiVersion",
     "AuthenticationError",
     "BadRequestError",
     "ChangePlan",
     "ConfigurationError",
     "ConflictError",
+    "ContactFetchError",
     "Customer",
     "CustomerEditor",
     "CustomerUpdate",
@@ -104,13 +111,18 @@ __all__ = [
     "ServerError",
     "TaxStatus",
     "UnexpectedResponseError",
+    "UnknownApiVersionError",
     "__version__",
+    "api_version",
     "apply_plan",
     "check",
     "clean",
+    "contacts_frame",
     "export",
+    "fetch_contacts",
     "fetch_customers",
     "frame_from_pages",
+    "plan_archive",
     "plan_updates",
     "resume",
     "to_frame",

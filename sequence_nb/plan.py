@@ -104,6 +104,13 @@ class PlanFileError(PlanError):
         super().__init__(f"plan file: {where}: {message}" if where else f"plan file: {message}")
 
 
+#: What a planned row does to its customer.
+Action = Literal["update", "archive"]
+#: The column and the new value an archive row shows in previews.
+ARCHIVE_COLUMN = "archivedAt"
+ARCHIVE_NOTE = "archived now: Sequence has no way back (undo cannot restore it)"
+
+
 @dataclass(frozen=True)
 class FieldChange:
     """One edited cell: ``column`` went from ``old`` to ``new``."""
@@ -128,6 +135,9 @@ class RowChange:
     before_json: bytes
     body_json: bytes
     problems: tuple[tuple[str, str], ...] = ()
+    #: ``update`` (``PUT /customers/{id}`` with :attr:`body`) or ``archive``
+    #: (``POST /customers/{id}/archive``, no body; see :func:`plan_archive`).
+    action: Action = "update"
 
     @property
     def sendable(self) -> bool:
@@ -220,7 +230,8 @@ class ChangePlan:
 
     def preview(self) -> pl.DataFrame:
         """Every edited cell: ``id``, ``legalName``, ``column``, ``old``, ``new``,
-        ``status`` (``update`` or ``invalid``) and ``message`` (why a row is invalid).
+        ``status`` (``update``, ``archive`` or ``invalid``) and ``message`` (why a row
+        is invalid).
 
         Every text is for display: characters a reader cannot see or that move a
         terminal's cursor (ESC, zero-width and bidi controls, tabs, line breaks, blank
@@ -228,7 +239,7 @@ class ChangePlan:
         (``\\u200b``), so two values that would look alike never do."""
         records = []
         for row in self.rows:
-            status = "update" if row.sendable else "invalid"
+            status = row.action if row.sendable else "invalid"
             reasons = dict(row.problems)
             for change in row.changes:
                 message = reasons.get(change.column)
@@ -321,7 +332,10 @@ class ChangePlan:
             ignored = f" (ignored, not in the original frame: {names})"
         if not self:
             return f"no changes{ignored}"
-        parts = [f"{len(self)} to update", f"{len(self.invalid)} invalid"]
+        archives = sum(1 for row in self.sendable if row.action == "archive")
+        parts = [f"{len(self) - archives} to update", f"{len(self.invalid)} invalid"]
+        if archives:
+            parts.insert(1, f"{archives} to archive (no way back)")
         if self.added_ids:
             parts.append(f"{len(self.added_ids)} added rows not sent")
         if self.removed_ids:
@@ -561,6 +575,77 @@ def _flagged_columns(
     return uncastable, misfits
 
 
+def plan_archive(
+    original: pl.DataFrame,
+    ids: Iterable[str],
+    *,
+    base_url: str | None = None,
+    api_version: str | ApiVersion | None = None,
+) -> ChangePlan:
+    """The plan that archives each customer of ``ids`` (``POST /customers/{id}/archive``).
+
+    A version with the call is needed (2024-07-30). Each row shows ``archivedAt``
+    going from empty to archived, and says plainly that Sequence has no way back:
+    ``undo`` reports an archive it cannot restore. A customer ``original`` does
+    not hold is noted and not sent; one already archived is invalid. The plan is
+    previewed, saved, applied and journaled like an update plan.
+    """
+    version = fields.api_version(api_version)
+    if not version.can_archive:
+        raise PlanError(
+            f"API version {version.name} has no archive call; archiving needs 2024-07-30"
+        )
+    _check_frame(original, "original")
+    _check_original_ids(original)
+    wanted = list(dict.fromkeys(ids))
+    held = set(original.get_column("id").to_list())
+    snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+    rows = tuple(_archive_row(i, snapshots[i], version) for i in wanted if i in held)
+    notes = tuple(
+        (i, "(row)", "not in the frame: a customer is archived from its record; not sent")
+        for i in wanted
+        if i not in held
+    )
+    return ChangePlan(rows=rows, notes=notes, base_url=base_url, api_version=version.name)
+
+
+def _archive_row(customer_id: str, before: dict[str, Any], version: ApiVersion) -> RowChange:
+    """The row archiving ``customer_id``: no body, and every reason it cannot be sent."""
+    problems = _id_problems(customer_id)
+    if before.get(ARCHIVE_COLUMN):
+        problems.append((ARCHIVE_COLUMN, f"is {before[ARCHIVE_COLUMN]!r}: already archived"))
+    return RowChange(
+        id=customer_id,
+        legal_name=_legal_name(before, version),
+        changes=(FieldChange(ARCHIVE_COLUMN, before.get(ARCHIVE_COLUMN), ARCHIVE_NOTE),),
+        before_json=orjson.dumps(before),
+        body_json=b"{}",
+        problems=tuple(problems),
+        action="archive",
+    )
+
+
+def _checked_archive(entry: _RowEntry, version: ApiVersion) -> RowChange:
+    """An archive row of a file, if it is the one :func:`plan_archive` makes."""
+    _check_identity(entry)
+    if not version.can_archive:
+        raise PlanFileError(
+            f"archives, which API version {version.name} cannot do", row=entry.id, field="action"
+        )
+    row = _archive_row(entry.id, dict(entry.before), version)
+    stored = [FieldChange(c.column, c.old, c.new) for c in entry.changes]
+    if (
+        stored != list(row.changes)
+        or entry.body
+        or list(row.problems) != [(p.column, p.message) for p in entry.problems]
+    ):
+        raise PlanFileError(
+            "is not the archive row its before-image makes (changes, body or problems differ)",
+            row=entry.id,
+        )
+    return row
+
+
 def _with_new_keyed_columns(
     original: pl.DataFrame, edited: pl.DataFrame, version: ApiVersion
 ) -> pl.DataFrame:
@@ -728,6 +813,7 @@ def _changed_rows(
     flagged = _without_normal_form_edits(flagged, texts, names)
     if flagged.is_empty():
         return ()
+    flagged = _python_moments(flagged)
     wanted = flagged["id"].implode()
     snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
     misfitting = [s.name.removesuffix(_MISFIT) for s in misfits]
@@ -738,6 +824,19 @@ def _changed_rows(
         for row in flagged.iter_rows(named=True)
     )
     return tuple(row for row in built if row.changes)
+
+
+def _python_moments(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with each Datetime column holding a moment Python cannot (before year 1
+    or after 9999, as an edited number cast to a timestamp can be) as its ISO text."""
+    texts = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            years = frame.get_column(name).dt.year()
+            low, high = years.min(), years.max()
+            if low is not None and (low < 1 or high > 9999):  # type: ignore[operator]
+                texts.append(frame.get_column(name).dt.to_string("%Y-%m-%dT%H:%M:%S%.f"))
+    return frame.with_columns(texts) if texts else frame
 
 
 def _emptied_raws(left: pl.DataFrame, right: pl.DataFrame, columns: Sequence[str]) -> set[str]:
@@ -1145,11 +1244,13 @@ def _canonical_line(row: RowChange) -> bytes:
         orjson.loads(row.before_json),
         orjson.loads(row.body_json),
     ]
+    if row.action != "update":  # an update's line is as it always was (older digests hold)
+        line.append(row.action)
     return orjson.dumps(line, option=orjson.OPT_SORT_KEYS, default=_json_default)
 
 
 def _row_document(row: RowChange) -> dict[str, Any]:
-    return {
+    document = {
         "id": row.id,
         "legal_name": row.legal_name,
         "changes": [{"column": c.column, "old": c.old, "new": c.new} for c in row.changes],
@@ -1157,6 +1258,9 @@ def _row_document(row: RowChange) -> dict[str, Any]:
         "body": orjson.Fragment(row.body_json),
         "problems": [{"column": c, "message": m} for c, m in row.problems],
     }
+    if row.action != "update":
+        document["action"] = row.action
+    return document
 
 
 class _FilePart(BaseModel):
@@ -1187,6 +1291,7 @@ class _RowEntry(_FilePart):
     before: dict[str, Any]
     body: dict[str, Any]
     problems: list[_ProblemEntry]
+    action: Action = "update"
 
 
 class _PlanFile(_FilePart):
@@ -1318,6 +1423,8 @@ def _checked_rows(entries: Sequence[_RowEntry], version: ApiVersion) -> tuple[Ro
 
 def _checked_row(entry: _RowEntry, version: ApiVersion) -> RowChange:
     """The row a planner makes of ``entry``'s before-image and changes, if the file agrees."""
+    if entry.action == "archive":
+        return _checked_archive(entry, version)
     problems = tuple((p.column, p.message) for p in entry.problems)
     _check_identity(entry)
     changes = [FieldChange(c.column, c.old, c.new) for c in entry.changes]

@@ -33,7 +33,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Final,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    get_args,
+)
 
 import orjson
 import polars as pl
@@ -91,6 +101,8 @@ class PushedRow(Protocol):
     def body(self) -> dict[str, Any]: ...
     @property
     def problems(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def action(self) -> str: ...
 
 
 class PushedPlan(Protocol):
@@ -285,6 +297,10 @@ class PushStoppedError(JournalError):
 
 
 _INTERRUPTED = "interrupted before it was sent"
+#: What the journal holds as the body of an archive (``POST /customers/{id}/archive``
+#: has none): undo and history tell an archive by it.
+ARCHIVE_BODY: Final[dict[str, Any]] = {"(archive)": True}
+_ARCHIVED = "archived: Sequence has no way back"
 _HTML_ROW_LIMIT = 500
 
 
@@ -544,6 +560,8 @@ class _RowPusher:
         return self._push_on(row, fresh, spent)
 
     def _push_on(self, row: PushedRow, fresh: dict[str, Any], spent: set[str]) -> RowResult:
+        if row.action == "archive":
+            return self._archive(row, fresh, spent)
         prepared = self._prepare(row, fresh)
         if isinstance(prepared, RowResult):
             return prepared
@@ -832,6 +850,39 @@ class _RowPusher:
             )
         return self._finish(row.id, "updated", note, attempts=attempts, key=key, after=after)
 
+    # -- archives ---------------------------------------------------------------------
+
+    def _archive(self, row: PushedRow, fresh: dict[str, Any], spent: set[str]) -> RowResult:
+        """Archive one customer (no body, no way back): journaled first, settled by a
+        re-read when the answer is lost."""
+        if fresh.get("archivedAt"):
+            return self._finish(row.id, "skipped", f"already archived ({fresh['archivedAt']})")
+        key = self._key(row, ARCHIVE_BODY, fresh, spent)
+        if self.journal is None:
+            return RowResult(row.id, "would-update", "would archive: no way back", 0, key)
+        if self.stop.is_set():
+            return RowResult(row.id, "skipped", _INTERRUPTED)
+        problem = self._journal_intent(row.id, key, fresh, ARCHIVE_BODY)
+        if problem is not None:
+            return self._finish(row.id, "failed", f"not sent: {problem}", key=key)
+        try:
+            after = self.client.archive_customer(row.id, idempotency_key=key)
+        except APIError as exc:
+            return self._archive_unanswered(row, key, exc)
+        return self._finish(row.id, "updated", _ARCHIVED, attempts=1, key=key, after=after)
+
+    def _archive_unanswered(self, row: PushedRow, key: str, error: APIError) -> RowResult:
+        """An archive whose answer was an error: a re-read tells whether it landed."""
+        now = self._read(row.id, calls=1)
+        if isinstance(now, str):
+            message = f"sent, no definitive answer ({error}); may have landed: {now}"
+            return self._finish(row.id, "unconfirmed", message, attempts=1, key=key)
+        if now.get("archivedAt"):
+            message = f"{_ARCHIVED} (the answer was {error}; a re-read shows it archived)"
+            return self._finish(row.id, "updated", message, attempts=1, key=key, after=now)
+        status: Status = "unconfirmed" if error.maybe_applied else "failed"
+        return self._finish(row.id, status, f"not archived: {error}", attempts=1, key=key)
+
     def _settle(self, write: WriteRecord) -> RowResult:
         """A write the journal shows sent but unanswered: landed (a re-read shows it),
         else pushed again on the record as it is now."""
@@ -846,6 +897,12 @@ class _RowPusher:
             message = f"sent before the interruption, still unsettled: {now}"
             key = write.idempotency_key
             return self._finish(row.id, "unconfirmed", message, attempts=write.attempts, key=key)
+        if row.action == "archive" and now.get("archivedAt"):
+            message = f"{_ARCHIVED} (sent before the interruption; a re-read shows it archived)"
+            key = write.idempotency_key
+            return self._finish(
+                row.id, "updated", message, attempts=write.attempts, key=key, after=now
+            )
         landed = write.body is not None and holds_write(now, row.columns, write.body)
         if landed and write.body is not None and write.before is not None:
             sending = _Sending(row, write.body, write.before, None, spent)

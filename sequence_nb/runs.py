@@ -22,6 +22,7 @@ from sequence_nb.models import get_path, set_path, update_body_of
 from sequence_nb.plan import ChangePlan, plan_updates
 from sequence_nb.progress import progress_bar
 from sequence_nb.push import (
+    ARCHIVE_BODY,
     OnConflict,
     PushResult,
     answer_differences,
@@ -114,6 +115,9 @@ def undo(
         notes: list[tuple[str | None, str, str]] = []
         for write in writes:
             record = current[write.customer_id]
+            if write.body == ARCHIVE_BODY:
+                notes.append((write.customer_id, "archivedAt", _NO_UNARCHIVE))
+                continue
             if isinstance(record, str):
                 notes.append((write.customer_id, "(row)", f"not restored: {record}"))
                 continue
@@ -128,6 +132,12 @@ def undo(
         plan = _restoring_plan(originals, restored, client)
         store.note_undo_plan(plan.plan_id, run_id)
     return replace(plan, notes=(*plan.notes, *notes))
+
+
+_NO_UNARCHIVE = (
+    "not restored: this run archived the customer, and Sequence has no way back "
+    "(no call un-archives a customer)"
+)
 
 
 def _restoring_plan(

@@ -923,3 +923,11 @@ def test_a_column_made_object_by_one_edit_lists_no_change_for_the_values_it_kept
     plan = plan_updates(ORIGINAL, edited_frame([(0, "createdAt", False)]))
     assert [row.id for row in plan.rows] == [ORIGINAL["id"][0]]
     assert ChangePlan.from_json(plan.to_json()).digest == plan.digest
+
+
+@pytest.mark.parametrize("micros", [253_402_300_800_000_000, -62_135_596_800_000_001])
+def test_a_number_cast_to_a_moment_python_cannot_hold_is_refused_not_a_crash(micros: int) -> None:
+    # Found by hypothesis: years 0 and 10000 crashed the planner (OverflowError, ValueError).
+    plan = plan_updates(ORIGINAL, edited_frame([(0, "createdAt", micros)]))
+    assert [row.id for row in plan.rows] == [ORIGINAL["id"][0]] and not plan.sendable
+    assert plan.errors["column"].to_list() == ["createdAt"]

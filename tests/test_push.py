@@ -16,7 +16,7 @@ from sequence_nb.errors import PlanError
 from sequence_nb.frames import to_frame
 from sequence_nb.journal import Journal, JournalError
 from sequence_nb.models import update_body_of
-from sequence_nb.plan import ChangePlan, plan_updates
+from sequence_nb.plan import ChangePlan, plan_archive, plan_updates
 from sequence_nb.push import PushStoppedError, answer_differences, same_value
 from sequence_nb.runs import undo
 from sequence_nb.sandbox import Sandbox
@@ -775,3 +775,59 @@ def test_undo_restores_a_property_and_a_contact_edit(
     assert [(c["name"], c["email"]) for c in after["contacts"]] == [
         (c["name"], c["email"]) for c in record["contacts"]
     ]
+
+
+def test_an_archive_previews_saves_lands_and_undo_says_it_cannot_restore_it(
+    make_sandbox: SandboxFactory, journal: Journal, tmp_path: Path
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server)
+    plan = plan_archive(_frame_2024(server, record), [record["id"]], api_version="2024-07-30")
+    preview = plan.preview().row(0, named=True)
+    assert (preview["column"], preview["status"]) == ("archivedAt", "archive")
+    assert "no way back" in preview["new"] and "no way back" in plan.summary()
+    loaded = ChangePlan.load(plan.save(tmp_path / "archive.json"))
+    assert loaded.digest == plan.digest and loaded.rows[0].action == "archive"
+    with contract_client(server) as client:
+        assert loaded.apply(client, dry_run=True).counts() == {"would-update": 1}
+        result = loaded.apply(client, journal=journal)
+        assert result.counts() == {"updated": 1}
+        assert "no way back" in (result.rows[0].message or "")
+        assert client.get_customer(record["id"])["archivedAt"]
+        listed = {r["id"] for r in client.list_customers()}
+        assert record["id"] not in listed
+        server.reset_stats()
+        back = undo(result.run_id or "", client, journal=journal)
+    assert not back.sendable
+    assert "no way back" in back.errors.filter(pl.col("id") == record["id"])["message"][0]
+    assert server.stats.requests["POST"] == 0
+
+
+def test_an_archive_whose_answer_is_lost_is_settled_by_a_reread(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server)
+    plan = plan_archive(_frame_2024(server, record), [record["id"]], api_version="2024-07-30")
+    server.set_faults(lost_answer_rate=1.0)
+    with server.client(rate_limit_per_minute=None, max_retries=0) as client:
+        result = plan.apply(client, journal=journal)
+    server.set_faults(lost_answer_rate=0.0)
+    assert result.counts() == {"updated": 1}
+    assert "re-read shows it archived" in (result.rows[0].message or "")
+    assert journal.writes(result.run_id or "")[0].status == "updated"
+
+
+def test_archiving_an_archived_customer_is_invalid_and_the_seed_cannot_archive(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = _sandbox_2024(make_sandbox)
+    record = _live_2024(server)
+    archived = {**record, "archivedAt": "2025-01-01T00:00:00Z"}
+    frame = _frame_2024(server, archived)
+    plan = plan_archive(frame, [record["id"], "nobody"], api_version="2024-07-30")
+    assert not plan.sendable
+    assert plan.errors["message"].to_list()[0].endswith("already archived")
+    assert "not in the frame" in plan.errors["message"].to_list()[1]
+    with pytest.raises(PlanError, match="archiving needs 2024-07-30"):
+        plan_archive(frame, [record["id"]], api_version="seed")
