@@ -31,7 +31,8 @@ Conventions:
 from __future__ import annotations
 
 import functools
-from typing import Final
+import unicodedata
+from typing import Any, Final
 
 import polars as pl
 
@@ -39,7 +40,7 @@ from sequence_nb import clean, fields, frames
 from sequence_nb.fields import ApiVersion
 from sequence_nb.models import email_problem
 
-__all__ = ["PROBLEMS", "RESULT_SCHEMA", "check"]
+__all__ = ["CONTACT_PROBLEMS", "PROBLEMS", "RESULT_SCHEMA", "check", "check_contacts"]
 
 #: Problem code → what it means, in the order problems of one cell are listed.
 PROBLEMS: Final[dict[str, str]] = {
@@ -709,3 +710,138 @@ def _keyed(frame: pl.LazyFrame, text: pl.Expr) -> pl.LazyFrame:
             frame.filter(~ascii_only).with_columns(__key=lowered.str.normalize("NFC")),
         ]
     )
+
+
+# --------------------------------------------------------------------------- contacts
+
+#: Problem codes of :func:`check_contacts`, in the order problems of one contact are listed.
+CONTACT_PROBLEMS: Final[dict[str, str]] = {
+    "missing": "A contact has no name or no email (Sequence requires both).",
+    "whitespace": "A value starts or ends with spaces.",
+    "invalid_email": "A contact's email address is not valid.",
+    "email_case": "A contact's email address has capital letters after the @.",
+    "invalid_billing_preference": "The billing preference is not PRIMARY, STANDARD or NONE.",
+    "no_primary": "Contacts receive billing mail but none is PRIMARY (Sequence requires one).",
+    "duplicate_contact_email": "Two contacts of one customer have the same email address.",
+}
+
+#: One problem found: row number, customer id, column, code, message, value.
+_Found = tuple[int, str | None, str, str, str, str | None]
+
+
+def check_contacts(contacts: pl.DataFrame) -> pl.DataFrame:
+    """One row per problem in a contacts frame (:func:`~sequence_nb.contacts.fetch_contacts`).
+
+    Columns as :func:`check`'s (``RESULT_SCHEMA``): ``id`` is the customer's id,
+    ``column`` the contact's column (``name``, ``email``, ``billingPreference``), and
+    each message names the contact (its id, or "a new contact" for an added row).
+    ``CONTACT_PROBLEMS`` lists the codes. Archived contacts are not checked (an
+    update leaves them out).
+    """
+    rows = contacts.with_row_index(_ROW)
+    if "archivedAt" in rows.columns:
+        rows = rows.filter(pl.col("archivedAt").is_null())
+    found: list[_Found] = []
+    for row in rows.iter_rows(named=True):
+        found += _contact_problems(row)
+    found += _customer_contact_problems(rows)
+    if not found:
+        return pl.DataFrame(schema=RESULT_SCHEMA)
+    order = {code: i for i, code in enumerate(CONTACT_PROBLEMS)}
+    found.sort(key=lambda problem: (problem[0], order[problem[3]]))
+    return pl.DataFrame([problem[1:] for problem in found], schema=RESULT_SCHEMA, orient="row")
+
+
+def _who(row: dict[str, Any]) -> str:
+    contact_id = row.get("id")
+    return f"contact {contact_id}" if contact_id else "a new contact"
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _contact_problems(row: dict[str, Any]) -> list[_Found]:
+    """Missing or spaced name and email, a bad email, a preference outside the list."""
+    number, customer, who = int(row[_ROW]), _text_or_none(row.get("customerId")), _who(row)
+    out: list[_Found] = []
+    for column in ("name", "email"):
+        text = _text_or_none(row.get(column))
+        if text is None or not text.strip():
+            out.append(
+                (number, customer, column, "missing", f"{who} has no {column}: fill it in.", text)
+            )
+        elif text != text.strip():
+            message = (
+                f"{who}'s {column} {text!r} has spaces at an end: it should be {text.strip()!r}."
+            )
+            out.append((number, customer, column, "whitespace", message, text))
+    email = (_text_or_none(row.get("email")) or "").strip()
+    problem = email_problem(email) if email else None
+    if problem is not None:
+        message = f"{who}'s email {email!r} is not a valid email address: {problem}"
+        out.append((number, customer, "email", "invalid_email", message, email))
+    elif email and (domain := email.rpartition("@")[2]) != domain.lower():
+        message = (
+            f"{who}'s email {email!r} has capital letters after the @: domains are not "
+            "case-sensitive (clean.lowercase_email_domain('email') writes it so)."
+        )
+        out.append((number, customer, "email", "email_case", message, email))
+    preference = row.get("billingPreference")
+    allowed = fields.V2024_07_30.billing_preferences
+    if preference is not None and str(preference) not in allowed:
+        message = (
+            f"{who}'s billingPreference {str(preference)!r} is not one of {', '.join(allowed)}."
+        )
+        out.append(
+            (
+                number,
+                customer,
+                "billingPreference",
+                "invalid_billing_preference",
+                message,
+                str(preference),
+            )
+        )
+    return out
+
+
+def _customer_contact_problems(rows: pl.DataFrame) -> list[_Found]:
+    """Per customer: no PRIMARY where contacts get billing mail; an email given twice."""
+    out: list[_Found] = []
+    for _, group in rows.group_by("customerId", maintain_order=True):
+        contacts = group.to_dicts()
+        customer = _text_or_none(contacts[0].get("customerId"))
+        preferences = {str(c.get("billingPreference")) for c in contacts}
+        if preferences & {"PRIMARY", "STANDARD"} and "PRIMARY" not in preferences:
+            message = (
+                f"customer {customer}: contacts receive billing mail but none is PRIMARY; "
+                "Sequence requires one: make one contact PRIMARY."
+            )
+            out.append(
+                (int(contacts[0][_ROW]), customer, "billingPreference", "no_primary", message, None)
+            )
+        seen: dict[str, str] = {}
+        for contact in contacts:
+            email = (_text_or_none(contact.get("email")) or "").strip()
+            if not email:
+                continue
+            key = unicodedata.normalize("NFC", email.lower())
+            if key in seen:
+                message = (
+                    f"{_who(contact)}'s email {email!r} is also the email of {seen[key]} "
+                    f"of customer {customer}: keep one contact per address."
+                )
+                out.append(
+                    (
+                        int(contact[_ROW]),
+                        customer,
+                        "email",
+                        "duplicate_contact_email",
+                        message,
+                        email,
+                    )
+                )
+            else:
+                seen[key] = _who(contact)
+    return out

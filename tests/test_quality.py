@@ -17,7 +17,7 @@ from sequence_nb import fields
 from sequence_nb.errors import InvalidBodyError
 from sequence_nb.frames import to_frame
 from sequence_nb.models import update_body_of, validate_update_body
-from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check
+from sequence_nb.quality import PROBLEMS, RESULT_SCHEMA, check, check_contacts
 from sequence_nb.sandbox.data import generate_customers
 from tests import v2024
 from tests.seed import SEED_RECORD
@@ -601,3 +601,56 @@ def test_an_empty_custom_property_is_reported_and_only_spaces_is_whitespace() ->
         ("customProperties.region", "empty_property"),
         ("customProperties.tier", "whitespace"),
     ]
+
+
+# -- contacts (2024-07-30) -------------------------------------------------------------------------
+
+
+def _contacts(*rows: tuple[str, str | None, str | None, str | None, str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {"customerId": c, "id": i, "name": n, "email": e, "billingPreference": p}
+            for c, i, n, e, p in [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        ],
+        schema={
+            name: pl.String for name in ("customerId", "id", "name", "email", "billingPreference")
+        },
+    )
+
+
+def test_valid_contacts_have_no_problems() -> None:
+    frame = _contacts(
+        ("a", "1", "Ann", "ann@example.com", "PRIMARY"),
+        ("a", "2", "Bob", "bob@example.com", "STANDARD"),
+        ("b", "3", "Cy", "cy@example.com", "NONE"),
+    )
+    assert check_contacts(frame).is_empty()
+
+
+def test_contact_problems_are_named_by_customer_contact_and_rule() -> None:
+    frame = _contacts(
+        ("a", "1", "Ann", "ann@example.com", "STANDARD"),
+        ("a", "2", " Bob", "ANN@example.com", "NONE"),
+        ("b", None, "", "not-an-email", "PRIMARY"),
+        ("c", "4", "Di", "di@Example.COM", "SOMETIMES"),
+    )
+    found = check_contacts(frame)
+    assert found.select("id", "column", "problem").rows() == [
+        ("a", "billingPreference", "no_primary"),
+        ("a", "name", "whitespace"),
+        ("a", "email", "duplicate_contact_email"),
+        ("b", "name", "missing"),
+        ("b", "email", "invalid_email"),
+        ("c", "email", "email_case"),
+        ("c", "billingPreference", "invalid_billing_preference"),
+    ]
+    messages = found["message"].to_list()
+    assert "none is PRIMARY" in messages[0] and "contact 2" in messages[2]
+    assert "a new contact" in messages[3]
+
+
+def test_archived_contacts_are_not_checked() -> None:
+    frame = _contacts(("a", "1", "Ann", "bad", "PRIMARY")).with_columns(
+        archivedAt=pl.lit("2023-06-28T16:47:00Z")
+    )
+    assert check_contacts(frame).is_empty()
