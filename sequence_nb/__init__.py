@@ -25,12 +25,15 @@ from sequence_nb.errors import (
     SequenceError,
     ServerError,
     UnexpectedResponseError,
+    UnsupportedOperationError,
 )
 from sequence_nb.export import ExportError, export
+from sequence_nb.fields import UnknownApiVersionError
 from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_records
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
+    CreateOrUpdateCustomerRequest,
     Customer,
     CustomerUpdate,
     ExternalId,
@@ -76,6 +79,7 @@ __all__ = [
     "ChangePlan",
     "ConfigurationError",
     "ConflictError",
+    "CreateOrUpdateCustomerRequest",
     "Customer",
     "CustomerEditor",
     "CustomerUpdate",
@@ -104,6 +108,8 @@ __all__ = [
     "ServerError",
     "TaxStatus",
     "UnexpectedResponseError",
+    "UnknownApiVersionError",
+    "UnsupportedOperationError",
     "__version__",
     "apply_plan",
     "check",
