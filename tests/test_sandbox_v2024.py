@@ -108,6 +108,12 @@ def test_generated_records_have_states_contacts_properties_and_a_status() -> Non
     assert Counter(r["status"] for r in records)["DRAFT"] > 10
     assert any(r.get("archivedAt") for r in records)
     assert {p.problem for p in data.planted} == {"whitespace", "duplicate_legal_name"}
+    organized = [r for r in records if r["organizations"]]
+    assert 20 < len(organized) < len(records) / 10
+    for record in organized:
+        (organization,) = record["organizations"]
+        ids = {organization["owner"]["id"], *(m["id"] for m in organization["members"])}
+        assert record["id"] in ids and len(ids) >= 2
 
 
 def _preferences(record: dict[str, Any]) -> set[str]:
