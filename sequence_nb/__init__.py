@@ -26,6 +26,7 @@ from sequence_nb.errors import (
     SequenceError,
     ServerError,
     UnexpectedResponseError,
+    UnsupportedOperationError,
 )
 from sequence_nb.export import ExportError, export
 from sequence_nb.fields import SEED, V2024_07_30, ApiVersion, UnknownApiVersionError, api_version
@@ -33,6 +34,7 @@ from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_r
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
+    CreateOrUpdateCustomerRequest,
     Customer,
     CustomerUpdate,
     ExternalId,
@@ -83,6 +85,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContactFetchError",
+    "CreateOrUpdateCustomerRequest",
     "Customer",
     "CustomerEditor",
     "CustomerUpdate",
@@ -112,6 +115,7 @@ __all__ = [
     "TaxStatus",
     "UnexpectedResponseError",
     "UnknownApiVersionError",
+    "UnsupportedOperationError",
     "__version__",
     "api_version",
     "apply_plan",

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sequence_nb import fields, sandbox
+from sequence_nb import APIError, fields, sandbox
 from sequence_nb.models import update_body_of
 from sequence_nb.sandbox import Sandbox, generate_dataset
 from tests import contract
@@ -108,6 +108,12 @@ def test_generated_records_have_states_contacts_properties_and_a_status() -> Non
     assert Counter(r["status"] for r in records)["DRAFT"] > 10
     assert any(r.get("archivedAt") for r in records)
     assert {p.problem for p in data.planted} == {"whitespace", "duplicate_legal_name"}
+    organized = [r for r in records if r["organizations"]]
+    assert 20 < len(organized) < len(records) / 10
+    for record in organized:
+        (organization,) = record["organizations"]
+        ids = {organization["owner"]["id"], *(m["id"] for m in organization["members"])}
+        assert record["id"] in ids and len(ids) >= 2
 
 
 def _preferences(record: dict[str, Any]) -> set[str]:
@@ -442,3 +448,25 @@ def test_the_2024_contract_catches_an_answer_that_breaks_the_document() -> None:
     for broken in (named, without_status):
         with pytest.raises(contract.ContractViolation):
             contract.check_answer(request, httpx.Response(200, json=broken))
+
+
+def test_a_lost_answer_is_replayed_from_its_idempotency_key(fresh: Sandbox) -> None:
+    record = live(fresh, lambda r: r["contacts"])
+    body = body_of(record, label="Written once")
+    with contract_client(fresh) as client:
+        fresh.set_faults(lost_answer_rate=1.0)
+        with pytest.raises(APIError) as caught:
+            client.send_update(record["id"], body, idempotency_key="k-lost", retry=False)
+        fresh.set_faults(lost_answer_rate=0.0)
+        again = client.send_update(record["id"], body, idempotency_key="k-lost")
+    assert caught.value.maybe_applied
+    assert again.replayed and again.data["label"] == "Written once"
+    assert fresh.stats.writes_applied[record["id"]] == 1
+    assert fresh.stats.faults["lost_answer"] == 1
+
+
+def test_the_rate_limit_holds_in_2024(make_sandbox: Any) -> None:
+    server = make_sandbox(customers=5, api_version="2024-07-30", rate_limit_per_minute=2)
+    with http(server) as client:
+        answers = [client.get("/customers").status_code for _ in range(3)]
+    assert answers == [200, 200, 429]

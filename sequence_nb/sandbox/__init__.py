@@ -11,6 +11,7 @@ validation rules, paging, idempotency, rate limit and fault injection.
 from sequence_nb.sandbox.app import create_app
 from sequence_nb.sandbox.data import (
     PROBLEM_CODES,
+    PROBLEM_CODES_2024,
     PlantedProblem,
     generate_customers,
     generate_dataset,
@@ -23,6 +24,7 @@ __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "PROBLEM_CODES",
+    "PROBLEM_CODES_2024",
     "Faults",
     "PlantedProblem",
     "Sandbox",

@@ -96,6 +96,7 @@ def generate_dataset(
         return Dataset(records, planted, aliases, maker.account_id)
     shaper = CurrentShaper(rng, END_TIME, format_time)
     records = [shaper.record(r, maker.country_of[r["id"]]) for r in records]
+    shaper.organize(records)
     planted = _Planter(rng, maker).plant(records, PROBLEM_CODES_2024, version)
     return Dataset(records, planted, aliases, maker.account_id, shaper.billing_active(records))
 

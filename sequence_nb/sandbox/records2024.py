@@ -10,6 +10,7 @@ emails, links), then :func:`current_record` reshapes it: the emails become
 
 from __future__ import annotations
 
+import copy
 import random
 import unicodedata
 import uuid
@@ -29,6 +30,8 @@ _DRAFT_SHARE = 0.06
 _NO_PROPERTIES_SHARE = 0.15
 _PENDING_LINK_SHARE = 0.1
 _BILLING_ACTIVE_SHARE = 0.7
+#: Customers that own an organization (each with 1 to 3 other customers as members).
+_OWNER_SHARE = 0.02
 
 
 def parse_time(text: str) -> datetime:
@@ -73,6 +76,25 @@ class CurrentShaper:
         record["status"] = "DRAFT" if rng.random() < _DRAFT_SHARE else "ACTIVE"
         record["customProperties"] = self._properties(country)
         return record
+
+    def organize(self, records: list[dict[str, Any]]) -> None:
+        """Group a few customers into organizations: an owner and 1 to 3 members, each
+        of whom lists the organization (most customers belong to none)."""
+        rng = self.rng
+        free = [r for r in records if "archivedAt" not in r]
+        rng.shuffle(free)
+        owners = round(len(records) * _OWNER_SHARE)
+        while owners > 0 and len(free) >= 2:
+            owner = free.pop()
+            members = [free.pop() for _ in range(min(len(free), rng.randint(1, 3)))]
+            organization = {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "owner": {"id": owner["id"], "name": owner["legalName"]},
+                "members": [{"id": m["id"], "name": m["legalName"]} for m in members],
+            }
+            for record in (owner, *members):
+                record["organizations"] = [copy.deepcopy(organization)]
+            owners -= 1
 
     def billing_active(self, records: list[dict[str, Any]]) -> set[str]:
         """Ids of customers with a current billing schedule (``billingStatus=ACTIVE``)."""
