@@ -26,8 +26,9 @@ from sequence_nb.errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from sequence_nb.export import ExportError, export
+from sequence_nb.export import ExportError, ReadBackError, export, read_export
 from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_records
+from sequence_nb.history import history
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
@@ -96,6 +97,7 @@ __all__ = [
     "PushResult",
     "PushStoppedError",
     "RateLimitError",
+    "ReadBackError",
     "RetryPolicy",
     "RowChange",
     "RowResult",
@@ -111,7 +113,9 @@ __all__ = [
     "export",
     "fetch_customers",
     "frame_from_pages",
+    "history",
     "plan_updates",
+    "read_export",
     "resume",
     "to_frame",
     "to_records",

@@ -509,9 +509,12 @@ def _read_files(
     is CSV or Excel and the other carries types (parquet, JSON): refused before
     anything is fetched when either cannot be read."""
     edited_typed = _format_of(edited_path, "the edited file") in _TYPED_FORMATS
+    base_typed = base_path is not None and _format_of(base_path, "--base") in _TYPED_FORMATS
+    for path, role in ((edited_path, "the edited file"), (base_path, "--base")):
+        if path is not None and not path.expanduser().exists():
+            raise InputError(f"{role}: there is no file {path}")
     if base_path is None:
         return _read(edited_path, "the edited file"), None
-    base_typed = _format_of(base_path, "--base") in _TYPED_FORMATS
     if base_typed or not edited_typed:
         base = _read(base_path, "--base")
         return _read(edited_path, "the edited file", base.schema), base
@@ -669,7 +672,7 @@ def _counts(result: PushResult[Any]) -> str:
 def _print_plan_summary(plan: ChangePlan) -> None:
     from sequence_nb import terminal
 
-    print(f"Plan: {_shown(plan.summary())} (digest {plan.digest})")
+    print(f"Plan: {plan.summary()} (digest {plan.digest})")  # summary() escapes its names
     by_column = terminal.changes_by_column(plan)
     if by_column:
         print(f"Changes by column: {by_column}")
@@ -717,6 +720,8 @@ def _run_undo(args: argparse.Namespace) -> int:
         unrestored = _unrestored(plan)
         if len(plan) == 0:
             _nothing_to_undo(plan, args, undone_by)
+            if unrestored and not args.json:
+                print(_not_restored_line(unrestored))
             return 1 if unrestored else 0
         n = len(plan)
         question = (
@@ -725,35 +730,38 @@ def _run_undo(args: argparse.Namespace) -> int:
         )
         status = _confirm_and_apply(plan, client, args, on_conflict="skip", question=question)
     if unrestored and not args.json:
-        print(
-            f"Not restored: {unrestored} customer{'s' if unrestored != 1 else ''} "
-            "(listed above as not restored, with the reason)."
-        )
+        print(_not_restored_line(unrestored))
     return max(status, 1 if unrestored else 0)
 
 
 def _nothing_to_undo(plan: ChangePlan, args: argparse.Namespace, undone_by: list[str]) -> None:
+    """Say why an undo has nothing to send, each customer once; no run is made."""
     import orjson
 
     from sequence_nb import terminal
 
     if args.json:
-        print(
-            orjson.dumps(
-                terminal.json_plan(plan, None), option=orjson.OPT_INDENT_2, default=str
-            ).decode()
-        )
+        document = terminal.json_plan(plan, None)
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2, default=str).decode())
         return
     if plan.notes:
         terminal.make_console().print(terminal.plan_table(plan))
     run = _shown(args.run_id)
+    unrestored = _unrestored(plan)
     earlier = [u for u in undone_by if u != args.run_id]
-    why = (
-        f"it was undone by run {_shown(earlier[-1])}"
-        if earlier
-        else "no field it wrote still holds what it wrote"
-    )
+    if unrestored:
+        s = "s" if unrestored != 1 else ""
+        why = f"{unrestored} customer{s} could not be restored (above, with the reason)"
+    elif earlier:
+        why = f"it was undone by run {_shown(earlier[-1])}"
+    else:
+        why = "no customer holds what it wrote (its writes did not land, or were undone)"
     print(f"Nothing to undo for run {run}: {why}. Nothing was sent and no run was made.")
+
+
+def _not_restored_line(count: int) -> str:
+    s = "s" if count != 1 else ""
+    return f"Not restored: {count} customer{s} (listed above as not restored, with the reason)."
 
 
 def _unrestored(plan: ChangePlan) -> int:

@@ -11,6 +11,7 @@ and ids never wrap. No credentials are among what is shown.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -38,9 +39,9 @@ __all__ = [
     "shown",
 ]
 
-#: How wide lines are when the output is not a terminal (a file, a pipe, a log):
-#: wide enough that most rows keep to one line, so they can be searched.
-PIPE_WIDTH: Final = 200
+#: How wide lines may be when the output is not a terminal (a file, a pipe, a log):
+#: no table needs more, so each row keeps to one line and can be searched for.
+PIPE_WIDTH: Final = 100_000
 #: The status a planned row shows before anything is sent.
 TO_UPDATE: Final = "to update"
 #: Styles of the statuses (on a terminal only: a file gets plain text).
@@ -61,10 +62,12 @@ Outcome = tuple[str, str | None]
 
 def make_console(file: IO[str] | None = None) -> Console:
     """A console writing to ``file`` (standard output): the terminal's width, or
-    :data:`PIPE_WIDTH` when the output is not a terminal; no markup, emoji codes or
-    highlighting is read into the texts."""
+    ``$COLUMNS`` when the output is not a terminal, else as wide as the table needs
+(:data:`PIPE_WIDTH`); no markup,
+    emoji codes or highlighting is read into the texts."""
     stream = file if file is not None else sys.stdout
-    width = None if stream.isatty() else PIPE_WIDTH
+    columns = os.environ.get("COLUMNS", "")
+    width = None if stream.isatty() else int(columns) if columns.isdigit() else PIPE_WIDTH
     return Console(
         file=stream, width=width, markup=False, emoji=False, highlight=False, soft_wrap=False
     )
