@@ -61,10 +61,9 @@ Outcome = tuple[str, str | None]
 
 
 def make_console(file: IO[str] | None = None) -> Console:
-    """A console writing to ``file`` (standard output): the terminal's width, or
-    ``$COLUMNS`` when the output is not a terminal, else as wide as the table needs
-(:data:`PIPE_WIDTH`); no markup,
-    emoji codes or highlighting is read into the texts."""
+    """A console writing to ``file`` (standard output): the terminal's width; when the
+    output is not a terminal, ``$COLUMNS`` or else as wide as the table needs
+    (:data:`PIPE_WIDTH`). No markup, emoji codes or highlighting is read into texts."""
     stream = file if file is not None else sys.stdout
     columns = os.environ.get("COLUMNS", "")
     width = None if stream.isatty() else int(columns) if columns.isdigit() else PIPE_WIDTH
