@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sequence-nb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         if os.environ.get(DEBUG):
             raise
@@ -702,6 +705,25 @@ def _nothing_to_send(plan: ChangePlan, args: argparse.Namespace, verb: str) -> i
 # -- undo, resume, runs, history ----------------------------------------------------------
 
 
+def _journal(args: argparse.Namespace) -> Path | None:
+    """The journal file the command reads, or ``None`` when there is none yet (reading
+    never makes one)."""
+    from sequence_nb.journal import default_journal_path
+
+    path: Path = args.journal.expanduser() if args.journal else default_journal_path()
+    return path if path.exists() else None
+
+
+def _no_journal(args: argparse.Namespace) -> str:
+    from sequence_nb.journal import default_journal_path
+
+    path = args.journal or default_journal_path()
+    return (
+        f"there is no journal at {path} yet: a push makes it (--journal or "
+        "SEQUENCE_NB_JOURNAL names another)"
+    )
+
+
 def _run_undo(args: argparse.Namespace) -> int:
     from sequence_nb.journal import opened
     from sequence_nb.runs import undo
@@ -713,6 +735,8 @@ def _run_undo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if _journal(args) is None:
+        raise InputError(_no_journal(args))
     with _client() as client:
         with opened(args.journal) as journal:
             plan = undo(args.run_id, client, journal=journal)
@@ -784,6 +808,8 @@ def _run_resume(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if _journal(args) is None:
+        raise InputError(_no_journal(args))
     with opened(args.journal) as journal, _client() as client:
         journal.run(args.run_id)  # an unknown run is refused before the question
         if not args.yes:
@@ -810,6 +836,9 @@ def _run_runs(args: argparse.Namespace) -> int:
     from sequence_nb import terminal
     from sequence_nb.journal import Journal
 
+    if _journal(args) is None:
+        print("[]" if args.json else f"No runs: {_shown(_no_journal(args))}.")
+        return 0
     with Journal(args.journal) as journal:
         runs = journal.runs()
         path = journal.path
@@ -830,12 +859,12 @@ def _run_history(args: argparse.Namespace) -> int:
 
     from sequence_nb import terminal
     from sequence_nb.export import export, export_format
-    from sequence_nb.history import history
+    from sequence_nb.history import HISTORY_SCHEMA, history
 
     since = _since(args.since)
     if args.out is not None:
         export_format(args.out, args.format)  # refused before the journal is read
-    frame = history(args.journal)
+    frame = pl.DataFrame(schema=HISTORY_SCHEMA) if _journal(args) is None else history(args.journal)
     if args.customer is not None:
         frame = frame.filter(pl.col("customer") == args.customer)
     if since is not None:

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from sequence_nb.push import PushResult
 
 __all__ = [
+    "Grid",
     "history_table",
     "json_history",
     "json_plan",
@@ -89,19 +91,63 @@ def _quoted(value: Any) -> Text:
     return Text("'" + shown(text).replace("'", "\\'") + "'")
 
 
-def _table(*columns: str) -> Table:
-    table = Table(header_style="bold", expand=False)
-    for name in columns:
-        wraps = name in ("old", "new", "reason", "legal name", "server")
-        table.add_column(
-            name, no_wrap=not wraps, overflow="fold", min_width=len(name) if wraps else None
-        )
-    return table
+#: The least width of the columns that wrap, so a narrow terminal squeezes each
+#: of them to something readable; the others (ids, fields, statuses) never wrap.
+_MIN_WIDTHS: Final[dict[str, int]] = {
+    "reason": 12,
+    "old": 8,
+    "new": 8,
+    "legal name": 8,
+    "server": 8,
+    "outcome": 8,
+    "notes": 8,
+}
+
+
+class Grid:
+    """A table of texts that never loses one: as a rich table where it fits the width
+    with every word whole, else (a narrow terminal) each row as ``column: value`` lines,
+    so no cell is ever cropped."""
+
+    def __init__(self, *columns: str) -> None:
+        self.columns = columns
+        self.rows: list[tuple[Text, ...]] = []
+
+    def add_row(self, *cells: Text) -> None:
+        self.rows.append(cells)
+
+    def table(self) -> Table:
+        table = Table(header_style="bold", expand=False)
+        for name in self.columns:
+            wraps = name in _MIN_WIDTHS
+            table.add_column(
+                name, no_wrap=not wraps, overflow="fold", min_width=_MIN_WIDTHS.get(name)
+            )
+        for cells in self.rows:
+            table.add_row(*cells)
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table()
+        # rich's least width keeps every word whole: where it fits, no cell is cut.
+        unbounded = options.update(width=PIPE_WIDTH)  # Measurement.get clamps to the width
+        if Measurement.get(console, unbounded, table).minimum <= options.max_width:
+            yield table
+            return
+        for cells in self.rows:
+            for name, cell in zip(self.columns, cells, strict=True):
+                if cell.plain:
+                    yield Text.assemble((f"{name}: ", "bold"), cell)
+            yield Text("")
+
+
+def _table(*columns: str) -> Grid:
+    return Grid(*columns)
 
 
 def plan_table(
     plan: ChangePlan, outcomes: Mapping[str, Outcome] | None = None, *, only: Iterable[str] = ()
-) -> Table:
+) -> Grid:
     """Every edited field of ``plan``, each customer once: its id and name on its first
     field, the row's status (``outcomes``, else ``to update`` or ``invalid``) and every
     reason in full; then each note (rows added or removed, what an undo leaves). With
@@ -215,7 +261,7 @@ def run_notes(run: Mapping[str, Any]) -> str:
     return "; ".join(shown(note) for note in notes)
 
 
-def runs_table(runs: pl.DataFrame) -> Table:
+def runs_table(runs: pl.DataFrame) -> Grid:
     """The runs, newest first: id, kind, when, server, rows and every status counted."""
     table = _table("run", "kind", "started", "server", "rows", "outcome", "notes")
     for run in runs.iter_rows(named=True):
@@ -231,10 +277,9 @@ def runs_table(runs: pl.DataFrame) -> Table:
     return table
 
 
-def history_table(history: pl.DataFrame) -> Table:
+def history_table(history: pl.DataFrame) -> Grid:
     """The history's rows as they are, each value escaped and quoted."""
-    table = _table("when", "run", "kind", "customer", "legal name", "field", "old", "new")
-    table.add_column("status", no_wrap=True)
+    table = _table("when", "run", "kind", "customer", "legal name", "field", "old", "new", "status")
     for row in history.iter_rows(named=True):
         when: dt.datetime | None = row["when"]
         table.add_row(
