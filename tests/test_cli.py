@@ -687,8 +687,8 @@ def test_every_option_has_help_and_its_default_shown(shell: Shell, command: str)
         (["push", "x.csv", "--on-conflict", "win"], {}, "argument --on-conflict: invalid choice"),
         (["push", "x.csv", "--base", "y.csv", "--json"], {}, "--json prints for a script"),
         (["sandbox", "--port", "70000"], {}, "must be a port from 0 to 65535"),
-        (["undo", "no-such-run", "--yes"], {}, "no run 'no-such-run' in the journal"),
-        (["resume", "no-such-run", "--yes"], {}, "`sequence-nb runs` lists its runs"),
+        (["undo", "no-such-run", "--yes"], {}, "there is no journal at"),
+        (["resume", "no-such-run", "--yes"], {}, "a push makes it (--journal or SEQUENCE_NB"),
         (["history", "--since", "last week"], {}, "--since takes a date or time"),
         (["history", "--out", "history.txt"], {}, "history.txt"),
         (["frobnicate"], {}, "invalid choice: 'frobnicate'"),
@@ -890,6 +890,18 @@ def test_undoing_an_undone_run_says_nothing_to_undo_and_makes_no_run(shell: Shel
     assert "To undo it" not in again.stdout
     assert len(json.loads(shell("runs", "--json").stdout)) == 2  # no new run
     assert shell.server.stats.requests.get("PUT", 0) == 0
+    unknown = one_line(shell("undo", "no-such-run", "--yes"))
+    assert "no run 'no-such-run' in the journal" in unknown
+    assert "`sequence-nb runs` lists its runs" in unknown
+
+
+def test_runs_and_history_say_there_is_no_journal_and_make_none(shell: Shell) -> None:
+    for command in ("runs", "history"):
+        done = shell(command)
+        assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "there is no journal at" in shell("runs").stdout
+    assert "No changes in the journal yet." in shell("history").stdout
+    assert not (shell.folder / "journal.sqlite3").exists()
 
 
 def test_undo_asks_to_restore_customers_not_to_push_updates(
