@@ -55,6 +55,7 @@ _STYLES: Final[dict[str, str]] = {
     "unconfirmed": "yellow",
     "conflict": "yellow",
     "skipped": "dim",
+    "unchanged": "dim",
     "not sent": "red",
 }
 
@@ -179,7 +180,7 @@ def plan_table(
             _text(column),
             Text(""),
             Text(""),
-            _text(_note_status(message), "red"),
+            _text(status := _note_status(message), _STYLES.get(status, "red")),
             _text(message),
         )
     return table

@@ -895,6 +895,22 @@ def test_undoing_an_undone_run_says_nothing_to_undo_and_makes_no_run(shell: Shel
     assert "`sequence-nb runs` lists its runs" in unknown
 
 
+def test_resume_finishes_a_run_under_its_id_and_runs_say_so(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    pushed = shell("push", "edited.csv", "--base", "customers.csv", "--yes")
+    run_id = pushed.stdout.split("To undo it: sequence-nb undo ")[1].split()[0]
+    assert "not writing without confirmation; pass --yes" in one_line(shell("resume", run_id))
+    resumed = shell("resume", run_id, "--yes")
+    assert resumed.returncode == 0 and f"Run {run_id}," in resumed.stdout
+    (run,) = json.loads(shell("runs", "--json").stdout)
+    assert (run["kind"], run["resumed"], run["updated"]) == ("push", 1, 1)
+    assert "resumed once" in shell("runs").stdout
+
+
 def test_runs_and_history_say_there_is_no_journal_and_make_none(shell: Shell) -> None:
     for command in ("runs", "history"):
         done = shell(command)
