@@ -262,6 +262,8 @@ def read_export(
     """
     source = Path(path).expanduser()
     kind = export_format(source, format)
+    if source.is_dir():
+        raise IsADirectoryError(21, "Is a folder", str(source))
     if not source.is_file():
         raise FileNotFoundError(2, "No such file", str(source))
     if kind == "parquet":
