@@ -758,6 +758,18 @@ def test_push_reads_back_a_csv_or_excel_export_keeping_text_as_text(
     assert shell.server.get_record(second)["label"] == "007"
 
 
+def test_a_csv_planned_against_current_records_is_read_in_their_schema(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv", "--include-archived").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    done = shell("push", "edited.csv", "--against-current", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Dry run: 1 would-update; nothing was written." in done.stdout
+    assert "Planned against Sequence's current records" in done.stderr
+
+
 def test_a_column_that_cannot_be_read_as_exported_is_refused_naming_it(shell: Shell) -> None:
     (customer,) = clean_ids(shell.server, 1)
     assert shell("export", "customers.csv").returncode == 0
