@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 import polars as pl
 
+from sequence_nb import fields
 from sequence_nb.errors import SequenceError
 from sequence_nb.journal import JournalArg, RunRecord, WriteRecord, opened
 from sequence_nb.models import get_path
@@ -83,7 +84,7 @@ def _changes(
 ) -> list[tuple[str, Any, Any, str | None]]:
     """``(field, old, new, legal name)`` of each field a row changed or meant to."""
     if write is not None and write.body is not None and write.before is not None:
-        name = _text(write.before.get("legalName"))
+        name = _text(write.before.get(fields.LEGAL_NAME))
         before, body = write.before, write.body
         return [(c, get_path(before, c), get_path(body, c), name) for c in edited_columns(write)]
     if row is not None:
