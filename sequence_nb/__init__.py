@@ -28,9 +28,10 @@ from sequence_nb.errors import (
     UnexpectedResponseError,
     UnsupportedOperationError,
 )
-from sequence_nb.export import ExportError, export
+from sequence_nb.export import ExportError, ReadBackError, export, read_export
 from sequence_nb.fields import SEED, V2024_07_30, ApiVersion, UnknownApiVersionError, api_version
 from sequence_nb.frames import fetch_customers, frame_from_pages, to_frame, to_records
+from sequence_nb.history import history
 from sequence_nb.journal import Journal
 from sequence_nb.models import (
     Address,
@@ -106,6 +107,7 @@ __all__ = [
     "PushResult",
     "PushStoppedError",
     "RateLimitError",
+    "ReadBackError",
     "RetryPolicy",
     "RowChange",
     "RowResult",
@@ -126,8 +128,10 @@ __all__ = [
     "fetch_contacts",
     "fetch_customers",
     "frame_from_pages",
+    "history",
     "plan_archive",
     "plan_updates",
+    "read_export",
     "resume",
     "to_frame",
     "to_records",

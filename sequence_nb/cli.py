@@ -1,26 +1,45 @@
-"""The ``sequence-nb`` command: a thin shell over the library."""
+"""The ``sequence-nb`` command: a thin shell over the library.
+
+Every mistake a user can make (a wrong or missing file, missing or refused
+credentials, a bad flag) ends the command with one line on standard error naming
+what to change, the flag, the file or the environment variable, and exit status 1
+(2 for a command line that cannot be parsed); never a traceback. What it prints
+for people is one table (:mod:`sequence_nb.terminal`), every text escaped; ``--json``
+prints the same for scripts.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sequence_nb.errors import SequenceError
+from sequence_nb.errors import AuthenticationError, PermissionDeniedError, SequenceError
 
 if TYPE_CHECKING:
     import polars as pl
 
     from sequence_nb.client import SequenceClient
     from sequence_nb.plan import ChangePlan
+    from sequence_nb.push import PushResult
 
 DEFAULT_NOTEBOOK = Path("notebooks") / "quickstart.ipynb"
+CLIENT_ID = "SEQUENCE_CLIENT_ID"
+CLIENT_SECRET = "SEQUENCE_CLIENT_SECRET"
+BASE_URL = "SEQUENCE_BASE_URL"
+#: Set to show the traceback of an unexpected error (a bug) instead of its one line.
+DEBUG = "SEQUENCE_NB_DEBUG"
+#: The formats a push reads: those export writes (typed ones carry their dtypes).
+_TYPED_FORMATS = ("parquet", "json")
 
 
 class InputError(SequenceError, ValueError):
@@ -30,20 +49,62 @@ class InputError(SequenceError, ValueError):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a command line it cannot parse
+        return stop.code if isinstance(stop.code, int) else 2
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    workers = getattr(args, "max_workers", 1)
-    if workers < 1:
-        print(f"sequence-nb: --max-workers must be at least 1, not {workers}", file=sys.stderr)
-        return 2
     try:
         status: int = args.run(args)
-    except (SequenceError, OSError, LookupError) as exc:
-        print(f"sequence-nb: {_shown(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("sequence-nb: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get(DEBUG):
+            raise
+        print(f"sequence-nb: {_shown(_message(exc))}", file=sys.stderr)
         return 1
     return status
+
+
+def _message(exc: Exception) -> str:
+    """One line saying what went wrong and what to change."""
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"{_base_url()} refused the credentials (401): check {CLIENT_ID} and "
+            f"{CLIENT_SECRET} (a Client ID and Secret made in the Sequence dashboard for "
+            f"this {BASE_URL})"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return (
+            f"{_base_url()} does not let these credentials do this (403: {exc.message}): "
+            f"use a {CLIENT_ID} with access to customers"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or folder: {exc.filename}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename} is a folder: give a file"
+    if isinstance(exc, PermissionError):
+        return f"not allowed to open {exc.filename}: check the file's owner and permissions"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    if isinstance(exc, (SequenceError, OSError, LookupError, ValueError)):
+        return str(exc) or type(exc).__name__
+    return (
+        f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
+        f"command you ran ({DEBUG}=1 shows the traceback)"
+    )
+
+
+def _base_url() -> str:
+    from sequence_nb.client import SequenceClient
+
+    return os.environ.get(BASE_URL) or SequenceClient.production_url
 
 
 def _shown(value: object) -> str:
@@ -56,14 +117,76 @@ def _shown(value: object) -> str:
     return escape_unseen(str(value))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sequence-nb",
-        description="Clean the customer records of a Sequence billing account.",
-    )
-    commands = parser.add_subparsers(title="commands")
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line naming the command's help."""
 
-    sandbox = commands.add_parser("sandbox", help="run a local Sequence-compatible server")
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {_shown(message)} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default (when it has one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _positive(text: str) -> int:
+    number = _whole(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _not_negative(text: str) -> int:
+    number = _whole(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
+
+
+def _port(text: str) -> int:
+    number = _whole(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, not {number}")
+    return number
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    from sequence_nb import __version__
+
+    parser = _Parser(
+        prog="sequence-nb",
+        description="Clean the customer records of a Sequence billing account. Credentials "
+        f"come from {CLIENT_ID}, {CLIENT_SECRET} and {BASE_URL} (default: production).",
+        formatter_class=_Help,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"sequence-nb {__version__}", help="say the version"
+    )
+    commands = parser.add_subparsers(title="commands", parser_class=_Parser)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=help, formatter_class=_Help)
+
+    sandbox = command("sandbox", "run a local Sequence-compatible server until Ctrl-C")
     _add_sandbox_options(sandbox, default_port=8765)
     sandbox.set_defaults(run=_run_sandbox)
 
@@ -74,19 +197,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.set_defaults(run=_run_demo)
 
-    export = commands.add_parser("export", help="fetch every customer and write a file")
-    export.add_argument("path", type=Path, help="a .parquet, .csv, .json or .xlsx file")
-    export.add_argument("--format", choices=["parquet", "csv", "json", "xlsx"])
-    export.add_argument("--include-archived", action="store_true")
+    export = command("export", "fetch every customer and write a file")
+    export.add_argument(
+        "path", type=Path, metavar="FILE", help="the file to write: .parquet, .csv, .json or .xlsx"
+    )
+    export.add_argument(
+        "--format",
+        choices=["parquet", "csv", "json", "xlsx"],
+        help="the format to write (default: the one the file's extension names)",
+    )
+    export.add_argument(
+        "--include-archived", action="store_true", help="export archived customers too"
+    )
     export.set_defaults(run=_run_export)
 
-    push = commands.add_parser(
-        "push", help="push the edits in a file, or a saved plan, after showing the plan"
+    push = command("push", "push the edits in a file, or a saved plan, after showing the plan")
+    push.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        metavar="EDITED",
+        help="the edited customers: a .parquet, .csv, .json or .xlsx file export wrote",
     )
-    push.add_argument("path", type=Path, nargs="?", help="the edited customers: .parquet or .json")
     push.add_argument(
         "--base",
         type=Path,
+        metavar="EXPORT",
         help="the export the edits started from, unedited: changes made in Sequence since "
         "then are kept, or reported as conflicts, instead of being written over",
     )
@@ -97,45 +233,129 @@ def _parser() -> argparse.ArgumentParser:
         "file that Sequence has changed since is written back",
     )
     push.add_argument(
-        "--plan", type=Path, help="apply a saved, reviewed plan file (see --save-plan) as it is"
+        "--plan",
+        type=Path,
+        metavar="FILE",
+        help="apply a saved, reviewed plan file (see --save-plan) as it is",
     )
-    push.add_argument("--save-plan", type=Path, help="write the plan to this file for review")
+    push.add_argument(
+        "--save-plan", type=Path, metavar="FILE", help="write the plan to this file for review"
+    )
     _add_push_options(push)
-    push.add_argument("--on-conflict", choices=["skip", "overwrite"], default="skip")
+    push.add_argument(
+        "--on-conflict",
+        choices=["skip", "overwrite"],
+        default="skip",
+        help="what to do with a field someone changed in Sequence since the export",
+    )
     push.set_defaults(run=_run_push)
 
-    undo = commands.add_parser("undo", help="restore what a push changed")
-    undo.add_argument("run_id")
+    undo = command("undo", "restore what a run changed (reads Sequence first)")
+    undo.add_argument(
+        "run_id", metavar="RUN_ID", help="the run to undo, as `sequence-nb runs` lists it"
+    )
     _add_push_options(undo)
     undo.set_defaults(run=_run_undo)
 
-    runs = commands.add_parser("runs", help="list the pushes in the journal")
-    runs.add_argument("--journal", type=Path, help="the journal file (default: see README)")
+    resume = command("resume", "finish a run a crash or Ctrl-C cut short")
+    resume.add_argument(
+        "run_id", metavar="RUN_ID", help="the run to finish, as `sequence-nb runs` lists it"
+    )
+    _add_push_options(resume, dry_run=False)
+    resume.add_argument(
+        "--on-conflict",
+        choices=["skip", "overwrite"],
+        default="skip",
+        help="what to do with a field someone changed in Sequence meanwhile",
+    )
+    resume.set_defaults(run=_run_resume)
+
+    runs = command("runs", "list the runs in the journal, newest first")
+    _add_journal_option(runs)
+    runs.add_argument("--json", action="store_true", help="print JSON for scripts")
     runs.set_defaults(run=_run_runs)
+
+    history = command("history", "every field each run changed, for audits")
+    history.add_argument("--customer", metavar="ID", help="only this customer (its id)")
+    history.add_argument(
+        "--since",
+        metavar="DATE",
+        help="only changes from this date or time on (2026-12-01, 2026-12-01T09:30Z)",
+    )
+    history.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the history to this .parquet, .csv, .json or .xlsx file",
+    )
+    history.add_argument(
+        "--format",
+        choices=["parquet", "csv", "json", "xlsx"],
+        help="the format of --out (default: the one its extension names)",
+    )
+    _add_journal_option(history)
+    history.add_argument("--json", action="store_true", help="print JSON for scripts")
+    history.set_defaults(run=_run_history)
     return parser
 
 
-def _add_push_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true", help="check, write nothing")
-    parser.add_argument("--yes", action="store_true", help="do not ask before writing")
-    parser.add_argument("--journal", type=Path, help="the journal file (default: see README)")
-    parser.add_argument("--max-workers", type=int, default=8)
+def _add_journal_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--digest",
-        help="the saved plan's digest as reviewed (sha256:...): any other plan is refused",
+        "--journal",
+        type=Path,
+        metavar="FILE",
+        help="the journal file (default: $SEQUENCE_NB_JOURNAL, else "
+        "~/.sequence_nb/journal.sqlite3)",
+    )
+
+
+def _add_push_options(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+    if dry_run:
+        parser.add_argument(
+            "--dry-run", action="store_true", help="check every row against Sequence, write nothing"
+        )
+        parser.add_argument(
+            "--digest",
+            metavar="SHA256",
+            help="the saved plan's digest as reviewed (sha256:...): any other plan is refused",
+        )
+    parser.add_argument("--yes", action="store_true", help="do not ask before writing")
+    _add_journal_option(parser)
+    parser.add_argument(
+        "--max-workers", type=_positive, default=8, metavar="N", help="how many writes run at once"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON for scripts (needs --yes or --dry-run)"
     )
 
 
 def _add_sandbox_options(parser: argparse.ArgumentParser, *, default_port: int) -> None:
-    parser.add_argument("--customers", type=int, default=200, help="how many to seed")
+    parser.add_argument("--customers", type=_not_negative, default=200, help="how many to seed")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the data")
-    parser.add_argument("--port", type=int, default=default_port, help="0 picks a free port")
+    parser.add_argument("--port", type=_port, default=default_port, help="0 picks a free port")
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
+    """Serve a sandbox until Ctrl-C (or SIGTERM), after printing how to point the shell
+    at it: its URL, its demo credentials and the ``export`` lines to paste."""
     from sequence_nb import sandbox
 
-    sandbox.serve(customers=args.customers, seed=args.seed, port=args.port)
+    signal.signal(signal.SIGTERM, _interrupt)
+    with sandbox.start(customers=args.customers, seed=args.seed, port=args.port) as server:
+        print(f"Sequence sandbox with {len(server.records())} customers at {server.url}")
+        print(f"  client id:     {server.client_id}")
+        print(f"  client secret: {server.client_secret}  (a local demo credential)")
+        print("To point sequence-nb (or a notebook) at it, paste this in another shell:")
+        for name, value in server.environ().items():
+            print(f"  export {name}={shlex.quote(value)}")
+        print("Press Ctrl-C to stop.", flush=True)
+        stopped = threading.Event()
+        try:
+            while server.running and not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("Sandbox stopped.")
     return 0
 
 
@@ -186,8 +406,16 @@ def _run_until_stopped(command: list[str], env: dict[str, str]) -> int:
 
 
 def _client() -> SequenceClient:
+    """The client the environment names; a missing credential is one line naming the
+    variable to set."""
     from sequence_nb.client import SequenceClient
 
+    for name, what in ((CLIENT_ID, "Client ID"), (CLIENT_SECRET, "Client Secret")):
+        if not os.environ.get(name, "").strip():
+            raise InputError(
+                f"{name} is not set: export {name}=... with the {what} made in the Sequence "
+                "dashboard (or run `sequence-nb sandbox` and paste the lines it prints)"
+            )
     return SequenceClient()
 
 
@@ -196,64 +424,21 @@ def _run_export(args: argparse.Namespace) -> int:
     from sequence_nb.frames import fetch_customers
 
     export_format(args.path, args.format)  # a name it cannot write is refused before fetching
+    folder = args.path.expanduser().parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {args.path}: there is no folder {folder}")
     with _client() as client:
         frame = fetch_customers(client, includeArchived=args.include_archived)
-    written = export(frame, args.path, format=args.format)
+    written = _shown(export(frame, args.path, format=args.format))
     print(f"Wrote {frame.height} customers to {written}")
-    print(f"To push edits, edit a copy and keep this file as it is: push COPY --base {written}")
+    print(
+        "To push edits, edit a copy and keep this file as it is: "
+        f"sequence-nb push COPY --base {written}"
+    )
     return 0
 
 
-def _read_edited(path: Path) -> pl.DataFrame:
-    """The customers in ``path``, a .parquet or .json file (they keep types), with an
-    ``id`` column; else an :class:`InputError` naming the file and what to change."""
-    import orjson
-    import polars as pl
-
-    if path.suffix not in (".parquet", ".json"):
-        raise InputError(
-            f"push reads .parquet or .json files (they keep types), not {path.name}: "
-            "export the customers to one (sequence-nb export customers.parquet)"
-        )
-    try:
-        frame = pl.read_parquet(path) if path.suffix == ".parquet" else _json_customers(path)
-    except InputError:
-        raise
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path.name} is not JSON ({exc}): give a file export wrote") from None
-    except (ValueError, pl.exceptions.PolarsError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = "parquet" if path.suffix == ".parquet" else "customer records"
-        raise InputError(f"cannot read {path.name} as {kind}: {reason}") from None
-    if "id" not in frame.columns:
-        raise InputError(
-            f"{path.name} has no 'id' column: rows are matched by id, so keep the export's "
-            "id column"
-        )
-    if frame["id"].dtype != pl.String:
-        raise InputError(
-            f"{path.name} holds {frame['id'].dtype} in its 'id' column where customer ids are "
-            "text: rows are matched by id, so keep the export's id column as it was written"
-        )
-    return frame
-
-
-def _json_customers(path: Path) -> pl.DataFrame:
-    """The records of a JSON file as a frame; the file must hold an array of objects."""
-    import orjson
-
-    from sequence_nb.frames import to_frame
-
-    records = orjson.loads(path.read_bytes())
-    if not isinstance(records, list):
-        raise InputError(
-            f"{path.name} must hold a JSON array of customer records (as sequence-nb export "
-            f"FILE.json writes), not {type(records).__name__}"
-        )
-    try:
-        return to_frame(records)
-    except ValueError as exc:
-        raise InputError(f"{path.name} must hold a JSON array of customer records: {exc}") from None
+# -- push ---------------------------------------------------------------------------------
 
 
 def _run_push(args: argparse.Namespace) -> int:
@@ -261,17 +446,39 @@ def _run_push(args: argparse.Namespace) -> int:
     if refusal:
         print(f"sequence-nb push: {_shown(refusal)}", file=sys.stderr)
         return 2
+    if args.plan is not None:
+        from sequence_nb.plan import ChangePlan
+
+        plan = ChangePlan.load(args.plan)
+        with _client() as client:
+            _save(plan, args)
+            return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+    edited, base = _read_files(args.path, args.base)
     with _client() as client:
-        plan = _saved_plan(args.plan) if args.plan is not None else _planned(args, client)
-        if args.save_plan is not None:
-            written = _shown(plan.save(args.save_plan))
-            print(f"Saved the plan to {written}. To apply it as reviewed:")
-            print(f"sequence-nb push --plan {written} --digest {plan.digest}")
+        plan = _planned(args.path, edited, base, client)
+        _save(plan, args)
         return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+
+
+def _save(plan: ChangePlan, args: argparse.Namespace) -> None:
+    if args.save_plan is None:
+        return
+    written = _shown(plan.save(args.save_plan))
+    print(f"Saved the plan to {written}. To apply it as reviewed:", file=_notes(args))
+    print(f"sequence-nb push --plan {written} --digest {plan.digest}", file=_notes(args))
+
+
+def _notes(args: argparse.Namespace) -> Any:
+    """Where lines for people go: standard error when standard output is JSON."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
 def _push_refusal(args: argparse.Namespace) -> str | None:
     """Why ``push`` will not run as asked (one line), or ``None``."""
+    if args.json and not (args.dry_run or args.yes):
+        return (
+            "--json prints for a script, which cannot answer the question: add --yes or --dry-run"
+        )
     if args.plan is not None:
         if args.path is not None or args.base is not None or args.against_current:
             return (
@@ -298,79 +505,120 @@ def _push_refusal(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _saved_plan(path: Path) -> ChangePlan:
-    from sequence_nb.plan import ChangePlan
+def _read_files(
+    edited_path: Path, base_path: Path | None
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The edited file and the ``--base`` export, each read in the other's schema when it
+    is CSV or Excel and the other carries types (parquet, JSON): refused before
+    anything is fetched when either cannot be read."""
+    edited_typed = _format_of(edited_path, "the edited file") in _TYPED_FORMATS
+    base_typed = base_path is not None and _format_of(base_path, "--base") in _TYPED_FORMATS
+    for path, role in ((edited_path, "the edited file"), (base_path, "--base")):
+        if path is not None and not path.expanduser().exists():
+            raise InputError(f"{role}: there is no file {path}")
+    if base_path is None:
+        return _read(edited_path, "the edited file"), None
+    if base_typed or not edited_typed:
+        base = _read(base_path, "--base")
+        return _read(edited_path, "the edited file", base.schema), base
+    edited = _read(edited_path, "the edited file")
+    return edited, _read(base_path, "--base", edited.schema)
 
-    return ChangePlan.load(path)
+
+def _format_of(path: Path, role: str) -> str:
+    from sequence_nb.export import ExportError, export_format
+
+    try:
+        return export_format(path)
+    except ExportError:
+        raise InputError(
+            f"{role} {_shown(path.name)}: push reads the files export writes: .parquet, "
+            ".csv, .json or .xlsx"
+        ) from None
 
 
-def _planned(args: argparse.Namespace, client: SequenceClient) -> ChangePlan:
+def _read(path: Path, role: str, schema: Any = None) -> pl.DataFrame:
+    """The customers in ``path`` (with an ``id`` column of text); else an
+    :class:`InputError` naming ``role`` (the edited file or ``--base``) and what to change."""
+    import polars as pl
+
+    from sequence_nb.export import ReadBackError, read_export
+
+    try:
+        frame = read_export(path, schema=schema)
+    except FileNotFoundError:
+        raise InputError(f"{role}: there is no file {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"{role}: {path} is a folder; give the file export wrote") from None
+    except ReadBackError as exc:
+        raise InputError(f"{role}: {exc}") from None
+    if "id" not in frame.columns:
+        raise InputError(
+            f"{role}: {path.name} has no 'id' column: rows are matched by id, so keep the "
+            "export's id column"
+        )
+    if frame["id"].dtype != pl.String:
+        raise InputError(
+            f"{role}: {path.name} holds {frame['id'].dtype} in its 'id' column where "
+            "customer ids are text: rows are matched by id, so keep the export's id column "
+            "as it was written"
+        )
+    return frame
+
+
+def _planned(
+    path: Path, edited: pl.DataFrame, base: pl.DataFrame | None, client: SequenceClient
+) -> ChangePlan:
     """The plan of the edited file against ``--base`` or Sequence's current records."""
     import polars as pl
 
     from sequence_nb.frames import fetch_customers
     from sequence_nb.plan import plan_updates
 
-    edited = _read_edited(args.path)
-    ids = edited["id"].drop_nulls().implode()
-    if args.base is not None:
-        original = _read_edited(args.base)
-    else:
+    original = base
+    if original is None:
         original = fetch_customers(client, includeArchived=True)
+        if _format_of(path, "the edited file") not in _TYPED_FORMATS:
+            edited = _read(path, "the edited file", original.schema)
         print(
-            f"Planned against Sequence's current records: any value in {args.path.name} "
+            f"Planned against Sequence's current records: any value in {_shown(path.name)} "
             "older than Sequence's is written back as if it were an edit. Pass the "
             "unedited export as --base to keep changes made since.",
             file=sys.stderr,
         )
+    ids = edited["id"].drop_nulls().implode()
     original = original.filter(pl.col("id").is_in(ids))
     return plan_updates(original, edited, base_url=client.base_url)
 
 
-def _run_undo(args: argparse.Namespace) -> int:
-    from sequence_nb.runs import undo
-
-    with _client() as client:
-        plan = undo(args.run_id, client, journal=args.journal)
-        status = _confirm_and_apply(plan, client, args, on_conflict="skip")
-    return max(status, _report_unrestored(plan))
-
-
-def _report_unrestored(plan: ChangePlan) -> int:
-    """List, last and in full, every customer an undo plan leaves as the run made it
-    (unreadable, changed since, invalid, side effects); 1 when there is any, else 0.
-    A customer with nothing to restore is no failure."""
-    from sequence_nb.runs import NOTHING_TO_RESTORE
-
-    unrestored = [
-        (customer, column, message)
-        for customer, column, message in plan.errors.iter_rows()
-        if message != NOTHING_TO_RESTORE
-    ]
-    if not unrestored:
-        return 0
-    customers = len({customer for customer, _, _ in unrestored})
-    print(f"Not restored ({customers} customer{'s' if customers != 1 else ''}):")
-    for customer, column, message in unrestored:
-        print(f"  {_shown(customer or '(no id)')} {_shown(column)}: {_shown(message)}")
-    return 1
+# -- showing and applying a plan ----------------------------------------------------------
 
 
 def _confirm_and_apply(
-    plan: ChangePlan, client: SequenceClient, args: argparse.Namespace, *, on_conflict: str
+    plan: ChangePlan,
+    client: SequenceClient,
+    args: argparse.Namespace,
+    *,
+    on_conflict: str,
+    question: str | None = None,
 ) -> int:
-    import polars as pl
+    """Show the plan, ask (unless ``--yes``), apply it and show how it went: each row
+    once, every reason in full. 0 when every row went through, else 1."""
+    from sequence_nb import terminal
 
-    _print_plan(plan)
+    console = terminal.make_console()
     if len(plan) == 0:
-        print("Nothing to push.")
-        return 0
+        return _nothing_to_send(plan, args, "push")
+    if not args.dry_run and not args.json:
+        console.print(terminal.plan_table(plan))
+        _print_plan_summary(plan)
     if not args.dry_run and not args.yes:
         if not sys.stdin.isatty():
-            print("sequence-nb: not pushing without confirmation; pass --yes", file=sys.stderr)
+            print("sequence-nb: not writing without confirmation; pass --yes", file=sys.stderr)
             return 2
-        answer = input(f"Push {len(plan)} updates to {client.base_url}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
+        n = len(plan)
+        ask = question or f"Push {n} update{'s' if n != 1 else ''} to {client.base_url}?"
+        if input(f"{ask} [y/N] ").strip().lower() not in ("y", "yes"):
             print("Nothing was sent.")
             return 1
     result = plan.apply(
@@ -381,58 +629,278 @@ def _confirm_and_apply(
         journal=args.journal,
         expected_digest=args.digest,
     )
-    print(_shown(result.summary()))
-    if result.run_id:
-        print(f"Run {_shown(result.run_id)}, journal {_shown(result.journal_path)}")
-        print(f"To undo it: sequence-nb undo {_shown(result.run_id)}")
-    problems = result.to_frame().filter(~pl.col("status").is_in(["updated", "would-update"]))
-    if not problems.is_empty():
+    return _report(plan, result, args)
+
+
+def _report(plan: ChangePlan, result: PushResult[Any], args: argparse.Namespace) -> int:
+    """How a push (or dry run, or resume) went: the table of its rows, a summary line
+    and what to do next; JSON with ``--json``. 1 when a row did not go through."""
+    import orjson
+
+    from sequence_nb import terminal
+
+    failed = [r.id for r in result.rows if r.status not in ("updated", "would-update")]
+    if args.json:
+        document = terminal.json_plan(plan, result)
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2, default=str).decode())
+        return 1 if failed else 0
+    console = terminal.make_console()
+    outcomes = terminal.outcomes_of(result)
+    if result.dry_run:
+        console.print(terminal.plan_table(plan, outcomes))
+        _print_plan_summary(plan)
+        print(f"Dry run: {_shown(_counts(result))}; nothing was written.")
+        return 1 if failed else 0
+    shown_before = {row.id for row in plan.rows if not row.sendable}
+    again = [customer for customer in failed if customer not in shown_before]
+    if again:
         print("Not updated:")
-        for customer, status, message in problems.select("id", "status", "message").iter_rows():
-            print(f"  {_shown(customer)} {_shown(status)}: {_shown(message)}")
-        return 1
-    return 0
+        console.print(terminal.plan_table(plan, outcomes, only=again))
+    interrupted = " (interrupted)" if result.interrupted else ""
+    print(f"Pushed: {_shown(_counts(result))}{interrupted}.")
+    if result.run_id:
+        run = _shown(result.run_id)
+        print(f"Run {run}, journal {_shown(result.journal_path)}")
+        if result.interrupted:
+            print(f"To finish it: sequence-nb resume {run}")
+        print(f"To undo it: sequence-nb undo {run}")
+    return 1 if failed else 0
 
 
-def _print_plan(plan: ChangePlan) -> None:
-    """Every change in full, one line each under its customer, a count per column and
-    everything not sent: nothing elided or cut, as the digest printed with it is what
-    a person pins. Every text comes escaped (:meth:`ChangePlan.preview`, :func:`_shown`),
-    so no value of the plan can move the cursor, erase a line or start one."""
-    print(f"Plan: {plan.summary()} (digest {plan.digest})")
-    preview = plan.preview()
-    if not preview.is_empty():
-        counts = preview.group_by("column", maintain_order=True).len().iter_rows()
-        print("Changes by column: " + ", ".join(f"{column} {n}" for column, n in counts))
-        customer = None
-        for change in preview.iter_rows(named=True):
-            if change["id"] != customer:
-                customer = change["id"]
-                print(f"  {customer}  {_quoted(change['legalName'])}")
-            line = f"    {change['column']}: {_quoted(change['old'])} -> {_quoted(change['new'])}"
-            if change["status"] != "update":
-                line += f"  [{change['status']}: {change['message']}]"
-            print(line)
-    if not plan.errors.is_empty():
-        print("Not sent:")
-        for customer, column, message in plan.errors.iter_rows():
-            print(f"  {_shown(customer or '(no id)')} {_shown(column)}: {_shown(message)}")
+def _counts(result: PushResult[Any]) -> str:
+    counts = result.counts()
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
 
 
-def _quoted(text: str | None) -> str:
-    """A value the preview shows (already escaped) in quotes; a quote in it as ``\\'``."""
-    return "(empty)" if text is None else "'" + text.replace("'", "\\'") + "'"
+def _print_plan_summary(plan: ChangePlan) -> None:
+    from sequence_nb import terminal
+
+    print(f"Plan: {plan.summary()} (digest {plan.digest})")  # summary() escapes its names
+    by_column = terminal.changes_by_column(plan)
+    if by_column:
+        print(f"Changes by column: {by_column}")
+
+
+def _nothing_to_send(plan: ChangePlan, args: argparse.Namespace, verb: str) -> int:
+    """What an empty plan prints: its notes and rows not sent, and that nothing was
+    sent (no run is made). 1 when a row could not be planned, else 0."""
+    import orjson
+
+    from sequence_nb import terminal
+
+    if args.json:
+        print(
+            orjson.dumps(
+                terminal.json_plan(plan, None), option=orjson.OPT_INDENT_2, default=str
+            ).decode()
+        )
+    else:
+        if plan.rows or plan.notes:
+            terminal.make_console().print(terminal.plan_table(plan))
+        _print_plan_summary(plan)
+        print(f"Nothing to {verb}: nothing was sent.")
+    return 1 if plan.rows else 0
+
+
+# -- undo, resume, runs, history ----------------------------------------------------------
+
+
+def _journal(args: argparse.Namespace) -> Path | None:
+    """The journal file the command reads, or ``None`` when there is none yet (reading
+    never makes one)."""
+    from sequence_nb.journal import default_journal_path
+
+    path: Path = args.journal.expanduser() if args.journal else default_journal_path()
+    return path if path.exists() else None
+
+
+def _no_journal(args: argparse.Namespace) -> str:
+    from sequence_nb.journal import default_journal_path
+
+    path = args.journal or default_journal_path()
+    return (
+        f"there is no journal at {path} yet: a push makes it (--journal or "
+        "SEQUENCE_NB_JOURNAL names another)"
+    )
+
+
+def _run_undo(args: argparse.Namespace) -> int:
+    from sequence_nb.journal import opened
+    from sequence_nb.runs import undo
+
+    if args.json and not (args.dry_run or args.yes):
+        print(
+            "sequence-nb undo: --json prints for a script, which cannot answer the question: "
+            "add --yes or --dry-run",
+            file=sys.stderr,
+        )
+        return 2
+    if _journal(args) is None:
+        raise InputError(_no_journal(args))
+    with _client() as client:
+        with opened(args.journal) as journal:
+            plan = undo(args.run_id, client, journal=journal)
+            undone_by = journal.undone_by(args.run_id)
+        unrestored = _unrestored(plan)
+        if len(plan) == 0:
+            _nothing_to_undo(plan, args, undone_by)
+            if unrestored and not args.json:
+                print(_not_restored_line(unrestored))
+            return 1 if unrestored else 0
+        n = len(plan)
+        question = (
+            f"Undo run {_shown(args.run_id)}: restore {n} customer{'s' if n != 1 else ''} "
+            f"on {client.base_url}?"
+        )
+        status = _confirm_and_apply(plan, client, args, on_conflict="skip", question=question)
+    if unrestored and not args.json:
+        print(_not_restored_line(unrestored))
+    return max(status, 1 if unrestored else 0)
+
+
+def _nothing_to_undo(plan: ChangePlan, args: argparse.Namespace, undone_by: list[str]) -> None:
+    """Say why an undo has nothing to send, each customer once; no run is made."""
+    import orjson
+
+    from sequence_nb import terminal
+
+    if args.json:
+        document = terminal.json_plan(plan, None)
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2, default=str).decode())
+        return
+    if plan.notes:
+        terminal.make_console().print(terminal.plan_table(plan))
+    run = _shown(args.run_id)
+    unrestored = _unrestored(plan)
+    earlier = [u for u in undone_by if u != args.run_id]
+    if unrestored:
+        s = "s" if unrestored != 1 else ""
+        why = f"{unrestored} customer{s} could not be restored (above, with the reason)"
+    elif earlier:
+        why = f"it was undone by run {_shown(earlier[-1])}"
+    else:
+        why = "no customer holds what it wrote (its writes did not land, or were undone)"
+    print(f"Nothing to undo for run {run}: {why}. Nothing was sent and no run was made.")
+
+
+def _not_restored_line(count: int) -> str:
+    s = "s" if count != 1 else ""
+    return f"Not restored: {count} customer{s} (listed above as not restored, with the reason)."
+
+
+def _unrestored(plan: ChangePlan) -> int:
+    """How many customers an undo plan leaves as the run made them (unreadable, changed
+    since, side effects). A customer with nothing to restore is no failure."""
+    from sequence_nb.runs import NOTHING_TO_RESTORE
+
+    return len({customer for customer, _, message in plan.notes if message != NOTHING_TO_RESTORE})
+
+
+def _run_resume(args: argparse.Namespace) -> int:
+    from sequence_nb.journal import opened
+    from sequence_nb.runs import resume
+
+    args.dry_run, args.digest = False, None
+    if args.json and not args.yes:
+        print(
+            "sequence-nb resume: --json prints for a script, which cannot answer the "
+            "question: add --yes",
+            file=sys.stderr,
+        )
+        return 2
+    if _journal(args) is None:
+        raise InputError(_no_journal(args))
+    with opened(args.journal) as journal, _client() as client:
+        journal.run(args.run_id)  # an unknown run is refused before the question
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("sequence-nb: not writing without confirmation; pass --yes", file=sys.stderr)
+                return 2
+            ask = f"Resume run {_shown(args.run_id)}, writing to {client.base_url}? [y/N] "
+            if input(ask).strip().lower() not in ("y", "yes"):
+                print("Nothing was sent.")
+                return 1
+        result = resume(
+            args.run_id,
+            client,
+            journal=journal,
+            on_conflict="overwrite" if args.on_conflict == "overwrite" else "skip",
+            max_workers=args.max_workers,
+        )
+    return _report(result.plan, result, args)
 
 
 def _run_runs(args: argparse.Namespace) -> int:
-    import polars as pl
+    import orjson
 
+    from sequence_nb import terminal
     from sequence_nb.journal import Journal
 
-    with Journal(args.journal) as journal, pl.Config(tbl_rows=100, tbl_width_chars=160):
+    if _journal(args) is None:
+        print("[]" if args.json else f"No runs: {_shown(_no_journal(args))}.")
+        return 0
+    with Journal(args.journal) as journal:
         runs = journal.runs()
-        print(runs.with_columns(pl.col(pl.String).map_elements(_shown, return_dtype=pl.String)))
+        path = journal.path
+    if args.json:
+        print(orjson.dumps(terminal.json_runs(runs), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if runs.is_empty():
+        print(f"No runs in the journal at {_shown(path)} yet.")
+        return 0
+    terminal.make_console().print(terminal.runs_table(runs))
+    print(f"{runs.height} run{'s' if runs.height != 1 else ''} in the journal at {_shown(path)}")
     return 0
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    import orjson
+    import polars as pl
+
+    from sequence_nb import terminal
+    from sequence_nb.export import export, export_format
+    from sequence_nb.history import HISTORY_SCHEMA, history
+
+    since = _since(args.since)
+    if args.out is not None:
+        export_format(args.out, args.format)  # refused before the journal is read
+    frame = pl.DataFrame(schema=HISTORY_SCHEMA) if _journal(args) is None else history(args.journal)
+    if args.customer is not None:
+        frame = frame.filter(pl.col("customer") == args.customer)
+    if since is not None:
+        frame = frame.filter(pl.col("when") >= since)
+    if args.out is not None:
+        written = _shown(export(frame, args.out, format=args.format))
+        print(f"Wrote {frame.height} change{'s' if frame.height != 1 else ''} to {written}")
+        return 0
+    if args.json:
+        print(orjson.dumps(terminal.json_history(frame), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if frame.is_empty():
+        print(
+            "No changes in the journal match."
+            if args.customer or since
+            else "No changes in the journal yet."
+        )
+        return 0
+    terminal.make_console().print(terminal.history_table(frame))
+    print(f"{frame.height} change{'s' if frame.height != 1 else ''}")
+    return 0
+
+
+def _since(text: str | None) -> dt.datetime | None:
+    """``--since`` as a moment in UTC: a date is its midnight, a time without a zone UTC."""
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"--since takes a date or time such as 2026-12-01 or 2026-12-01T09:30Z, not {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 if __name__ == "__main__":

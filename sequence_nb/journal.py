@@ -36,6 +36,7 @@ from sequence_nb.errors import SequenceError
 
 __all__ = [
     "LANDED",
+    "ROW_STATUSES",
     "Journal",
     "JournalArg",
     "JournalError",
@@ -80,7 +81,24 @@ CREATE TABLE IF NOT EXISTS writes (
     PRIMARY KEY (run_id, customer_id)
 );
 CREATE INDEX IF NOT EXISTS writes_by_customer ON writes (customer_id);
+CREATE TABLE IF NOT EXISTS resumes (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    resumed_at TEXT NOT NULL
+);
 """
+
+#: Every status a journaled row can end in, in the order :meth:`Journal.runs` counts
+#: them (``pending``: sent, the process stopped before the answer was recorded).
+ROW_STATUSES = (
+    "updated",
+    "side-effects",
+    "unconfirmed",
+    "failed",
+    "conflict",
+    "invalid",
+    "skipped",
+    "pending",
+)
 
 
 class JournalError(SequenceError):
@@ -136,6 +154,9 @@ class WriteRecord:
     before: dict[str, Any] | None
     body: dict[str, Any] | None
     after: dict[str, Any] | None
+    #: When the row was started and when it ended (ISO text in UTC, as journaled).
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 class Journal:
@@ -289,8 +310,23 @@ class Journal:
             (run_id,),
         )
         if not rows:
-            raise UnknownRunError(f"no run {run_id!r} in the journal at {self.path}")
+            raise UnknownRunError(
+                f"no run {run_id!r} in the journal at {self.path}: `sequence-nb runs` lists "
+                "its runs (--journal or SEQUENCE_NB_JOURNAL names another journal)"
+            )
         return RunRecord(*rows[0])
+
+    def run_records(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        rows = self._read(
+            "SELECT run_id, kind, plan_id, base_url, created_at, finished_at, plan_json, "
+            "plan_digest, undoes FROM runs ORDER BY created_at, rowid"
+        )
+        return [RunRecord(*row) for row in rows]
+
+    def note_resumed(self, run_id: str) -> None:
+        """Record that run ``run_id`` was resumed now (it goes on under its own id)."""
+        self._write("INSERT INTO resumes (run_id, resumed_at) VALUES (?, ?)", (run_id, _now()))
 
     def writes(self, run_id: str) -> list[WriteRecord]:
         """Every row the run recorded, in the order they were started."""
@@ -330,7 +366,8 @@ class Journal:
     def _write_records(self, where: str, parameters: tuple[Any, ...]) -> list[WriteRecord]:
         rows = self._read(
             "SELECT w.run_id, w.customer_id, w.status, w.message, w.attempts, "
-            "w.idempotency_key, w.before_json, w.body_json, w.after_json "
+            "w.idempotency_key, w.before_json, w.body_json, w.after_json, w.started_at, "
+            "w.finished_at "
             "FROM writes w JOIN runs r ON r.run_id = w.run_id "
             f"WHERE {where} ORDER BY w.started_at, w.rowid",
             parameters,
@@ -346,32 +383,42 @@ class Journal:
                 before=_loads(row[6]),
                 body=_loads(row[7]),
                 after=_loads(row[8]),
+                started_at=row[9],
+                finished_at=row[10],
             )
             for row in rows
         ]
 
     def runs(self) -> pl.DataFrame:
-        """Every run, newest first: id, kind, when, where, and counts by status."""
+        """Every run, newest first: its id, kind (``push`` or ``undo``), when it started
+        and finished, the server, the run it undoes, the runs that undid it, when it was
+        last resumed and how often, and its rows: all of them and a count per status
+        (:data:`ROW_STATUSES`)."""
+        counts = ", ".join(f"SUM(w.status = '{status}')" for status in ROW_STATUSES)
         rows = self._read(
-            "SELECT r.run_id, r.kind, r.created_at, r.finished_at, r.base_url, "
-            "SUM(w.status = 'updated'), SUM(w.status = 'pending'), COUNT(w.customer_id) "
+            "SELECT r.run_id, r.kind, r.created_at, r.finished_at, r.base_url, r.undoes, "
+            "(SELECT group_concat(u.run_id, ' ') FROM runs u WHERE u.undoes = r.run_id), "
+            "(SELECT max(resumed_at) FROM resumes s WHERE s.run_id = r.run_id), "
+            "(SELECT count(*) FROM resumes s WHERE s.run_id = r.run_id), "
+            f"COUNT(w.customer_id), {counts} "
             "FROM runs r LEFT JOIN writes w ON w.run_id = r.run_id "
-            "GROUP BY r.run_id ORDER BY r.created_at DESC"
+            "GROUP BY r.run_id ORDER BY r.created_at DESC, r.rowid DESC"
         )
-        return pl.DataFrame(
-            rows,
-            schema={
-                "run_id": pl.String,
-                "kind": pl.String,
-                "created_at": pl.String,
-                "finished_at": pl.String,
-                "base_url": pl.String,
-                "updated": pl.Int64,
-                "pending": pl.Int64,
-                "rows": pl.Int64,
-            },
-            orient="row",
-        )
+        schema: dict[str, pl.DataType] = {
+            "run_id": pl.String(),
+            "kind": pl.String(),
+            "created_at": pl.String(),
+            "finished_at": pl.String(),
+            "base_url": pl.String(),
+            "undoes": pl.String(),
+            "undone_by": pl.String(),
+            "resumed_at": pl.String(),
+            "resumed": pl.Int64(),
+            "rows": pl.Int64(),
+        }
+        schema.update({status: pl.Int64() for status in ROW_STATUSES})
+        frame = pl.DataFrame(rows, schema=schema, orient="row")
+        return frame.with_columns(pl.col(ROW_STATUSES).fill_null(0))
 
 
 def _create_private(path: Path) -> None:

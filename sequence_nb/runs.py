@@ -56,6 +56,8 @@ def resume(
     otherwise the row is pushed again on the record as it is now (the same key when
     the record is unchanged). Rows the run never reached are pushed like any plan. A
     run that was undone is refused: finishing it would write again what was undone.
+    The run goes on under its own id; the journal notes when it was resumed
+    (:meth:`Journal.runs` shows it).
     """
     with opened(journal) as store:
         run = run_of(store, run_id, client)
@@ -66,6 +68,7 @@ def resume(
                 "what was undone. To write these changes after all, plan them again."
             )
         plan = ChangePlan.from_json(run.plan_json)
+        store.note_resumed(run_id)
         return continue_run(
             plan,
             client,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -16,8 +18,9 @@ import orjson
 import polars as pl
 import pytest
 
-from sequence_nb.cli import main
-from sequence_nb.export import export
+import sequence_nb
+from sequence_nb.cli import _parser, main
+from sequence_nb.export import export, read_export
 from sequence_nb.frames import to_frame
 from sequence_nb.plan import ChangePlan
 from sequence_nb.sandbox import Sandbox
@@ -71,7 +74,7 @@ def test_push_dry_run_shows_the_plan_and_writes_nothing(
     out = capsys.readouterr().out
     assert status == 0
     assert "Plan: 3 to update" in out and "from the shell" in out
-    assert "dry run: 3 would-update" in out
+    assert "Dry run: 3 would-update; nothing was written." in out
     assert server.stats.requests["PUT"] == 0
 
 
@@ -261,7 +264,7 @@ def test_errors_are_one_line_without_a_traceback(
     monkeypatch.delenv("SEQUENCE_CLIENT_ID", raising=False)
     assert main(["export", str(tmp_path / "x.parquet")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("sequence-nb: No Sequence client id") and err.count("\n") == 1
+    assert err.startswith("sequence-nb: SEQUENCE_CLIENT_ID is not set") and err.count("\n") == 1
 
 
 def test_push_prints_every_change_in_full_with_a_count_per_column(
@@ -297,8 +300,9 @@ def test_push_prints_every_change_in_full_with_a_count_per_column(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["push", "{d}/edited.parquet", "--base", "{d}/base.csv"], "base.csv"),
-        (["push", "{d}/base.csv", "--against-current"], ".parquet or .json"),
+        (["push", "{d}/edited.parquet", "--base", "{d}/base.txt"], "--base base.txt"),
+        (["push", "{d}/notes.txt", "--against-current"], ".parquet, .csv, .json or .xlsx"),
+        (["push", "{d}/edited.parquet", "--base", "{d}/gone.csv"], "--base: there is no file"),
         (["push", "{d}/broken.json", "--against-current"], "broken.json is not JSON"),
         (["push", "{d}/broken.parquet", "--against-current"], "broken.parquet"),
         (["push", "{d}/object.json", "--against-current"], "a JSON array of customer records"),
@@ -316,7 +320,7 @@ def test_push_prints_every_change_in_full_with_a_count_per_column(
             ["push", "{d}/edited.parquet", "--base", "{d}/base.parquet", "--max-workers", "0"],
             "at least 1",
         ),
-        (["undo", "some-run", "--max-workers", "-2"], "--max-workers must be at least 1"),
+        (["undo", "some-run", "--max-workers", "-2"], "--max-workers: must be at least 1"),
         (["export", "{d}/out.txt"], "out.txt"),
     ],
 )
@@ -460,8 +464,12 @@ FORGING = "\x1b[2A\x1b[2K\r\x1b[JChanges by column: label 1\nFORGED"
 
 
 def test_text_in_a_plan_file_cannot_move_the_cursor_or_add_lines_to_the_preview(
-    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "2000")  # no line wraps: each cell is on its row's line
     plan = saved_plan(server, tmp_path, 2)
     forged = dataclasses.replace(
         plan, notes=((FORGING, FORGING, FORGING),), ignored_columns=(FORGING,)
@@ -473,11 +481,14 @@ def test_text_in_a_plan_file_cannot_move_the_cursor_or_add_lines_to_the_preview(
     out, err = capsys.readouterr()
     assert "\x1b" not in out + err and "\r" not in out + err
     shown = FORGING.encode("unicode_escape").decode("ascii")
-    assert f"  {shown} {shown}: {shown}" in out.splitlines()
-    assert out.splitlines()[0].endswith(
-        f"(ignored, not in the original frame: {shown}) (digest {forged.digest})"
-    )
-    assert sum("FORGED" in line for line in out.splitlines()) == 2  # the note's line, the plan's
+    (note,) = [line for line in out.splitlines() if line.startswith(f"│ {shown} ")]
+    assert note.count(shown) == 3 and "not sent" in note
+    assert f"(ignored, not in the original frame: {shown}) (digest {forged.digest})" in out
+    assert not [
+        line
+        for line in out.splitlines()
+        if line.startswith(("FORGED", "Changes by column: label 1"))
+    ]
 
 
 def test_an_error_naming_a_hostile_id_stays_one_line(
@@ -516,6 +527,7 @@ def test_a_server_message_is_printed_escaped_on_its_row(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "2000")
     plan = saved_plan(server, tmp_path, 1)
     transport = _Refusing("bad\x1b[1A\x1b[2K\nupdated")
     monkeypatch.setattr("sequence_nb.cli._client", lambda: server.client(transport=transport))
@@ -524,16 +536,20 @@ def test_a_server_message_is_printed_escaped_on_its_row(
     assert main([*push, "--journal", str(tmp_path / "j")]) == 1
     out = capsys.readouterr().out
     assert "\x1b" not in out
-    reported = out.split("Not updated:\n")[1].splitlines()
-    assert reported == [
-        f"  {plan.rows[0].id} failed: PUT /customers/{plan.rows[0].id} -> 400: "
-        "bad\\x1b[1A\\x1b[2K\\nupdated"
-    ]
+    reported = out.split("Not updated:\n")[1]
+    (row,) = [line for line in reported.splitlines() if plan.rows[0].id in line]
+    assert "failed" in row
+    assert f"PUT /customers/{plan.rows[0].id} -> 400: bad\\x1b[1A\\x1b[2K\\nupdated" in row
+    assert "Pushed: 1 failed." in out
 
 
 def test_undo_exits_1_and_lists_every_customer_it_could_not_restore(
-    server: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "2000")
     edited = relabel(exported(server, tmp_path), server, 3)
     edited.write_parquet(tmp_path / "edited.parquet")
     journal = ["--journal", str(tmp_path / "journal.sqlite3")]
@@ -545,11 +561,473 @@ def test_undo_exits_1_and_lists_every_customer_it_could_not_restore(
     server.set_faults(error_rate=1.0)
     assert main(["undo", run_id, "--yes", *journal]) == 1
     out = capsys.readouterr().out
-    listed = out.split("Not restored (3 customers):\n")[1].splitlines()
-    assert sorted(line.split()[0] for line in listed) == sorted(ids)
-    assert all("not restored: could not read it" in line for line in listed)
+    listed = [line for line in out.splitlines() if "not restored: could not read it" in line]
+    assert sorted(line.split()[1] for line in listed) == sorted(ids)
+    assert "Not restored: 3 customers" in out
     server.set_faults(error_rate=0.0)
     assert main(["undo", run_id, "--yes", *journal]) == 0
     assert main(["undo", run_id, "--yes", *journal]) == 0  # nothing left to restore
     out = capsys.readouterr().out
-    assert "nothing to restore" in out and "Not restored" not in out
+    assert "Nothing to undo for run" in out and "Not restored" not in out
+
+
+# -- as a user runs it: the command in a process of its own ---------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shell(server: Sandbox, tmp_path: Path) -> Shell:
+    """Run ``sequence-nb`` in a process of its own, with the sandbox's credentials in
+    the environment and a journal of the test's own, in ``tmp_path``."""
+    return Shell(server, tmp_path)
+
+
+class Shell:
+    """``sequence-nb ARGS`` as a user types it."""
+
+    def __init__(self, server: Sandbox, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENCE_")}
+        self.env |= server.environ() | {
+            "SEQUENCE_NB_JOURNAL": str(folder / "journal.sqlite3"),
+            "PYTHONPATH": str(REPOSITORY),
+        }
+        self.env.pop("COLUMNS", None)
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, env: dict[str, str | None] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environment = dict(self.env)
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        return subprocess.run(
+            [sys.executable, "-m", "sequence_nb.cli", *args],
+            cwd=self.folder,
+            env=environment,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command says, checked to be one line and no traceback."""
+    assert done.returncode in (1, 2), done
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("sequence-nb"), done.stderr
+    return done.stderr
+
+
+def test_version_says_the_version(shell: Shell) -> None:
+    done = shell("--version")
+    assert done.returncode == 0 and done.stdout == f"sequence-nb {sequence_nb.__version__}\n"
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+@pytest.mark.parametrize(
+    "command", ["sandbox", "export", "push", "undo", "resume", "runs", "history"]
+)
+def test_every_option_has_help_and_its_default_shown(shell: Shell, command: str) -> None:
+    parser = _options(_parser())[command]
+    done = shell(command, "--help")
+    assert done.returncode == 0
+    help_text = " ".join(done.stdout.split())
+    for action in parser._actions:
+        assert action.help, f"{command} {action.dest} has no help"
+        for flag in action.option_strings:
+            assert flag in help_text
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in help_text, action.dest
+    if command == "push":
+        assert "how many writes run at once (default: 8)" in help_text
+    if command == "sandbox":
+        assert "(default: 8765)" in help_text and "(default: 200)" in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["export", "out.csv"], {"SEQUENCE_CLIENT_ID": None}, "SEQUENCE_CLIENT_ID is not set"),
+        (["runs", "--bogus"], {}, "unrecognized arguments: --bogus (see sequence-nb --help)"),
+        (
+            ["export", "out.csv"],
+            {"SEQUENCE_CLIENT_SECRET": " "},
+            "SEQUENCE_CLIENT_SECRET is not set",
+        ),
+        (
+            ["export", "out.csv"],
+            {"SEQUENCE_CLIENT_SECRET": "wrong"},
+            "refused the credentials (401): check SEQUENCE_CLIENT_ID and SEQUENCE_CLIENT_SECRET",
+        ),
+        (
+            ["export", "out.csv"],
+            {"SEQUENCE_BASE_URL": "http://127.0.0.1:9/api"},
+            "check SEQUENCE_BASE_URL",
+        ),
+        (["export", "out.csv"], {"SEQUENCE_BASE_URL": "ftp://x"}, "SEQUENCE_BASE_URL must be"),
+        (["export", "no/folder/out.csv"], {}, "there is no folder no/folder"),
+        (["export", "out.txt"], {}, "out.txt"),
+        (
+            ["push", "edited.csv", "--base", "customers.csv"],
+            {},
+            "the edited file: there is no file",
+        ),
+        (["push", "notes.txt", "--base", "customers.csv"], {}, ".parquet, .csv, .json or .xlsx"),
+        (["push", "x.csv", "--max-workers", "x"], {}, "argument --max-workers: must be a whole"),
+        (["push", "x.csv", "--on-conflict", "win"], {}, "argument --on-conflict: invalid choice"),
+        (["push", "x.csv", "--base", "y.csv", "--json"], {}, "--json prints for a script"),
+        (["sandbox", "--port", "70000"], {}, "must be a port from 0 to 65535"),
+        (["undo", "no-such-run", "--yes"], {}, "there is no journal at"),
+        (["resume", "no-such-run", "--yes"], {}, "a push makes it (--journal or SEQUENCE_NB"),
+        (["history", "--since", "last week"], {}, "--since takes a date or time"),
+        (["history", "--out", "history.txt"], {}, "history.txt"),
+        (["frobnicate"], {}, "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_mistake_is_one_line_naming_what_to_change(
+    shell: Shell, args: list[str], env: dict[str, str | None], expected: str
+) -> None:
+    shell.server.reset_stats()
+    assert expected in one_line(shell(*args, env=env))
+    assert shell.server.stats.requests.get("PUT", 0) == 0
+
+
+def _edit_csv(source: Path, target: Path, edits: dict[str, dict[str, str]]) -> None:
+    """What a user does with polars: read the export as text, change cells, write it."""
+    frame = pl.read_csv(source, infer_schema=False)
+    for customer, changes in edits.items():
+        frame = frame.with_columns(
+            pl.when(pl.col("id") == customer)
+            .then(pl.lit(value))
+            .otherwise(pl.col(column))
+            .alias(column)
+            for column, value in changes.items()
+        )
+    frame.write_csv(target)
+
+
+def clean_ids(server: Sandbox, count: int) -> list[str]:
+    planted = {p.id for p in server.planted}
+    return [r["id"] for r in server.records() if r["id"] not in planted][:count]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_push_reads_back_a_csv_or_excel_export_keeping_text_as_text(
+    shell: Shell, suffix: str
+) -> None:
+    first, second = clean_ids(shell.server, 2)
+    shell.server.edit_remote(
+        first, {"address": {**shell.server.get_record(first)["address"], "postCode": "02169"}}
+    )
+    export_file = f"customers{suffix}"
+    assert shell("export", export_file).returncode == 0
+    if suffix == ".csv":
+        _edit_csv(
+            shell.folder / export_file,
+            shell.folder / "edited.csv",
+            {first: {"label": "TRUE"}, second: {"label": "007"}},
+        )
+    else:  # as a spreadsheet program keeps text cells
+        frame = read_export(shell.folder / export_file)
+        edited = frame.with_columns(
+            pl.when(pl.col("id") == first)
+            .then(pl.lit("TRUE"))
+            .when(pl.col("id") == second)
+            .then(pl.lit("007"))
+            .otherwise(pl.col("label"))
+            .alias("label")
+        )
+        export(edited, shell.folder / "edited.xlsx")
+    shell.server.reset_stats()
+    done = shell("push", f"edited{suffix}", "--base", export_file, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Plan: 2 to update" in done.stdout and "Pushed: 2 updated." in done.stdout
+    assert shell.server.stats.requests["PUT"] == 2
+    record = shell.server.get_record(first)
+    assert record["label"] == "TRUE" and record["address"]["postCode"] == "02169"
+    assert shell.server.get_record(second)["label"] == "007"
+
+
+def test_a_csv_planned_against_current_records_is_read_in_their_schema(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv", "--include-archived").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    done = shell("push", "edited.csv", "--against-current", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Dry run: 1 would-update; nothing was written." in done.stdout
+    assert "Planned against Sequence's current records" in done.stderr
+
+
+def test_a_column_that_cannot_be_read_as_exported_is_refused_naming_it(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv",
+        shell.folder / "edited.csv",
+        {customer: {"billingEmails": "ap@example.com"}},
+    )
+    shell.server.reset_stats()
+    message = one_line(shell("push", "edited.csv", "--base", "customers.csv", "--yes"))
+    assert "column 'billingEmails' of edited.csv" in message and customer in message
+    assert "not a JSON list" in message
+    assert sum(shell.server.stats.requests.values()) == 0
+
+
+LONG_REASON = "An email address must have an @-sign."
+
+
+def test_a_dry_run_prints_one_table_each_row_once_every_reason_in_full(shell: Shell) -> None:
+    first, second, third = clean_ids(shell.server, 3)
+    assert shell("export", "customers.csv").returncode == 0
+    edits = {
+        first: {"label": "reviewed"},
+        second: {"label": "reviewed", "contactName": "Ada Lovelace"},
+        third: {"email": "not an email"},
+    }
+    _edit_csv(shell.folder / "customers.csv", shell.folder / "edited.csv", edits)
+    shell.server.reset_stats()
+    done = shell("push", "edited.csv", "--base", "customers.csv", "--dry-run")
+    out = done.stdout
+    assert done.returncode == 1  # a row is invalid
+    assert "shape:" not in out and "null" not in out and "…" not in out
+    for customer in (first, second, third):
+        assert out.count(customer) == 1  # each row once, its id on one line
+    (invalid,) = [line for line in out.splitlines() if third in line]
+    assert "invalid" in invalid and "'not an email'" in invalid
+    assert LONG_REASON in " ".join(
+        line.split("│")[-2].strip() for line in out.splitlines() if "│" in line
+    )
+    assert "Dry run: 2 would-update, 1 invalid; nothing was written." in out
+    (by_column,) = [line for line in out.splitlines() if line.startswith("Changes by column: ")]
+    counts = by_column.removeprefix("Changes by column: ").split(", ")
+    assert sorted(counts) == ["contactName 1", "email 1", "label 2"]
+    assert shell.server.stats.requests["PUT"] == 0
+
+
+def test_json_output_is_for_scripts(shell: Shell) -> None:
+    first, second = clean_ids(shell.server, 2)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv",
+        shell.folder / "edited.csv",
+        {first: {"label": "x"}, second: {"email": "nope"}},
+    )
+    done = shell("push", "edited.csv", "--base", "customers.csv", "--dry-run", "--json")
+    document = json.loads(done.stdout)
+    assert document["plan"]["digest"].startswith("sha256:")
+    rows = {row["id"]: row for row in document["plan"]["rows"]}
+    assert rows[first]["changes"][0]["new"] == "x" and rows[second]["sendable"] is False
+    assert {r["id"]: r["status"] for r in document["result"]["rows"]} == {
+        first: "would-update",
+        second: "invalid",
+    }
+    assert document["result"]["dry_run"] is True and document["result"]["run_id"] is None
+    runs = shell("runs", "--json")
+    assert json.loads(runs.stdout) == []
+
+
+def test_no_output_holds_the_secret(shell: Shell) -> None:
+    secret = shell.server.client_secret
+    (customer,) = clean_ids(shell.server, 1)
+    outputs = [shell("export", "customers.csv")]
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    outputs.append(shell("push", "edited.csv", "--base", "customers.csv", "--yes"))
+    outputs.append(shell("push", "edited.csv", "--base", "customers.csv", "--dry-run", "--json"))
+    outputs += [
+        shell("runs"),
+        shell("runs", "--json"),
+        shell("history"),
+        shell("history", "--json"),
+    ]
+    outputs.append(shell("export", "x.csv", env={"SEQUENCE_CLIENT_SECRET": secret + "x"}))
+    for done in outputs:
+        assert secret not in done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_runs_name_each_run_by_kind_and_count_every_status(shell: Shell) -> None:
+    first, second = clean_ids(shell.server, 2)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv",
+        shell.folder / "edited.csv",
+        {first: {"label": "x"}, second: {"email": "nope"}},
+    )
+    pushed = shell("push", "edited.csv", "--base", "customers.csv", "--yes")
+    run_id = pushed.stdout.split("To undo it: sequence-nb undo ")[1].split()[0]
+    undone = shell("undo", run_id, "--yes")
+    assert undone.returncode == 0, undone.stderr
+    runs = json.loads(shell("runs", "--json").stdout)
+    assert [(r["kind"], r["updated"], r["invalid"], r["rows"]) for r in runs] == [
+        ("undo", 1, 0, 1),
+        ("push", 1, 1, 2),
+    ]
+    assert runs[0]["undoes"] == run_id and runs[1]["undone_by"] == runs[0]["run_id"]
+    table = shell("runs").stdout
+    (push_line,) = [line for line in table.splitlines() if f"│ {run_id} " in line]
+    assert "│ push " in push_line and "1 updated, 1 invalid" in push_line
+    assert f"undone by {runs[0]['run_id']}" in push_line
+    assert "2 runs in the journal" in table
+
+
+def test_undoing_an_undone_run_says_nothing_to_undo_and_makes_no_run(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    pushed = shell("push", "edited.csv", "--base", "customers.csv", "--yes")
+    run_id = pushed.stdout.split("To undo it: sequence-nb undo ")[1].split()[0]
+    first = shell("undo", run_id, "--yes")
+    assert first.returncode == 0 and "Pushed: 1 updated." in first.stdout
+    undo_run = json.loads(shell("runs", "--json").stdout)[0]["run_id"]
+    shell.server.reset_stats()
+    again = shell("undo", run_id, "--yes")
+    assert again.returncode == 0, again.stderr
+    assert f"Nothing to undo for run {run_id}: it was undone by run {undo_run}." in again.stdout
+    assert "To undo it" not in again.stdout
+    assert len(json.loads(shell("runs", "--json").stdout)) == 2  # no new run
+    assert shell.server.stats.requests.get("PUT", 0) == 0
+    unknown = one_line(shell("undo", "no-such-run", "--yes"))
+    assert "no run 'no-such-run' in the journal" in unknown
+    assert "`sequence-nb runs` lists its runs" in unknown
+
+
+def test_resume_finishes_a_run_under_its_id_and_runs_say_so(shell: Shell) -> None:
+    (customer,) = clean_ids(shell.server, 1)
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv", shell.folder / "edited.csv", {customer: {"label": "x"}}
+    )
+    pushed = shell("push", "edited.csv", "--base", "customers.csv", "--yes")
+    run_id = pushed.stdout.split("To undo it: sequence-nb undo ")[1].split()[0]
+    assert "not writing without confirmation; pass --yes" in one_line(shell("resume", run_id))
+    resumed = shell("resume", run_id, "--yes")
+    assert resumed.returncode == 0 and f"Run {run_id}," in resumed.stdout
+    (run,) = json.loads(shell("runs", "--json").stdout)
+    assert (run["kind"], run["resumed"], run["updated"]) == ("push", 1, 1)
+    assert "resumed once" in shell("runs").stdout
+
+
+def test_runs_and_history_say_there_is_no_journal_and_make_none(shell: Shell) -> None:
+    for command in ("runs", "history"):
+        done = shell(command)
+        assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "there is no journal at" in shell("runs").stdout
+    assert "No changes in the journal yet." in shell("history").stdout
+    assert not (shell.folder / "journal.sqlite3").exists()
+
+
+def test_undo_asks_to_restore_customers_not_to_push_updates(
+    server: Sandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relabel(exported(server, tmp_path), server, 3).write_parquet(tmp_path / "edited.parquet")
+    journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    push = ["push", str(tmp_path / "edited.parquet"), "--against-current", "--yes"]
+    assert main([*push, *journal]) == 0
+    run_id = capsys.readouterr().out.split("To undo it: sequence-nb undo ")[1].split()[0]
+    asked: list[str] = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    assert main(["undo", run_id, *journal]) == 1
+    assert asked == [f"Undo run {run_id}: restore 3 customers on {server.url}? [y/N] "]
+    assert "Nothing was sent." in capsys.readouterr().out
+
+
+def test_history_lists_every_field_each_run_changed(shell: Shell) -> None:
+    first, second = clean_ids(shell.server, 2)
+    old = shell.server.get_record(first)["label"]
+    assert shell("export", "customers.csv").returncode == 0
+    _edit_csv(
+        shell.folder / "customers.csv",
+        shell.folder / "edited.csv",
+        {first: {"label": "x", "contactName": "Ada"}, second: {"label": "y"}},
+    )
+    pushed = shell("push", "edited.csv", "--base", "customers.csv", "--yes")
+    run_id = pushed.stdout.split("To undo it: sequence-nb undo ")[1].split()[0]
+    assert shell("undo", run_id, "--yes").returncode == 0
+    done = shell("history", "--customer", first)
+    assert done.returncode == 0
+    lines = [line for line in done.stdout.splitlines() if first in line]
+    assert len(lines) == 4  # two fields, pushed and undone
+    assert any("│ push " in line and f"'{old}'" in line and "'x'" in line for line in lines)
+    assert "4 changes" in done.stdout
+    assert "No changes in the journal match." in shell("history", "--since", "2999-01-01").stdout
+    for name in ("history.csv", "history.xlsx", "history.json", "history.parquet"):
+        written = shell("history", "--out", name)
+        assert written.returncode == 0 and f"Wrote 6 changes to {name}" in written.stdout
+        frame = read_export(shell.folder / name)
+        assert frame.height == 6 and set(frame["kind"]) == {"push", "undo"}
+        assert set(frame.columns) >= {
+            "run",
+            "kind",
+            "when",
+            "customer",
+            "field",
+            "old",
+            "new",
+            "status",
+        }
+    rows = json.loads(shell("history", "--json").stdout)
+    assert len(rows) == 6 and rows[0]["when"].endswith("Z")
+
+
+def test_sandbox_prints_the_export_lines_to_paste(tmp_path: Path) -> None:
+    port = 17765 + os.getpid() % 1000
+    env = dict(os.environ, PYTHONPATH=str(REPOSITORY))
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sequence_nb.cli",
+            "sandbox",
+            "--customers",
+            "12",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        banner = []
+        while not banner or banner[-1] != "Press Ctrl-C to stop.\n":
+            banner.append(child.stdout.readline())
+            assert banner[-1], "the sandbox ended before it said how to stop it"
+        pasted = [line.strip() for line in banner if line.strip().startswith("export ")]
+        assert [line.split("=")[0] for line in pasted] == [
+            "export SEQUENCE_BASE_URL",
+            "export SEQUENCE_CLIENT_ID",
+            "export SEQUENCE_CLIENT_SECRET",
+        ]
+        script = "; ".join(
+            [*pasted, f"{sys.executable} -m sequence_nb.cli export {tmp_path}/c.csv"]
+        )
+        clean_env = {k: v for k, v in env.items() if not k.startswith("SEQUENCE_")}
+        done = subprocess.run(
+            ["bash", "-c", script], env=clean_env, capture_output=True, text=True, timeout=60
+        )
+        assert "Wrote 12 customers" in done.stdout, done.stderr
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    assert child.returncode == 0

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from sequence_nb.export import ExportError, export
+from sequence_nb.export import ExportError, ReadBackError, export, read_export
 from sequence_nb.frames import to_frame, to_records
 from tests.test_frames import SEED_RECORD
 
@@ -174,3 +174,122 @@ def test_an_export_format_is_known_before_anything_is_written(tmp_path: Path) ->
     assert export_module.export_format(tmp_path / "c.txt", "csv") == "csv"
     with pytest.raises(ExportError, match=r"out\.txt"):
         export_module.export_format(tmp_path / "out.txt")
+
+
+# -- reading back -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json", ".csv", ".xlsx"])
+def test_every_format_reads_back_as_the_frame_it_was_exported_from(
+    frame: pl.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    written = export(frame, tmp_path / f"customers{suffix}")
+    back = read_export(written, schema=frame.schema)
+    expected = frame
+    if suffix == ".xlsx":  # Excel keeps no empty text: an empty cell is a null
+        expected = frame.with_columns(pl.col(pl.String).replace("", None))
+    assert_frame_equal(back, expected)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_text_stays_text_in_csv_and_excel(tmp_path: Path, suffix: str) -> None:
+    texts = ["02169", "TRUE", "=1+1", "1e5", "NA", "null", " 7 ", "0044 20 7946 0000"]
+    frame = to_frame(
+        [
+            {"id": f"c{n}", "label": text, "address": {"postCode": text}}
+            for n, text in enumerate(texts)
+        ]
+    )
+    back = read_export(export(frame, tmp_path / f"customers{suffix}"))
+    assert back["label"].to_list() == texts
+    assert back["address.postCode"].to_list() == texts
+    assert back.schema["label"] == pl.String
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_lists_and_structs_come_back_from_their_json_text_without_a_schema(
+    frame: pl.DataFrame, tmp_path: Path, suffix: str
+) -> None:
+    back = read_export(export(frame, tmp_path / f"customers{suffix}"))
+    for column in ("billingEmails", "linkedServices", "externalIds", "createdAt", "taxStatus"):
+        assert back.schema[column] == frame.schema[column], column
+        assert back[column].to_list() == frame[column].to_list(), column
+    assert back["meta.score"].to_list() == [None, "3"]  # an unknown scalar stays text
+
+
+def test_an_unknown_column_takes_the_dtype_the_schema_gives(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    back = read_export(export(frame, tmp_path / "customers.csv"), schema=frame.schema)
+    assert back.schema["meta.score"] == pl.Int64 and back["meta.score"].to_list() == [None, 3]
+    assert back["meta.tags"].to_list() == [None, ["a", "b"]]
+
+
+def edited_csv(frame: pl.DataFrame, tmp_path: Path, column: str, value: str) -> Path:
+    path = export(frame, tmp_path / "customers.csv")
+    text = pl.read_csv(path, infer_schema=False)
+    text.with_columns(
+        pl.when(pl.col("id") == "b").then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    ).write_csv(tmp_path / "edited.csv")
+    return tmp_path / "edited.csv"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("billingEmails", "not json", "not a JSON list"),
+        ("billingEmails", '"a@example.com"', "not a JSON list"),
+        ("billingEmails", "[1]", "not a JSON list"),
+        ("linkedServices", '[{"externalId": "9", "bogus": 1}]', "not a JSON list of objects"),
+        ("meta.score", "three", "not a whole number"),
+        ("externalIds", '{"key": "x"}', "not a JSON list of objects"),
+    ],
+)
+def test_a_cell_the_export_could_not_have_written_refuses_the_file_naming_its_column(
+    frame: pl.DataFrame, tmp_path: Path, column: str, value: str, expected: str
+) -> None:
+    path = edited_csv(frame, tmp_path, column, value)
+    with pytest.raises(ReadBackError) as error:
+        read_export(path, schema=frame.schema)
+    message = str(error.value)
+    assert message.startswith(f"column '{column}' of edited.csv, row 3 (customer b): ")
+    assert expected in message and "read-only" in message
+
+
+def test_columns_a_file_lacks_stay_missing(frame: pl.DataFrame, tmp_path: Path) -> None:
+    frame.select("id", "label").write_csv(tmp_path / "few.csv")
+    back = read_export(tmp_path / "few.csv", schema=frame.schema)
+    assert back.columns == ["id", "label"]  # a push leaves the others as they are
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("c.json", b'{"id": "a"}', "must hold a JSON array of customer records"),
+        ("c.json", b"[1, 2]", "must hold a JSON array of customer records"),
+        ("c.json", b"{nope", "c.json is not JSON"),
+        ("c.parquet", b"not parquet", "cannot read c.parquet as parquet"),
+        ("c.xlsx", b"not a workbook", "cannot read c.xlsx as an Excel workbook"),
+        ("c.csv", b"", "c.csv is empty"),
+        ("c.csv", b"id;label\na;b\n", "separates its columns with ';'"),
+        ("c.csv", "id,label\na,café\n".encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_an_export_is_refused_in_one_line(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ReadBackError) as error:
+        read_export(tmp_path / name)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_export(tmp_path / "nothere.csv")
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads(frame: pl.DataFrame, tmp_path: Path) -> None:
+    path = export(frame, tmp_path / "customers.csv")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_export(tmp_path / "bom.csv").columns[0] == "id"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sequence_nb.journal import Journal, JournalError, UnknownRunError
+from sequence_nb.journal import ROW_STATUSES, Journal, JournalError, UnknownRunError
 
 
 def mode(path: Path) -> int:
@@ -60,3 +60,35 @@ def test_an_unknown_run_is_a_lookup_error_naming_it(tmp_path: Path) -> None:
     with Journal(tmp_path / "journal.sqlite3") as journal, pytest.raises(UnknownRunError) as e:
         journal.run("nope")
     assert isinstance(e.value, LookupError) and "'nope'" in str(e.value)
+
+
+def test_runs_count_every_status_and_say_what_undid_what(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        pushed = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        for number, status in enumerate(ROW_STATUSES):
+            for copy in range(number + 1):
+                journal.record_outcome(pushed, f"{status}-{copy}", status=status)
+        undone = journal.start_run(
+            kind="undo", plan_id="q", base_url="u", plan_json=b"{}", undoes=pushed
+        )
+        journal.finish_run(undone)
+        journal.note_resumed(pushed)
+        runs = {run["run_id"]: run for run in journal.runs().iter_rows(named=True)}
+    assert [runs[pushed][status] for status in ROW_STATUSES] == list(range(1, 9))
+    assert runs[pushed]["rows"] == sum(range(1, 9))
+    assert runs[pushed]["kind"] == "push" and runs[pushed]["undone_by"] == undone
+    assert runs[pushed]["resumed"] == 1 and runs[pushed]["resumed_at"] is not None
+    assert runs[undone]["kind"] == "undo" and runs[undone]["undoes"] == pushed
+    assert runs[undone]["rows"] == 0 and runs[undone]["updated"] == 0
+
+
+def test_run_records_are_oldest_first_and_writes_say_when(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        first = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        second = journal.start_run(kind="push", plan_id="q", base_url="u", plan_json=b"{}")
+        journal.record_intent(first, "c", idempotency_key="k", before={}, body={})
+        journal.record_outcome(first, "c", status="updated")
+        assert [run.run_id for run in journal.run_records()] == [first, second]
+        (write,) = journal.writes(first)
+    assert write.started_at is not None and write.finished_at is not None
+    assert write.started_at <= write.finished_at

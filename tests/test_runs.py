@@ -362,3 +362,18 @@ def test_undo_works_from_the_writes_alone_for_a_run_an_older_version_journaled(
         assert len(reverse) == 3
         reverse.apply(client, journal=journal)
     assert all(server.get_record(r.id).get("label") == before[r.id] for r in plan.rows)
+
+
+def test_a_resumed_run_goes_on_under_its_id_and_the_journal_says_it_was_resumed(
+    make_sandbox: SandboxFactory, journal: Journal
+) -> None:
+    server = make_sandbox(customers=20, seed=12)
+    original = clean_frame(server)
+    plan = plan_updates(original, relabelled(original, 2))
+    with contract_client(server) as client:
+        pushed = plan.apply(client, journal=journal, progress=False)
+        resumed = resume(pushed.run_id or "", client, journal=journal, progress=False)
+    assert resumed.run_id == pushed.run_id and resumed.counts() == {"updated": 2}
+    (run,) = journal.runs().iter_rows(named=True)
+    assert (run["kind"], run["resumed"], run["updated"]) == ("push", 1, 2)
+    assert run["resumed_at"] >= run["created_at"]
