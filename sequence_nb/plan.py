@@ -41,7 +41,7 @@ from sequence_nb.models import (
     validate_update_body,
 )
 from sequence_nb.push import PushResult, apply_plan, write_key
-from sequence_nb.views import HTML_STYLE
+from sequence_nb.views import HTML_STYLE, id_cell
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
@@ -1300,7 +1300,9 @@ def _check_refused_columns(
 
 
 def render_plan_html(plan: ChangePlan) -> str:
-    """The plan for a notebook: counts, old struck through, new highlighted, invalid in red."""
+    """The plan for a notebook: counts, old struck through, new highlighted, an invalid
+    row in red with its new value marked refused; ids on one line, shortened (the whole
+    id on hover)."""
     if not plan:
         return f'<div class="snb-plan"><b>{html.escape(plan.summary().capitalize())}.</b></div>'
     parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b>"]
@@ -1325,7 +1327,7 @@ def render_plan_html(plan: ChangePlan) -> str:
                 )
             )
             parts.append(
-                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(row.legal_name)}</td>"
+                f"<tr{css}>{id_cell(row.id, _shown(row.id))}<td>{_cell(row.legal_name)}</td>"
                 f"<td>{_cell(change.column)}</td><td><del>{_cell(change.old)}</del></td>"
                 f"<td><ins>{_cell(change.new)}</ins></td><td>{status}</td></tr>"
             )

@@ -46,7 +46,7 @@ STATUS: Final = "row status"
 #: Geometry, fixed so a person gets readable columns and a test can find a cell.
 ROW_SIZE: Final = 26
 COLUMN_HEADER_SIZE: Final = 30
-ROW_HEADER_SIZE: Final = 100
+ROW_HEADER_SIZE: Final = 280  # a whole 36-character id at 12 px monospace
 BASE_COLUMN_SIZE: Final = 140
 STATUS_WIDTH: Final = 100
 COLUMN_WIDTHS: Final[dict[str, int]] = {
@@ -75,13 +75,17 @@ COLOURS: Final[dict[str, tuple[str, str]]] = {
     "u": ("#d3f9d8", "#1b5e20"),
     "p": ("#fff3bf", "#5c4400"),
 }
-#: Colours of the status column's labels.
+#: Colours of the status column's labels: the push result's words for a row, and
+#: ``changed`` and ``problem``.
 LABEL_CODES: Final = {
     "invalid": "x",
     "failed": "f",
     "conflict": "f",
+    "unconfirmed": "f",
+    "side-effects": "f",
     "changed": "c",
-    "pushed": "u",
+    "updated": "u",
+    "skipped": "u",
     "problem": "p",
 }
 
