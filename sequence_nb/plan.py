@@ -1308,7 +1308,7 @@ def render_plan_html(plan: ChangePlan) -> str:
     parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b>"]
     parts.append(f' <span class="snb-digest">digest {html.escape(plan.digest)}</span></p>')
     parts.append(
-        "<table><thead><tr><th>id</th><th>legal name</th><th>column</th>"
+        '<table class="snb-changes"><thead><tr><th>id</th><th>legal name</th><th>column</th>'
         "<th>old</th><th>new</th><th>status</th></tr></thead><tbody>"
     )
     shown = 0

@@ -18,6 +18,7 @@ HTML_STYLE = """<style>
 .snb-plan th, .snb-plan td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: left;
   vertical-align: top; }
 .snb-plan td:first-child, .snb-id { white-space: nowrap; }
+.snb-plan table.snb-changes td:not(:last-child) { white-space: nowrap; }
 .snb-plan td:first-child, .snb-id code { font-family: ui-monospace, Menlo, Consolas, monospace;
   font-size: 12px; }
 .snb-plan del { color: #8a1c1c; background: #fbe9e9; }

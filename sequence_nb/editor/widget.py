@@ -252,8 +252,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._sync(touched)
         summary = html.escape(plan.summary())
         if show:
-            self.output.value = plan._repr_html_()
-            self._say("info", f"Preview: {summary}.")
+            self.output.value = plan._repr_html_()  # its first line is the summary
+            self.message.value = ""
         else:
             self.output.value = ""
             self._say("info", f"Previewed from code: {summary}. Press Preview to show it here.")
