@@ -97,6 +97,8 @@ def prepare_folder(folder: Path, *, fresh: bool = False) -> list[str]:
 
 def free_port(preferred: int) -> int:
     """``preferred`` if nothing listens on it on 127.0.0.1, else a free port."""
+    if not 1 <= preferred <= 65535:
+        raise DemoError(f"--lab-port must be a port number from 1 to 65535, not {preferred}")
     for port in (preferred, 0):
         with socket.socket() as probe:
             try:

@@ -57,6 +57,11 @@ def test_a_folder_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None
         demo.prepare_folder(blocker / "work")
 
 
+def test_a_port_out_of_range_is_one_clear_error() -> None:
+    with pytest.raises(demo.DemoError, match="--lab-port must be a port number"):
+        demo.free_port(70000)
+
+
 def test_the_address_opens_the_notebook_itself() -> None:
     jupyter = demo.Jupyter("lab", Path("/w"), "quickstart.ipynb", 8899, token="abc")
     assert jupyter.url == "http://127.0.0.1:8899/lab/tree/quickstart.ipynb?token=abc"

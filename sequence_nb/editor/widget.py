@@ -768,7 +768,7 @@ def _outcome_note(result: PushResult[ChangePlan], *, from_code: bool) -> tuple[s
     if unsent:
         notes.append(f"{plural(unsent, 'invalid row')} {'was' if unsent == 1 else 'were'} not sent")
     if landed_badly:
-        did = "did" if result.dry_run is False else "would"
+        did = "would" if result.dry_run else "did"
         notes.append(f"{plural(landed_badly, 'row')} {did} not land as planned")
     marked = unsent + landed_badly
     if notes:
