@@ -637,3 +637,30 @@ def test_the_id_column_fits_a_whole_sequence_id() -> None:
 
     uuid_chars, monospace_12px = 36, 7.23  # DejaVu Sans Mono's advance at 12 px
     assert uuid_chars * monospace_12px + 16 <= ROW_HEADER_SIZE
+
+
+# -- what an edit sends --------------------------------------------------------------------------
+
+
+def test_an_edit_sends_the_status_line_before_the_grid_row(frame: pl.DataFrame) -> None:
+    """Each row update costs the browser a repaint of the grid: the words go first."""
+    editor = CustomerEditor(frame.head(10))
+    order: list[str] = []
+    editor.grid.send = lambda content, buffers=None: order.append(content["event_type"])
+    editor.status_line.observe(lambda _: order.append("status line"), names="value")
+    edit_cell(editor, 2, "label", "First")
+    assert order == ["status line", "row-changed"]
+
+
+def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    edit_cell(editor, 2, "label", "First")
+    assert [m["event_type"] for m in sent] == ["row-changed"]  # the row's marks changed
+    edit_cell(editor, 2, "label", "Second")  # the browser shows it; the marks stay
+    assert len(sent) == 1
+    assert value_of(editor.edited, frame["id"][2], "label") == "Second"
+    edit_cell(editor, 2, "email", "not an email")  # now the marks change: sent
+    assert len(sent) == 2 and sent[-1]["value"][0].startswith("invalid|")

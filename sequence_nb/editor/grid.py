@@ -143,16 +143,23 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
             return self.ids[row]
         return None
 
-    def set_row(self, row: int, values: Sequence[Any]) -> None:
-        """Write a whole row (status first) here and in the browser.
+    def set_row(self, row: int, values: Sequence[Any]) -> bool:
+        """Write a whole row (status first) here and in the browser; False when the row
+        already holds these values (then nothing is sent).
 
         A ``row-changed`` message, unlike ``set_cell_value``, is not echoed back by the
-        front end as an edit, and repaints the grid so the row's colours update.
+        front end as an edit, and repaints the grid so the row's colours update. Each one
+        costs the browser a full repaint of the grid, so a row the browser already shows
+        as it should (a cell edited again, its marks unchanged) is not sent.
         """
         frame = self._data["data"]
-        for name, value in zip(self.body_columns(), values, strict=True):
+        names = self.body_columns()
+        if [frame.at[row, name] for name in names] == list(values):
+            return False
+        for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
         self.send({"event_type": "row-changed", "row": row, "value": list(values)})
+        return True
 
     def body_columns(self) -> list[str]:
         """The columns of the grid body in order (what a cell event's ``column_index`` counts)."""

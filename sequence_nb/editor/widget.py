@@ -307,10 +307,12 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             )
         self._previewed = None
         self.confirm_box.layout.display = "none"
-        self._sync(ids)
+        # The words first: the grid's row update costs the browser a repaint, and the
+        # status line and message should not wait behind it.
         if select is not None:
             self._show_row(select)
         self._refresh()
+        self._sync(ids)
 
     def _sync(self, ids: Iterable[str]) -> None:
         """Send these rows' values and marks to the grid (or all shown rows if many)."""
