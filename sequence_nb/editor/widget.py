@@ -34,6 +34,7 @@ from sequence_nb.editor.state import (
     plural,
     read_only_message,
 )
+from sequence_nb.models import escape_unseen
 from sequence_nb.plan import ChangePlan
 from sequence_nb.push import PushResult
 from sequence_nb.views import id_cell
@@ -674,7 +675,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
 
 _KIND_NAMES: Final = {
     "x": "invalid",
-    "f": "not landed",
+    "f": "conflict / failed",
     "c": "changed",
     "u": "updated",
     "p": "problem",
@@ -786,17 +787,19 @@ def _outcome_note(result: PushResult[ChangePlan], *, from_code: bool) -> tuple[s
 
 def _result_html(result: PushResult[ChangePlan], state: EditState) -> str:
     """The push result below the grid: one line a row, ids shortened (full id on hover),
-    each status a chip in the grid's colour for it."""
+    each status a chip in the grid's colour for it; text from the server or the data is
+    shown with invisible characters escaped, as the plan shows it."""
     rows = []
     for row in result.rows[:_RESULT_ROW_LIMIT]:
         code = LABEL_CODES.get(row.status, "c" if row.status == "would-update" else "f")
         fill, ink = COLOURS[code]
         name = state.legal_name(row.id) if row.id in state.position else None
         rows.append(
-            f"<tr>{id_cell(row.id)}<td>{html.escape(name or '')}</td>"
+            f"<tr>{id_cell(row.id, escape_unseen(row.id))}"
+            f"<td>{html.escape(escape_unseen(name or ''))}</td>"
             f'<td><span class="snb-chip" style="background:{fill};color:{ink}">'
             f"{html.escape(row.status)}</span></td>"
-            f"<td>{html.escape(row.message or '')}</td></tr>"
+            f"<td>{html.escape(escape_unseen(row.message or ''))}</td></tr>"
         )
     more = len(result.rows) - _RESULT_ROW_LIMIT
     tail = f"<p>… and {more:,} more rows: see editor.result.to_frame().</p>" if more > 0 else ""
