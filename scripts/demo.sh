@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Install sequence_nb with JupyterLab into .venv, start the local sandbox server
-# and open notebooks/quickstart.ipynb against it. Ctrl-C stops both.
-# Extra arguments go to `sequence-nb demo` (e.g. --customers 1000 --no-browser).
+# Install sequence_nb with JupyterLab and Jupyter Notebook 7 into .venv, start the local
+# sandbox and open the quickstart notebook against it. The notebook opened is a working
+# copy in ~/.sequence_nb/demo (the repository's notebooks are never opened, so Jupyter's
+# autosave leaves the clone clean). Ctrl-C stops both.
+# Extra arguments go to `sequence-nb demo`, e.g. --app notebook (Notebook 7), --notebook
+# cleaning, --customers 1000, --no-browser, --dir FOLDER, --fresh; see `sequence-nb demo -h`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

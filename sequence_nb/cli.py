@@ -14,15 +14,14 @@ import argparse
 import datetime as dt
 import os
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from sequence_nb.demo import NOTEBOOKS as DEMO_NOTEBOOKS
 from sequence_nb.errors import AuthenticationError, PermissionDeniedError, SequenceError
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from sequence_nb.plan import ChangePlan
     from sequence_nb.push import PushResult
 
-DEFAULT_NOTEBOOK = Path("notebooks") / "quickstart.ipynb"
 CLIENT_ID = "SEQUENCE_CLIENT_ID"
 CLIENT_SECRET = "SEQUENCE_CLIENT_SECRET"
 BASE_URL = "SEQUENCE_BASE_URL"
@@ -40,7 +38,6 @@ BASE_URL = "SEQUENCE_BASE_URL"
 DEBUG = "SEQUENCE_NB_DEBUG"
 #: The formats a push reads: those export writes (typed ones carry their dtypes).
 _TYPED_FORMATS = ("parquet", "json")
-
 
 class InputError(SequenceError, ValueError):
     """A file or option given to the command cannot be used; the message says what to change."""
@@ -190,10 +187,38 @@ def _parser() -> argparse.ArgumentParser:
     _add_sandbox_options(sandbox, default_port=8765)
     sandbox.set_defaults(run=_run_sandbox)
 
-    demo = commands.add_parser("demo", help="start the sandbox and JupyterLab on the quickstart")
+    demo = commands.add_parser(
+        "demo",
+        help="start the sandbox and Jupyter on a working copy of the quickstart",
+        description="Copy the shipped notebooks into a working folder (the package's own "
+        "copies are never opened, so Jupyter's autosave changes nothing you did not), start "
+        "the local sandbox and open the notebook in JupyterLab or Jupyter Notebook 7.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     _add_sandbox_options(demo, default_port=0)
-    demo.add_argument("--notebook", type=Path, default=DEFAULT_NOTEBOOK)
-    demo.add_argument("--lab-port", type=int, default=8888)
+    demo.add_argument(
+        "--notebook",
+        default="quickstart",
+        choices=[name.removesuffix(".ipynb") for name in DEMO_NOTEBOOKS],
+        help="the shipped notebook to open",
+    )
+    demo.add_argument(
+        "--app", choices=["lab", "notebook"], default="lab", help="JupyterLab or Notebook 7"
+    )
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("~/.sequence_nb/demo"),
+        help="the working folder for the notebooks (copies; yours to edit)",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="replace copies you changed with the shipped notebooks (yours are kept as .bak)",
+    )
+    demo.add_argument(
+        "--lab-port", type=int, default=8888, help="Jupyter's port (a free one if it is taken)"
+    )
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.set_defaults(run=_run_demo)
 
@@ -360,49 +385,46 @@ def _run_sandbox(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from sequence_nb import sandbox
+    from sequence_nb import demo, sandbox
 
-    notebook: Path = args.notebook
-    if not notebook.is_file():
-        print(f"sequence-nb demo: no notebook at {notebook}; run it from the repository root")
+    app = args.app
+    try:
+        jupyter_bin = demo.find_jupyter()
+        if not demo.has_app(jupyter_bin, app):
+            package = "jupyterlab" if app == "lab" else "notebook"
+            raise demo.DemoError(f"jupyter {app} is not installed: pip install 'sequence-nb[demo]'"
+                                 f" (or pip install {package})")  # fmt: skip
+        folder = args.dir.expanduser().resolve()
+        for line in demo.prepare_folder(folder, fresh=args.fresh):
+            print(f"Notebooks in {folder}: {line}")
+        port = demo.free_port(args.lab_port)
+    except demo.DemoError as exc:
+        print(f"sequence-nb demo: {_shown(exc)}", file=sys.stderr)
         return 2
-    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which(
-        "jupyter"
+    jupyter = demo.Jupyter(
+        app=app,
+        folder=folder,
+        notebook=f"{args.notebook}.ipynb",
+        port=port,
+        open_browser=not args.no_browser,
+        token=demo.new_token(),
+        settings=demo.settings_dir(folder, jupyter_bin),
     )
-    if jupyter is None:
-        print("sequence-nb demo: JupyterLab is not installed: pip install 'sequence-nb[demo]'")
-        return 2
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     with sandbox.start(customers=args.customers, seed=args.seed, port=args.port) as server:
         print(f"Sandbox: {server.url} (client id {server.client_id}, demo credentials)")
-        env = dict(os.environ, **server.environ())
-        command = [jupyter, "lab", str(notebook), f"--ServerApp.port={args.lab_port}"]
-        if args.no_browser:
-            command.append("--no-browser")
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            command.append("--allow-root")  # containers and CI machines run as root
-        return _run_until_stopped(command, env)
+        env = jupyter.environ(dict(os.environ, **server.environ()))
+
+        def ready() -> None:
+            print(f"\n{jupyter.name} is ready. Open the notebook at:\n\n    {jupyter.url}\n")
+            print("Ctrl-C stops Jupyter and the sandbox.", flush=True)
+
+        return demo.run(jupyter, jupyter.command(jupyter_bin), env, ready)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _run_until_stopped(command: list[str], env: dict[str, str]) -> int:
-    """Run ``command`` until it ends or we are stopped (Ctrl-C or SIGTERM), then end it too."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    child = subprocess.Popen(command, env=env)
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
 
 
 def _client() -> SequenceClient:

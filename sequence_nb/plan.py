@@ -45,7 +45,7 @@ from sequence_nb.models import (
     without_unedited_keyed,
 )
 from sequence_nb.push import PushResult, apply_plan, write_key
-from sequence_nb.views import HTML_STYLE
+from sequence_nb.views import HTML_STYLE, id_cell
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
@@ -1561,13 +1561,15 @@ def _check_refused_columns(
 
 
 def render_plan_html(plan: ChangePlan) -> str:
-    """The plan for a notebook: counts, old struck through, new highlighted, invalid in red."""
+    """The plan for a notebook: counts, old struck through, new highlighted, an invalid
+    row in red with its new value marked refused; ids on one line, shortened (the whole
+    id on hover)."""
     if not plan:
         return f'<div class="snb-plan"><b>{html.escape(plan.summary().capitalize())}.</b></div>'
     parts = [HTML_STYLE, '<div class="snb-plan">', f"<p><b>{html.escape(plan.summary())}</b>"]
     parts.append(f' <span class="snb-digest">digest {html.escape(plan.digest)}</span></p>')
     parts.append(
-        "<table><thead><tr><th>id</th><th>legal name</th><th>column</th>"
+        '<table class="snb-changes"><thead><tr><th>id</th><th>legal name</th><th>column</th>'
         "<th>old</th><th>new</th><th>status</th></tr></thead><tbody>"
     )
     shown = 0
@@ -1586,7 +1588,7 @@ def render_plan_html(plan: ChangePlan) -> str:
                 )
             )
             parts.append(
-                f"<tr{css}><td>{_cell(row.id)}</td><td>{_cell(row.legal_name)}</td>"
+                f"<tr{css}>{id_cell(row.id, _shown(row.id))}<td>{_cell(row.legal_name)}</td>"
                 f"<td>{_cell(change.column)}</td><td><del>{_cell(change.old)}</del></td>"
                 f"<td><ins>{_cell(change.new)}</ins></td><td>{status}</td></tr>"
             )

@@ -1,10 +1,11 @@
-"""The editor in a real JupyterLab + Chromium, driven by Playwright.
+"""The editor in a real JupyterLab and Jupyter Notebook 7 + Chromium, driven by Playwright.
 
-The test starts a sandbox, then JupyterLab on 127.0.0.1 with its own HOME and Jupyter
-directories and the sandbox's SEQUENCE_* settings in its environment, opens a copy of
-``notebooks/quickstart.ipynb``, runs it all, sorts the grid, edits cells by
+The test starts a sandbox, then JupyterLab (or Notebook 7) on 127.0.0.1 with its own HOME
+and Jupyter directories and the sandbox's SEQUENCE_* settings in its environment, opens a
+copy of the shipped quickstart notebook, runs it all, sorts the grid, edits cells by
 double-clicking and typing, previews, pushes and confirms, then checks the sandbox over
-its API. Screenshots of each step go to ``test-artifacts/browser/``.
+its API. Screenshots of each step go to ``test-artifacts/browser/<app>/``. Another test
+opens the address ``sequence-nb demo`` prints and checks it shows the notebook itself.
 
 The helpers (JupyterLab, Chromium, notebook actions) are reused by
 ``benchmarks/editor.py --browser``. See /work/shared/browser-testing.md for what held here.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from sequence_nb import fields
+from sequence_nb.demo import shipped
 from sequence_nb.editor.grid import COLUMN_HEADER_SIZE, ROW_HEADER_SIZE, ROW_SIZE, column_widths
 from sequence_nb.errors import InvalidBodyError
 from sequence_nb.models import update_body_of, validate_update_body
@@ -57,11 +58,13 @@ SHORT = 10_000
 
 @dataclass(frozen=True)
 class Lab:
-    """A running JupyterLab: its URL, token and the folder it serves."""
+    """A running Jupyter server: its URL, token, the folder it serves and the front end
+    (``lab``: JupyterLab, ``notebook``: Notebook 7)."""
 
     url: str
     token: str
     root: Path
+    app: str = "lab"
 
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the server's REST API (POST when ``body`` is given)."""
@@ -84,8 +87,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def jupyter_lab(root: Path, scratch: Path, env: dict[str, str]) -> Iterator[Lab]:
-    """JupyterLab serving ``root``, with HOME and every Jupyter directory under ``scratch``."""
+def jupyter_lab(root: Path, scratch: Path, env: dict[str, str], app: str = "lab") -> Iterator[Lab]:
+    """JupyterLab (or ``app="notebook"``: Notebook 7) serving ``root``, with HOME and every
+    Jupyter directory under ``scratch``."""
     dirs = {
         name: scratch / sub
         for name, sub in (
@@ -116,7 +120,7 @@ def jupyter_lab(root: Path, scratch: Path, env: dict[str, str]) -> Iterator[Lab]
     process = subprocess.Popen(
         [
             str(Path(bin_dir) / "jupyter"),
-            "lab",
+            app,
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={port}",
@@ -129,7 +133,7 @@ def jupyter_lab(root: Path, scratch: Path, env: dict[str, str]) -> Iterator[Lab]
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    lab = Lab(f"http://127.0.0.1:{port}", token, root)
+    lab = Lab(f"http://127.0.0.1:{port}", token, root, app)
     try:
         _wait_until_up(lab, process)
         yield lab
@@ -164,20 +168,39 @@ def launch_chromium(playwright: Any) -> Any:
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
-    """Open ``name`` in a fresh workspace, with its kernel started beforehand, until Idle."""
+    """Open ``name`` (in JupyterLab, in a fresh workspace), with its kernel started
+    beforehand, until the page is connected to it and it is idle."""
     lab.api("/api/sessions", {"path": name, "type": "notebook", "name": name,
                               "kernel": {"name": "python3"}})  # fmt: skip
-    workspace = f"w{secrets.token_hex(4)}"
-    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab.token}")
-    wait_idle(page)
+    if lab.app == "lab":
+        workspace = f"w{secrets.token_hex(4)}"
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab.token}")
+    else:
+        page.goto(f"{lab.url}/notebooks/{name}?token={lab.token}")
+    page.locator(".jp-Notebook").first.wait_for(timeout=LONG)
+    wait_idle(page, lab=lab)
 
 
-def wait_idle(page: Any, timeout: int = LONG) -> None:
-    """Wait until the status bar shows the kernel Idle."""
-    page.wait_for_function(
-        "() => (document.querySelector('#jp-main-statusbar')?.textContent || '').includes('Idle')",
-        timeout=timeout,
-    )
+def wait_idle(page: Any, timeout: int = LONG, lab: Lab | None = None) -> None:
+    """Wait until the kernel is idle: JupyterLab's status bar says so; Notebook 7 has no
+    status bar, so there the server is asked (idle, with the page connected)."""
+    if lab is None or lab.app == "lab":
+        page.wait_for_function(
+            "() => (document.querySelector('#jp-main-statusbar')?.textContent || '')"
+            ".includes('Idle')",
+            timeout=timeout,
+        )
+        return
+    deadline = time.monotonic() + timeout / 1000
+    while time.monotonic() < deadline:
+        kernels = lab.api("/api/kernels")
+        if kernels and all(
+            k["execution_state"] == "idle" and k.get("connections", 0) >= 1 for k in kernels
+        ):
+            page.wait_for_timeout(300)  # let the page take the last messages
+            return
+        page.wait_for_timeout(200)
+    raise TimeoutError("the kernel did not become idle")
 
 
 def run_all(page: Any) -> None:
@@ -240,12 +263,13 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def lab_on_sandbox(tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]]:
-    """A sandbox and JupyterLab whose notebooks connect to it through SEQUENCE_*."""
+@pytest.fixture(params=["lab", "notebook"])
+def lab_on_sandbox(request: Any, tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]]:
+    """A sandbox and JupyterLab (then Notebook 7) whose notebooks connect to it through
+    SEQUENCE_*."""
     root = tmp_path / "notebooks"
     root.mkdir()
-    shutil.copy(REPO / "notebooks" / "quickstart.ipynb", root / "quickstart.ipynb")
+    (root / "quickstart.ipynb").write_bytes(shipped("quickstart.ipynb").read_bytes())
     with start(customers=120, seed=3) as server:
         env = {
             "SEQUENCE_BASE_URL": server.url,
@@ -253,28 +277,57 @@ def lab_on_sandbox(tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]]:
             "SEQUENCE_CLIENT_SECRET": server.client_secret,
             "SEQUENCE_NB_JOURNAL": str(tmp_path / "journal.sqlite3"),
         }
-        with jupyter_lab(root, tmp_path / "scratch", env) as lab:
+        with jupyter_lab(root, tmp_path / "scratch", env, app=request.param) as lab:
             yield lab, server
+
+
+#: Notebook 7's own bundle logs this at page load, before any notebook runs: a race in
+#: JupyterLab's keyboard-shortcuts plugin (@jupyterlab/shortcuts-extension, bundled in
+#: notebook_core.js), whose pluginChanged handler reads ``registry.plugins[shortcuts.id]
+#: .schema`` before the shortcuts settings are loaded. Upstream: jupyter/notebook#7862.
+#: Harmless (the plugin reads every plugin's shortcuts once its settings load); tolerated
+#: only with that message, from that bundle.
+NOTEBOOK7_SHORTCUTS_RACE = "Cannot read properties of undefined (reading 'schema')"
+
+
+def unexpected_errors(errors: list[Any], app: str) -> list[str]:
+    """The page errors that are not the known Notebook 7 start-up race."""
+    return [
+        f"{error.message}\n{error.stack}"
+        for error in errors
+        if not (
+            app == "notebook"
+            and error.message == NOTEBOOK7_SHORTCUTS_RACE
+            and "/static/notebook/notebook_core." in (error.stack or "").split("\n")[1]
+        )
+    ]
 
 
 def test_quickstart_sorted_edit_preview_push(
     chromium: Any, lab_on_sandbox: tuple[Lab, Sandbox]
 ) -> None:
     lab, server = lab_on_sandbox
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = chromium.new_page(viewport={"width": 1500, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    shots = ARTIFACTS / lab.app
+    shots.mkdir(parents=True, exist_ok=True)
+    width = 1500 if lab.app == "lab" else 1200
+    page = chromium.new_page(viewport={"width": width, "height": 1000})
+    errors: list[Any] = []
+    page.on("pageerror", lambda error: errors.append(error))
     try:
         open_notebook(page, lab, "quickstart.ipynb")
         run_all(page)
         page.get_by_text("customers to").wait_for(state="attached", timeout=LONG)
-        wait_idle(page)
+        wait_idle(page, lab=lab)
 
         editor = page.locator(".widget-vbox", has=page.locator(".lm-DataGrid")).first
         grid = editor.locator(".lm-DataGrid").first
         grid.scroll_into_view_if_needed()
-        editor.screenshot(path=ARTIFACTS / "01-opened.png")
+        editor.screenshot(path=shots / "01-opened.png")
+        # The notebook's Push cell pushed from code: the editor marks the rows and says so
+        # in one line; the table and the progress bar are in that cell only.
+        wait_for_text(page, ".snb-editor-msg", "Pushed from code: ")
+        assert editor.locator("table").count() == 0
+        assert editor.locator(".widget-output .jp-OutputArea-output").count() == 0
         columns = list(fields.EDITABLE_COLUMNS)
 
         def at(row: int, column: str) -> tuple[float, float]:
@@ -289,13 +342,18 @@ def test_quickstart_sorted_edit_preview_push(
         type_into_cell(page, at(0, "email"), "not an email")
         wait_for_text(page, ".snb-editor-status", "1 invalid")
         wait_for_text(page, ".snb-editor-msg", "not an email address")
-        editor.screenshot(path=ARTIFACTS / "02-invalid.png")
+        editor.screenshot(path=shots / "02-invalid.png")
+        page.get_by_role("button", name="Preview").click()
+        editor.locator("tr.snb-invalid").first.wait_for(timeout=SHORT)
+        editor.screenshot(path=shots / "02b-invalid-preview.png")
+        page.get_by_role("button", name="Revert row").click()
+        wait_for_text(page, ".snb-editor-status", "0 changed")
+        wait_for_text(page, ".widget-html", "Preview again")  # the stale plan is gone
+        assert editor.locator("table").count() == 0
 
         # The status column is read-only: the edit is refused with a message.
         type_into_cell(page, at(0, "row status"), "ok")
         wait_for_text(page, ".snb-editor-msg", "row status is read-only")
-        page.get_by_role("button", name="Revert row").click()
-        wait_for_text(page, ".snb-editor-status", "0 changed")
 
         # A valid new email for a customer whose record is valid (row 0 may be one
         # with a planted problem, which would make the row invalid).
@@ -303,29 +361,63 @@ def test_quickstart_sorted_edit_preview_push(
         new_email = f"browser.{secrets.token_hex(3)}@example.com"
         type_into_cell(page, at(row, "email"), new_email)
         wait_for_text(page, ".snb-editor-status", "1 changed")
-        editor.screenshot(path=ARTIFACTS / "03-edited.png")
+        editor.screenshot(path=shots / "03-edited.png")
 
         page.get_by_role("button", name="Preview").click()
-        editor.locator("ins", has_text=new_email).wait_for(timeout=SHORT)
-        editor.screenshot(path=ARTIFACTS / "04-preview.png")
+        inserted = editor.locator("ins", has_text=new_email)
+        inserted.wait_for(timeout=SHORT)
+        id_cell = editor.locator("td.snb-id", has=page.locator(f"code:text('{target[:13]}…')"))
+        assert id_cell.get_attribute("title") == target  # the whole id on hover
+        line = inserted.bounding_box()["height"]  # one line of the table
+        assert id_cell.locator("code").bounding_box()["height"] < 1.5 * line, "the id wraps"
+        editor.screenshot(path=shots / "04-preview.png")
 
         page.get_by_role("button", name="Push").click()
         confirm = page.get_by_role("button", name="Confirm")
         confirm.wait_for(timeout=SHORT)
         wait_for_text(page, ".widget-html", "Push 1 update to")
-        editor.screenshot(path=ARTIFACTS / "05-confirm.png")
+        editor.screenshot(path=shots / "05-confirm.png")
         confirm.click()
         wait_for_text(page, ".snb-editor-msg", "Pushed: 1 updated", timeout=LONG)
-        editor.screenshot(path=ARTIFACTS / "06-pushed.png")
+        editor.locator(".snb-result").wait_for(timeout=SHORT)
+        assert editor.locator("table").count() == 1  # the result, once; no plan, no bar
+        assert editor.locator(".widget-output .jp-OutputArea-output").count() == 0
+        editor.screenshot(path=shots / "06-pushed.png")
     finally:
-        page.screenshot(path=ARTIFACTS / "99-page.png")
+        page.screenshot(path=shots / "99-page.png", full_page=True)
         page.close()
 
     with server.client() as client:
         updated = [c["id"] for c in client.list_customers() if c["email"] == new_email]
     assert updated == [target], "the customer on that row of the sorted grid got the email"
     assert server.get_record(target)["email"] == new_email
-    assert not errors, errors
+    assert not unexpected_errors(errors, lab.app)
+
+
+def test_the_address_the_demo_prints_opens_the_notebook_without_news(
+    chromium: Any, tmp_path: Path
+) -> None:
+    """``sequence-nb demo`` prints an address: it opens the quickstart itself (not the
+    Launcher), and no "get Jupyter news?" pop-up covers it."""
+    from tests.test_demo import running_demo
+
+    with running_demo(tmp_path) as (url, _):
+        page = chromium.new_page(viewport={"width": 1300, "height": 900})
+        try:
+            page.goto(url)
+            page.locator(".jp-Notebook").first.wait_for(timeout=LONG)
+            tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current").first
+            tab.wait_for(timeout=SHORT)
+            page.wait_for_timeout(3000)  # the news question comes a moment after start
+            page.screenshot(path=tmp_path / "demo.png")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "demo-opened.png")
+            assert tab.inner_text() == "quickstart.ipynb"
+            assert page.locator(".jp-Launcher").count() == 0
+            assert page.get_by_text("Jupyter news").count() == 0
+            assert page.locator(".jp-toast-message, .Toastify__toast").count() == 0
+        finally:
+            page.close()
 
 
 def first_sendable_by_name(server: Sandbox) -> tuple[int, str]:

@@ -304,7 +304,7 @@ def test_push_needs_a_client_and_a_current_preview(
     assert "<ins>x</ins>" in editor.output.value
     edit_cell(editor, 1, "label", "y")
     assert editor.push_button.disabled  # the preview is out of date
-    assert "Preview again" in editor.output.value
+    assert "Preview again" in editor.output.value and "<ins>" not in editor.output.value
     with pytest.raises(RuntimeError, match="preview"):
         editor.push()
 
@@ -336,10 +336,11 @@ def test_push_through_the_sandbox_changes_the_record(
     editor.confirm_button.click()
     assert sandbox.get_record(target)["email"] == "pushed.from.grid@example.com"
     assert editor.result is not None and editor.result.counts() == {"updated": 1}
-    assert "1 updated" in editor.output.value
+    assert "Pushed: 1 updated." in editor.message.value
+    assert ">updated</span>" in editor.output.value  # the result, below the grid
     assert editor.state.edits == {}  # the pushed value is the new original
-    assert editor.state.marks(target).startswith("pushed|")
-    assert grid_value(editor, target, STATUS).startswith("pushed|")
+    assert editor.state.marks(target).startswith("updated|")
+    assert grid_value(editor, target, STATUS).startswith("updated|")
     assert value_of(editor.original, target, "email") == "pushed.from.grid@example.com"
     assert editor.push_button.disabled
     assert editor.plan.summary() == "no changes"
@@ -413,8 +414,10 @@ def test_failed_rows_stay_marked_in_the_grid(
     assert grid_value(editor, clash, STATUS).startswith("conflict|")
     assert set(editor.state.edits) == {clash}
     assert editor.counts()["failed"] == 1
-    assert "1 rows are marked in the grid" in editor.message.value
-    assert "Pushed: 1 updated, 1 conflict" in editor.message.value
+    assert "<b>1</b> in conflict" in editor.status_line.value
+    assert "Pushed from code: 1 updated, 1 in conflict." in editor.message.value
+    assert "1 row did not land as planned: click a marked row" in editor.message.value
+    assert "#c92a2a" not in editor.message.value  # amber, not red: nothing failed
 
 
 def test_apply_expression_and_hand_edits_form_one_plan(frame: pl.DataFrame) -> None:
@@ -492,3 +495,172 @@ def test_marks_name_the_row_and_each_cell(frame: pl.DataFrame) -> None:
     assert state.marks(clean_row) == ""
     flagged, column = problems.row(0)[:2]
     assert state.marks(flagged).startswith("problem|") and f"|p:{column}|" in state.marks(flagged)
+
+
+# -- showing each thing once, in one vocabulary ---------------------------------------------------
+
+
+def test_preview_and_push_from_code_leave_the_tables_to_the_caller(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    """A notebook cell that calls preview() or push() displays what it returns; the widget
+    (cells above) marks the rows and says what happened in one line, without a second
+    copy of the table or a progress bar."""
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "j.sqlite3", progress=True)
+    target = df["id"][140]
+    editor.edit(target, "label", "From code")
+    plan = editor.preview()
+    assert editor.output.value == ""
+    assert "Previewed from code: 1 to update, 0 invalid" in editor.message.value
+    assert not editor.push_button.disabled
+    result = editor.push()
+    assert result.counts() == {"updated": 1}
+    assert editor.output.value == ""
+    assert editor.progress_area.outputs == ()
+    assert "Pushed from code: 1 updated." in editor.message.value
+    assert editor.state.marks(target).startswith("updated|")
+    assert plan.rows[0].id == target
+
+
+def test_the_push_button_shows_the_result_once_and_no_stale_bar(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "j.sqlite3", progress=True)
+    target = df["id"][141]
+    editor.edit(target, "label", "By button")
+    editor.preview_button.click()
+    editor.push_button.click()
+    editor.confirm_button.click()
+    assert editor.output.value.count("<table") == 1  # the result only: no plan, no summary
+    assert editor.output.value.count(">updated</span>") == 1
+    assert editor.progress_area.outputs == ()  # the bar went when the result came
+    assert "Pushed: 1 updated." in editor.message.value
+
+
+def test_an_edit_clears_the_result_of_the_last_push(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "j.sqlite3", progress=False)
+    first, second = df["id"][142], df["id"][143]
+    editor.edit(first, "label", "Pushed first")
+    editor.preview_button.click()
+    editor.push_button.click()
+    editor.confirm_button.click()
+    assert "<table" in editor.output.value
+    editor.edit(second, "label", "Edited after")
+    assert "<table" not in editor.output.value
+    assert "Preview again" in editor.output.value
+    editor.revert()
+    assert "<table" not in editor.output.value
+
+
+def test_an_invalid_row_is_invalid_everywhere_and_not_red(
+    sandbox: Sandbox, client: SequenceClient, tmp_path: Path
+) -> None:
+    """The status line, the grid, the message and the result all call a row that breaks
+    a rule "invalid" (it is never sent), and a push whose valid update landed is not red."""
+    df = fresh_frame(sandbox)
+    editor = CustomerEditor(df, client, journal=tmp_path / "j.sqlite3", progress=False)
+    good, bad = df["id"][144], df["id"][145]
+    editor.edit(good, "label", "Fine")
+    editor.edit(bad, "email", "not an email")
+    editor.preview_button.click()
+    editor.push_button.click()
+    editor.confirm_button.click()
+    assert editor.result is not None
+    assert editor.result.counts() == {"updated": 1, "invalid": 1}
+    status = editor.status_line.value
+    assert "<b>1</b> invalid" in status and "fail" not in status
+    assert editor.counts()["failed"] == 0
+    assert grid_value(editor, bad, STATUS).startswith("invalid|")
+    assert grid_value(editor, good, STATUS).startswith("updated|")
+    message = editor.message.value
+    assert "Pushed: 1 updated, 1 invalid." in message
+    assert "1 invalid row was not sent" in message
+    assert "#c92a2a" not in message  # red is for what failed
+    assert ">invalid</span>" in editor.output.value
+    assert "not sent" in " ".join(text for _, text in editor.state.messages(bad))
+
+
+def test_a_failed_write_is_red(make_sandbox: Any, tmp_path: Path) -> None:
+    server = make_sandbox(customers=20, seed=4)
+    with contract_client(server, max_retries=0) as sequence:
+        df = to_frame(sequence.list_customers())
+        editor = CustomerEditor(df, sequence, journal=tmp_path / "j.sqlite3", progress=False)
+        editor.edit(df["id"][0], "label", "Never lands")
+        editor.preview()
+        server.set_faults(error_rate=1.0)
+        result = editor.push()
+    assert set(result.counts()) <= {"failed", "unconfirmed"}
+    assert "#c92a2a" in editor.message.value
+    assert editor.state.marks(df["id"][0]).split("|")[0] in {"failed", "unconfirmed"}
+    assert editor.counts()["failed"] == 1
+
+
+def test_counts_are_worded_in_the_singular_and_plural(frame: pl.DataFrame) -> None:
+    one = CustomerEditor(frame.head(1))
+    assert "<b>1</b> row<" in one.status_line.value
+    many = CustomerEditor(frame.head(3))
+    assert "<b>3</b> rows<" in many.status_line.value
+    cells = many.apply_expression(pl.col("label").fill_null("x").str.to_uppercase() + "!")
+    assert f"Applied: {cells} cells changed in 3 rows." in many.message.value
+    many.revert_all_button.click()
+    assert "Reverted the edits of 3 rows." in many.message.value
+
+
+def test_the_preview_keeps_ids_on_one_line_and_marks_invalid_values(
+    frame: pl.DataFrame,
+) -> None:
+    editor = CustomerEditor(frame.head(10))
+    good, bad = frame["id"][1], frame["id"][2]
+    edit_cell(editor, 1, "label", "Fine")
+    edit_cell(editor, 2, "email", "not an email")
+    editor.preview_button.click()
+    shown = editor.output.value
+    for customer in (good, bad):
+        assert f'<td class="snb-id" title="{customer}"><code>{customer[:13]}…</code></td>' in shown
+    assert "white-space: nowrap" in shown
+    invalid_row = shown[shown.index('<tr class="snb-invalid">') :].split("</tr>")[0]
+    assert "not an email" in invalid_row
+    assert "tr.snb-invalid ins" in shown  # styled refused, not like a value to be written
+    assert shown.count("snb-editor-legend") == 0  # the one legend is the widget's own
+    assert editor.children.count(editor.legend) == 0  # it sits in the top row
+    top_row = editor.children[1]
+    assert editor.legend in top_row.children
+
+
+def test_the_id_column_fits_a_whole_sequence_id() -> None:
+    from sequence_nb.editor.grid import ROW_HEADER_SIZE
+
+    uuid_chars, monospace_12px = 36, 7.23  # DejaVu Sans Mono's advance at 12 px
+    assert uuid_chars * monospace_12px + 16 <= ROW_HEADER_SIZE
+
+
+# -- what an edit sends --------------------------------------------------------------------------
+
+
+def test_an_edit_sends_the_status_line_before_the_grid_row(frame: pl.DataFrame) -> None:
+    """Each row update costs the browser a repaint of the grid: the words go first."""
+    editor = CustomerEditor(frame.head(10))
+    order: list[str] = []
+    editor.grid.send = lambda content, buffers=None: order.append(content["event_type"])
+    editor.status_line.observe(lambda _: order.append("status line"), names="value")
+    edit_cell(editor, 2, "label", "First")
+    assert order == ["status line", "row-changed"]
+
+
+def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    edit_cell(editor, 2, "label", "First")
+    assert [m["event_type"] for m in sent] == ["row-changed"]  # the row's marks changed
+    edit_cell(editor, 2, "label", "Second")  # the browser shows it; the marks stay
+    assert len(sent) == 1
+    assert value_of(editor.edited, frame["id"][2], "label") == "Second"
+    edit_cell(editor, 2, "email", "not an email")  # now the marks change: sent
+    assert len(sent) == 2 and sent[-1]["value"][0].startswith("invalid|")

@@ -1,6 +1,7 @@
 """The notebooks run top to bottom against a sandbox, and no output holds a secret.
 
-Each notebook runs with nbclient in a temporary copy (the repository's files stay
+The notebooks ship inside the package (``sequence_nb/notebooks``, what ``sequence-nb
+demo`` copies). Each runs with nbclient in a temporary copy (the shipped files stay
 without outputs). The quickstart runs both ways: with SEQUENCE_* set (as
 ``sequence-nb demo`` sets them) and without (it then starts a sandbox in its kernel).
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +17,17 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from sequence_nb.demo import shipped
 from sequence_nb.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, start
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SECRET = "nb-test-secret-0f9e8d7c6b5a"
 
 
 def run_notebook(name: str, workdir: Path) -> nbformat.NotebookNode:
-    """Execute a copy of ``notebooks/<name>`` in ``workdir``; raises on any cell error."""
+    """Execute a copy of the shipped notebook ``name`` in ``workdir``; raises on any cell
+    error."""
     copy = workdir / name
-    shutil.copy(NOTEBOOKS / name, copy)
+    copy.write_bytes(shipped(name).read_bytes())
     notebook = nbformat.read(copy, as_version=4)
     client = NotebookClient(
         notebook,
@@ -79,12 +80,22 @@ def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "cleaning.ipynb"])
 def test_notebooks_are_saved_without_outputs(name: str) -> None:
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook = nbformat.reads(shipped(name).read_text(encoding="utf-8"), as_version=4)
     nbformat.validate(notebook)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
     assert "widgets" not in notebook.metadata
+
+
+def widget_html(notebook: nbformat.NotebookNode) -> list[str]:
+    """The values of every HTML widget the notebook's run left (its saved widget state)."""
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    return [
+        str(model["state"].get("value", ""))
+        for model in state.values()
+        if model["model_name"] == "HTMLModel"
+    ]
 
 
 def test_quickstart_against_a_sandbox_from_the_environment(
@@ -97,6 +108,36 @@ def test_quickstart_against_a_sandbox_from_the_environment(
     assert "Wrote " in text
     assert_no_secret(notebook, sandbox_env.client_id, SECRET)
     assert sandbox_env.stats.requests["PUT"] > 0  # the push reached this sandbox
+
+
+def test_quickstart_says_how_many_archived_customers_it_left_out(
+    sandbox_env: Sandbox, tmp_path: Path
+) -> None:
+    archived = sum(1 for r in sandbox_env.records() if r.get("archivedAt"))
+    listed = len(sandbox_env.records()) - archived
+    notebook = run_notebook("quickstart.ipynb", tmp_path)
+    fetched = next(c for c in notebook.cells if c.source.startswith("df = fetch_customers("))
+    printed = "".join(o.get("text", "") for o in fetched.outputs if o.output_type == "stream")
+    if archived:
+        expected = f"{listed} customers ({archived} archived left out; includeArchived=True"
+    else:
+        expected = f"{listed} customers (none archived)"
+    assert printed.startswith(expected), printed
+
+
+def test_quickstart_shows_each_preview_and_push_once(sandbox_env: Sandbox, tmp_path: Path) -> None:
+    """Run all: the Preview and Push cells show the plan and the result; the editor above
+    marks the rows and says what happened in one line, with no second table or bar."""
+    notebook = run_notebook("quickstart.ipynb", tmp_path)
+    push_cell = next(c for c in notebook.cells if c.source.startswith("if local:"))
+    push_text = json.dumps(push_cell.outputs)
+    assert push_text.count("<table>") == 1 and "updated" in push_text
+    html_values = widget_html(notebook)
+    assert not [v for v in html_values if "<table" in v], "a table inside the editor"
+    assert any("Pushed from code: " in v for v in html_values)
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    outputs = [m["state"] for m in state.values() if m["model_name"] == "OutputModel"]
+    assert outputs and all(not o.get("outputs") for o in outputs)  # no bar left in the editor
 
 
 def test_quickstart_starts_its_own_sandbox(no_env: None, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ STATUS: Final = "row status"
 #: Geometry, fixed so a person gets readable columns and a test can find a cell.
 ROW_SIZE: Final = 26
 COLUMN_HEADER_SIZE: Final = 30
-ROW_HEADER_SIZE: Final = 100
+ROW_HEADER_SIZE: Final = 280  # a whole 36-character id at 12 px monospace
 BASE_COLUMN_SIZE: Final = 140
 STATUS_WIDTH: Final = 100
 COLUMN_WIDTHS: Final[dict[str, int]] = {
@@ -75,13 +75,17 @@ COLOURS: Final[dict[str, tuple[str, str]]] = {
     "u": ("#d3f9d8", "#1b5e20"),
     "p": ("#fff3bf", "#5c4400"),
 }
-#: Colours of the status column's labels.
+#: Colours of the status column's labels: the push result's words for a row, and
+#: ``changed`` and ``problem``.
 LABEL_CODES: Final = {
     "invalid": "x",
     "failed": "f",
     "conflict": "f",
+    "unconfirmed": "f",
+    "side-effects": "f",
     "changed": "c",
-    "pushed": "u",
+    "updated": "u",
+    "skipped": "u",
     "problem": "p",
 }
 
@@ -139,16 +143,23 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
             return self.ids[row]
         return None
 
-    def set_row(self, row: int, values: Sequence[Any]) -> None:
-        """Write a whole row (status first) here and in the browser.
+    def set_row(self, row: int, values: Sequence[Any]) -> bool:
+        """Write a whole row (status first) here and in the browser; False when the row
+        already holds these values (then nothing is sent).
 
         A ``row-changed`` message, unlike ``set_cell_value``, is not echoed back by the
-        front end as an edit, and repaints the grid so the row's colours update.
+        front end as an edit, and repaints the grid so the row's colours update. Each one
+        costs the browser a full repaint of the grid, so a row the browser already shows
+        as it should (a cell edited again, its marks unchanged) is not sent.
         """
         frame = self._data["data"]
-        for name, value in zip(self.body_columns(), values, strict=True):
+        names = self.body_columns()
+        if [frame.at[row, name] for name in names] == list(values):
+            return False
+        for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
         self.send({"event_type": "row-changed", "row": row, "value": list(values)})
+        return True
 
     def body_columns(self) -> list[str]:
         """The columns of the grid body in order (what a cell event's ``column_index`` counts)."""

@@ -27,10 +27,14 @@ from sequence_nb.quality import check
 
 __all__ = [
     "CODES",
+    "FAILED_OUTCOMES",
+    "LANDED_OUTCOMES",
     "EditState",
     "ReadOnlyColumnError",
     "RowStatus",
+    "outcome_phrase",
     "overlay",
+    "plural",
     "read_only_message",
 ]
 
@@ -38,15 +42,19 @@ ID: Final = fields.ID
 
 #: Mark codes, strongest first: the grid colours a cell by the first that applies.
 CODES: Final = {
-    "x": "invalid: the edit breaks a rule and would not be sent",
-    "f": "the last push of this edit failed or conflicted",
+    "x": "invalid: the edit breaks a rule, so it is not sent",
+    "f": "the last push of this edit did not land as planned (failed, conflict, ...)",
     "c": "changed",
-    "u": "pushed",
+    "u": "updated: written by the last push",
     "p": "a problem check() found in the data",
 }
 
-#: Push outcomes that leave a row marked as failed.
-FAILED_OUTCOMES: Final = frozenset({"failed", "unconfirmed", "side-effects", "conflict", "invalid"})
+#: Push outcomes of rows that were sent (or meant to be) and did not land as planned:
+#: the row keeps its edits and is marked with the outcome's own word. ``invalid`` is
+#: not one: an invalid row is never sent, and is marked ``invalid`` like before the push.
+FAILED_OUTCOMES: Final = frozenset({"failed", "unconfirmed", "side-effects", "conflict"})
+#: Outcomes of rows whose values are in Sequence after the push.
+LANDED_OUTCOMES: Final = frozenset({"updated", "skipped"})
 
 
 class ReadOnlyColumnError(ValueError):
@@ -114,7 +122,8 @@ class EditState:
         return plan_updates(self.original, self.edited())
 
     def counts(self) -> dict[str, int]:
-        """Rows, changed rows, invalid rows, rows with data problems, failed rows."""
+        """Rows, changed rows, invalid rows, rows with data problems, and ``failed``: rows
+        whose last push did not land as planned (:meth:`outcomes` says how)."""
         return {
             "rows": len(self.ids),
             "changed": len(self.edits),
@@ -122,6 +131,14 @@ class EditState:
             "problems": len(self.problems),
             "failed": len(self.failed_ids),
         }
+
+    def outcomes(self) -> dict[str, int]:
+        """Rows whose last push did not land, by outcome (``conflict``, ``failed``, ...)."""
+        counted: dict[str, int] = {}
+        for customer in self.failed_ids:
+            outcome = str(self.status[customer].outcome)
+            counted[outcome] = counted.get(outcome, 0) + 1
+        return counted
 
     def marked(self) -> set[str]:
         """The ids whose marks are not empty (rows with a status or data problems)."""
@@ -137,6 +154,8 @@ class EditState:
         label = _label(status) if status is not None else ""
         if status is not None:
             codes += [f"x:{column}" for column, _ in status.invalid]
+            if status.outcome == "invalid" and not status.invalid:  # refused at push time
+                codes += [f"x:{column}" for column in status.changed]
             if status.outcome in FAILED_OUTCOMES:
                 codes += [f"f:{column}" for column in status.changed]
             codes += [f"c:{column}" for column in status.changed]
@@ -247,7 +266,8 @@ class EditState:
             self.status.pop(customer_id, None)
         else:
             self.status[customer_id] = status
-        _toggle(self.invalid_ids, customer_id, bool(status.invalid))
+        invalid = bool(status.invalid) or (status.outcome == "invalid" and bool(status.changed))
+        _toggle(self.invalid_ids, customer_id, invalid)
         _toggle(self.failed_ids, customer_id, status.outcome in FAILED_OUTCOMES)
 
     def adopt_plan(self, plan: ChangePlan) -> set[str]:
@@ -445,6 +465,8 @@ def _outcome_line(status: RowStatus) -> tuple[str, str]:
     outcome = str(status.outcome)
     if outcome in FAILED_OUTCOMES:
         kind, text = "f", f"last push: {outcome}"
+    elif outcome == "invalid":
+        kind, text = "x", "last push: invalid, not sent"
     elif outcome == "would-update":
         kind, text = "c", "dry run: would update"
     else:
@@ -455,14 +477,15 @@ def _outcome_line(status: RowStatus) -> tuple[str, str]:
 
 
 def _label(status: RowStatus) -> str:
-    if status.invalid:
+    """The row's word in the status column: the word the push result uses for it."""
+    if status.invalid or (status.outcome == "invalid" and status.changed):
         return "invalid"
     if status.outcome in FAILED_OUTCOMES:
         return str(status.outcome)
     if status.changed:
         return "changed"
     if status.pushed:
-        return "pushed"
+        return str(status.outcome) if status.outcome in LANDED_OUTCOMES else "updated"
     return ""
 
 
@@ -475,6 +498,24 @@ def _toggle(members: set[str], item: str, present: bool) -> None:
         members.add(item)
     else:
         members.discard(item)
+
+
+#: How a count of rows with a push outcome reads, where the bare word would not.
+_OUTCOME_PHRASES: Final = {
+    "conflict": "in conflict",
+    "side-effects": "with side effects",
+    "would-update": "would be updated",
+}
+
+
+def outcome_phrase(outcome: str, count: int) -> str:
+    """``count`` rows of a push outcome in words: ``6 updated``, ``1 in conflict``."""
+    return f"{count:,} {_OUTCOME_PHRASES.get(outcome, outcome)}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: the count and the noun, plural when it is not one."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
 
 
 def read_only_message(column: str) -> str:

@@ -7,6 +7,7 @@ The widget only wires things together: edits go to :class:`~.state.EditState`
 
 from __future__ import annotations
 
+import contextlib
 import html
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import polars as pl
 from sequence_nb import fields
 from sequence_nb.editor.grid import (
     COLOURS,
+    LABEL_CODES,
     STATUS,
     display_value,
     display_values,
@@ -28,10 +30,14 @@ from sequence_nb.editor.state import (
     FAILED_OUTCOMES,
     EditState,
     ReadOnlyColumnError,
+    outcome_phrase,
+    plural,
     read_only_message,
 )
+from sequence_nb.models import escape_unseen
 from sequence_nb.plan import ChangePlan
 from sequence_nb.push import PushResult
+from sequence_nb.views import id_cell
 
 if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
@@ -41,15 +47,22 @@ __all__ = ["CustomerEditor"]
 
 #: Rows updated one message each; more than this and the shown rows are sent again.
 SYNC_LIMIT: Final = 20
+#: Rows of a push result shown below the grid (all are in ``editor.result``).
+_RESULT_ROW_LIMIT: Final = 500
 
 _SHOW_OPTIONS: Final = (("All rows", "all"), ("Changed", "changed"), ("Problems", "problems"))
-#: The legend uses the words of the row-status column.
+#: The legend uses the words of the row-status column (which are the push result's).
 _LEGEND: Final = (
-    ("c", "changed", "Edited; Preview shows what would be sent"),
-    ("x", "invalid", "The edit breaks a rule: this row would not be sent"),
+    ("c", "changed", "Edited, not pushed yet; Preview shows what would be sent"),
+    ("x", "invalid", "The edit breaks a rule, so this row is not sent: click it to read why"),
     ("p", "problem", "check() found a problem in this value"),
-    ("f", "failed", "The last push of this row failed or conflicted"),
-    ("u", "pushed", "Written to Sequence by the last push"),
+    (
+        "f",
+        "conflict / failed",
+        "The last push of this row did not land (conflict, failed, unconfirmed or "
+        "side-effects): click it to read why",
+    ),
+    ("u", "updated", "Written to Sequence by the last push"),
 )
 _TONES: Final = {
     "info": ("#e7f5ff", "#1864ab"),
@@ -67,9 +80,13 @@ _STYLE: Final = """<style>
 .snb-editor-msg { font-size: 13px; padding: 6px 10px; border-radius: 4px; line-height: 1.45; }
 .snb-editor-msg ul { margin: 2px 0 0 0; padding-left: 18px; }
 .snb-editor-hint { font-size: 12.5px; color: var(--jp-ui-font-color2, #495057); }
+.snb-editor .snb-result { font-size: 13px; margin-top: 4px; }
 .snb-editor .snb-result table { border-collapse: collapse; font-size: 13px; }
 .snb-editor .snb-result th, .snb-editor .snb-result td {
-  padding: 2px 10px; text-align: left; border-bottom: 1px solid #e9ecef; }
+  padding: 2px 10px; text-align: left; border-bottom: 1px solid #e9ecef; vertical-align: top; }
+.snb-editor .snb-result td.snb-id { white-space: nowrap; }
+.snb-editor .snb-result td.snb-id code { font-size: 12px; }
+.snb-editor .snb-result .snb-chip { margin: 0; white-space: nowrap; }
 </style>"""
 
 
@@ -186,7 +203,10 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         touched = self.state.edit_many(changes)
         touched |= self.state.refresh_problems()
         self._after_edit(touched)
-        self._say("info", f"Applied: {cells:,} cells changed in {len(changes):,} rows.")
+        self._say(
+            "info",
+            f"Applied: {plural(cells, 'cell')} changed in {plural(len(changes), 'row')}.",
+        )
         return cells
 
     def revert(self, customer_id: str | None = None) -> int:
@@ -206,28 +226,40 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._show_rows()
 
     def preview(self) -> ChangePlan:
-        """Show the plan of the current edits below the grid and allow Push."""
+        """Mark the plan's rows in the grid, allow Push, and return the plan.
+
+        Called from code, the plan is what you display (the widget says so in one line
+        instead of showing the table twice); the Preview button shows it below the grid.
+        """
+        return self._preview(show=False)
+
+    def dry_run(self) -> PushResult[ChangePlan]:
+        """Preview, then check every planned row against the API without writing."""
+        return self._apply(self._preview(show=False), dry_run=True, show=False)
+
+    def push(self) -> PushResult[ChangePlan]:
+        """Push the previewed plan and return the result (the Confirm button shows it
+        below the grid; called from code, the result is what you display)."""
+        plan = self._previewed_plan()
+        if plan is None:
+            raise RuntimeError("preview the current edits before pushing them")
+        return self._apply(plan, dry_run=False, show=False)
+
+    def _preview(self, *, show: bool) -> ChangePlan:
         plan = self.plan
         self._clear_progress()
         touched = self.state.adopt_plan(plan) | self.state.refresh_problems()
         self._previewed = (self.version, plan)
         self._sync(touched)
-        self.output.value = plan._repr_html_()
-        self._say("info", f"Preview: {html.escape(plan.summary())}.")
+        summary = html.escape(plan.summary())
+        if show:
+            self.output.value = plan._repr_html_()  # its first line is the summary
+            self.message.value = ""
+        else:
+            self.output.value = ""
+            self._say("info", f"Previewed from code: {summary}. Press Preview to show it here.")
         self._refresh()
         return plan
-
-    def dry_run(self) -> PushResult[ChangePlan]:
-        """Preview, then check every planned row against the API without writing."""
-        plan = self.preview()
-        return self._apply(plan, dry_run=True)
-
-    def push(self) -> PushResult[ChangePlan]:
-        """Push the previewed plan (what the Confirm button does)."""
-        plan = self._previewed_plan()
-        if plan is None:
-            raise RuntimeError("preview the current edits before pushing them")
-        return self._apply(plan, dry_run=False)
 
     # -- grid events ---------------------------------------------------------------------------
 
@@ -269,16 +301,19 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
 
     def _after_edit(self, ids: Collection[str], *, select: str | None = None) -> None:
         self.version += 1
-        if self._previewed is not None:
+        self._clear_progress()
+        if self._previewed is not None or self.output.value:  # a plan or result, now stale
             self.output.value = _note(
-                "warn", "The edits changed since the preview: press Preview again to push."
+                "warn", "The edits changed since the last preview: press Preview again to push."
             )
         self._previewed = None
         self.confirm_box.layout.display = "none"
-        self._sync(ids)
+        # The words first: the grid's row update costs the browser a repaint, and the
+        # status line and message should not wait behind it.
         if select is not None:
             self._show_row(select)
         self._refresh()
+        self._sync(ids)
 
     def _sync(self, ids: Iterable[str]) -> None:
         """Send these rows' values and marks to the grid (or all shown rows if many)."""
@@ -374,14 +409,18 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             return None
         return self._previewed[1]
 
-    def _apply(self, plan: ChangePlan, *, dry_run: bool) -> PushResult[ChangePlan]:
+    def _apply(self, plan: ChangePlan, *, dry_run: bool, show: bool) -> PushResult[ChangePlan]:
+        """Dry-run or push ``plan``. From a button (``show``) the progress bar shows in
+        the widget while it runs, then the result below the grid; from code both go
+        where the caller's output goes."""
         if self.client is None:
             raise RuntimeError("the editor has no client: open it with client=...")
         self._set_busy(True)
         try:
             self._clear_progress()
-            self._progress_shown = True
-            with self.progress_area:
+            self._progress_shown = show
+            area = self.progress_area if show else contextlib.nullcontext()
+            with area:
                 result = plan.apply(
                     self.client,
                     dry_run=dry_run,
@@ -392,10 +431,11 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
                 )
         finally:
             self._set_busy(False)
-        self._after_apply(plan, result)
+            self._clear_progress()  # the result says what the bar said
+        self._after_apply(plan, result, show=show)
         return result
 
-    def _after_apply(self, plan: ChangePlan, result: PushResult[ChangePlan]) -> None:
+    def _after_apply(self, plan: ChangePlan, result: PushResult[ChangePlan], *, show: bool) -> None:
         self.result = result
         touched = self.state.record_result(result)
         if not result.dry_run:
@@ -403,18 +443,21 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             self.version += 1
             self._previewed = None
         self._sync(touched)
-        shown = plan._repr_html_() if result.dry_run else ""
-        self.output.value = shown + result._repr_html_()
-        self._say(*_outcome_note(result))
+        if show:
+            shown = plan._repr_html_() if result.dry_run else ""
+            self.output.value = shown + _result_html(result, self.state)
+        else:
+            self.output.value = ""
+        self._say(*_outcome_note(result, from_code=not show))
         self._refresh()
 
     # -- buttons -------------------------------------------------------------------------------
 
     def _on_preview(self, _: Any) -> None:
-        self._guard(self.preview)
+        self._guard(lambda: self._preview(show=True))
 
     def _on_dry_run(self, _: Any) -> None:
-        self._guard(self.dry_run)
+        self._guard(lambda: self._apply(self._preview(show=True), dry_run=True, show=True))
 
     def _on_push(self, _: Any) -> None:
         plan = self._previewed_plan()
@@ -425,19 +468,20 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         noun = "update" if count == 1 else "updates"
         url = html.escape(self.client.base_url)
         self.confirm_text.value = (
-            f'<span class="snb-editor-msg" style="background:#fff5f5;color:#c92a2a">'
-            f"Push <b>{count}</b> {noun} to <code>{url}</code>?</span>"
+            f'<span class="snb-editor-msg" style="background:#fff9db;color:#5c4400">'
+            f"Push <b>{count:,}</b> {noun} to <code>{url}</code>?</span>"
         )
         self.confirm_box.layout.display = "flex"
         self.push_button.disabled = True
 
     def _on_confirm(self, _: Any) -> None:
         self.confirm_box.layout.display = "none"
-        if self._previewed_plan() is None:
+        plan = self._previewed_plan()
+        if plan is None:
             self._say("warn", "The edits changed since the preview: press Preview again.")
             self._refresh()
             return
-        self._guard(self.push)
+        self._guard(lambda: self._apply(plan, dry_run=False, show=True))
 
     def _on_cancel(self, _: Any) -> None:
         self.confirm_box.layout.display = "none"
@@ -456,7 +500,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
 
     def _on_revert_all(self, _: Any) -> None:
         count = self.revert()
-        self._say("ok" if count else "info", f"Reverted the edits of {count:,} rows.")
+        self._say("ok" if count else "info", f"Reverted the edits of {plural(count, 'row')}.")
 
     def _guard(self, action: Any) -> None:
         """Run a button's action; show an error in the widget instead of losing it."""
@@ -548,7 +592,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
         return (
             widgets.HTML(_STYLE),
-            widgets.HBox([self.status_line, spacer, self.pager], layout=row),
+            widgets.HBox([self.status_line, spacer, self.legend, self.pager], layout=row),
             widgets.HBox(
                 [
                     self.filter_box,
@@ -567,8 +611,6 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
                     self.dry_run_button,
                     self.push_button,
                     self.hint,
-                    widgets.Box(layout=widgets.Layout(flex="1 1 auto")),
-                    self.legend,
                 ],
                 layout=widgets.Layout(
                     align_items="center", flex_flow="row wrap", width="100%", margin="6px 0 0 0"
@@ -582,7 +624,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     def _refresh(self) -> None:
         """Redraw the status line and the buttons' states from the edit state."""
         counts = self.state.counts()
-        self.status_line.value = _status_html(counts, len(self._selection))
+        self.status_line.value = _status_html(counts, self.state.outcomes(), len(self._selection))
         self._refresh_pager()
         has_client = self.client is not None
         plan = self._previewed_plan()
@@ -621,7 +663,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             f"{_KIND_NAMES[k]}</span>{html.escape(text)}</li>"
             for k, text in lines
         )
-        tone = "error" if any(k in ("x", "f") for k, _ in lines) else "info"
+        tone = "error" if any(k == "f" for k, _ in lines) else "info"
+        tone = "warn" if tone == "info" and any(k == "x" for k, _ in lines) else tone
         self._say(tone, f"{head}<ul>{items}</ul>")
 
     def _say(self, tone: str, text: str) -> None:
@@ -632,9 +675,9 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
 
 _KIND_NAMES: Final = {
     "x": "invalid",
-    "f": "push",
+    "f": "conflict / failed",
     "c": "changed",
-    "u": "pushed",
+    "u": "updated",
     "p": "problem",
 }
 
@@ -710,18 +753,61 @@ def _differences(
     return changes, cells
 
 
-def _outcome_note(result: PushResult[ChangePlan]) -> tuple[str, str]:
-    """The message after a push or dry run: counts, the run id, failed rows."""
-    failed = sum(row.status in FAILED_OUTCOMES for row in result.rows)
-    counts = html.escape(", ".join(f"{n} {status}" for status, n in result.counts().items()))
+def _outcome_note(result: PushResult[ChangePlan], *, from_code: bool) -> tuple[str, str]:
+    """The message after a push or dry run: counts in the result's words, the run id, and
+    which rows to look at. Red only when a write failed or may have half-landed; amber
+    when rows were not sent (invalid) or met a conflict; green otherwise."""
+    counted = result.counts()
+    counts = ", ".join(outcome_phrase(status, n) for status, n in counted.items())
+    source = " from code" if from_code else ""
     if result.dry_run:
-        text = f"Dry run: {counts or 'nothing to check'}. Nothing was written."
+        text = f"Dry run{source}: {counts or 'nothing to check'}. Nothing was written."
     else:
         run = f" Run <code>{html.escape(result.run_id)}</code>." if result.run_id else ""
-        text = f"Pushed: {counts or 'nothing to push'}.{run}"
-    if failed:
-        text += f" {failed} rows are marked in the grid: click one to read why."
-    return ("error" if failed else "ok"), text
+        text = f"Pushed{source}: {counts or 'nothing to push'}.{run}"
+    unsent = counted.get("invalid", 0)
+    landed_badly = sum(n for status, n in counted.items() if status in FAILED_OUTCOMES)
+    notes = []
+    if unsent:
+        notes.append(f"{plural(unsent, 'invalid row')} {'was' if unsent == 1 else 'were'} not sent")
+    if landed_badly:
+        did = "would" if result.dry_run else "did"
+        notes.append(f"{plural(landed_badly, 'row')} {did} not land as planned")
+    marked = unsent + landed_badly
+    if notes:
+        text += f" {'; '.join(notes)}: click a marked row in the grid to read why."
+    if counted.get("failed") or counted.get("unconfirmed") or counted.get("side-effects"):
+        tone = "error"
+    elif marked:
+        tone = "warn"
+    else:
+        tone = "ok"
+    return tone, text
+
+
+def _result_html(result: PushResult[ChangePlan], state: EditState) -> str:
+    """The push result below the grid: one line a row, ids shortened (full id on hover),
+    each status a chip in the grid's colour for it; text from the server or the data is
+    shown with invisible characters escaped, as the plan shows it."""
+    rows = []
+    for row in result.rows[:_RESULT_ROW_LIMIT]:
+        code = LABEL_CODES.get(row.status, "c" if row.status == "would-update" else "f")
+        fill, ink = COLOURS[code]
+        name = state.legal_name(row.id) if row.id in state.position else None
+        rows.append(
+            f"<tr>{id_cell(row.id, escape_unseen(row.id))}"
+            f"<td>{html.escape(escape_unseen(name or ''))}</td>"
+            f'<td><span class="snb-chip" style="background:{fill};color:{ink}">'
+            f"{html.escape(row.status)}</span></td>"
+            f"<td>{html.escape(escape_unseen(row.message or ''))}</td></tr>"
+        )
+    more = len(result.rows) - _RESULT_ROW_LIMIT
+    tail = f"<p>… and {more:,} more rows: see editor.result.to_frame().</p>" if more > 0 else ""
+    return (
+        '<div class="snb-result"><table><thead><tr><th>id</th><th>legal name</th>'
+        f"<th>status</th><th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{tail}</div>"
+    )
 
 
 def _note(tone: str, text: str) -> str:
@@ -740,17 +826,20 @@ def _legend() -> str:
     return f'<div class="snb-editor-legend">{chips}</div>'
 
 
-def _status_html(counts: dict[str, int], shown: int) -> str:
+def _status_html(counts: dict[str, int], outcomes: dict[str, int], shown: int) -> str:
+    """The status line, in the words of the grid's status column and the push result."""
     sep = '<span class="snb-sep">·</span>'
+    rows = counts["rows"]
     parts = [
-        f"<b>{counts['rows']:,}</b> rows",
+        f"<b>{rows:,}</b> {'row' if rows == 1 else 'rows'}",
         f"<b>{counts['changed']:,}</b> changed",
         f"<b>{counts['invalid']:,}</b> invalid",
         f"<b>{counts['problems']:,}</b> with data problems",
     ]
-    if counts["failed"]:
-        parts.append(f"<b>{counts['failed']:,}</b> failed to push")
-    if shown != counts["rows"]:
+    for outcome, count in sorted(outcomes.items()):
+        phrase = outcome_phrase(outcome, count).split(" ", 1)[1]
+        parts.append(f"<b>{count:,}</b> {html.escape(phrase)}")
+    if shown != rows:
         parts.append(f"showing <b>{shown:,}</b>")
     return f'<div class="snb-editor-status">{sep.join(parts)}</div>'
 
