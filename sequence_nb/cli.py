@@ -39,6 +39,7 @@ DEBUG = "SEQUENCE_NB_DEBUG"
 #: The formats a push reads: those export writes (typed ones carry their dtypes).
 _TYPED_FORMATS = ("parquet", "json")
 
+
 class InputError(SequenceError, ValueError):
     """A file or option given to the command cannot be used; the message says what to change."""
 
