@@ -178,8 +178,8 @@ def _is_alpha2(value: str) -> bool:
 
 
 def _integration_service(value: str) -> str:
-    if value not in fields.INTEGRATION_SERVICES:
-        services = ", ".join(fields.INTEGRATION_SERVICES)
+    if value not in fields.SEED.integration_services:
+        services = ", ".join(fields.SEED.integration_services)
         raise ValueError(f"{value!r} is not a service Sequence links to ({services})")
     return value
 
@@ -243,7 +243,7 @@ class CustomerUpdate(BaseModel):
     def to_body(self) -> dict[str, Any]:
         """The JSON body to send: only the seed's update fields, unset ones left out."""
         body = self.model_dump(mode="json", exclude_none=True)
-        return {name: body[name] for name in fields.UPDATE_FIELDS if name in body}
+        return {name: body[name] for name in fields.SEED.body_fields if name in body}
 
 
 #: Fields of the ``POST /customers`` body in Sequence's published 2023-11-23 document, in
@@ -352,7 +352,9 @@ def update_body_of(
     if version is not fields.SEED:
         return update_body_2024_of(record, version)
     body = {
-        name: _copied(record[name]) for name in fields.UPDATE_FIELDS if record.get(name) is not None
+        name: _copied(record[name])
+        for name in fields.SEED.body_fields
+        if record.get(name) is not None
     }
     links = body.get("externalIds")
     if isinstance(links, list):

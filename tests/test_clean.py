@@ -19,7 +19,7 @@ from sequence_nb.sandbox.data import generate_customers
 from tests import v2024
 from tests.test_quality import TAX_ENUM, customers
 
-READ_ONLY = list(fields.READ_ONLY_COLUMNS)
+READ_ONLY = list(fields.SEED.read_only_columns)
 
 
 def column(df: pl.DataFrame, expr: pl.Expr | list[pl.Expr], name: str) -> list[object]:

@@ -81,15 +81,15 @@ created = st.one_of(timestamps, text)
 address = st.fixed_dictionaries(
     {},
     optional={
-        **{part: maybe(text) for part in fields.ADDRESS_FIELDS},
+        **{part: maybe(text) for part in fields.SEED.address_fields},
         "state": maybe(text),  # a later API version's extra part
     },
 )
 linked_service = st.fixed_dictionaries(
-    {}, optional={name: maybe(text) for name in fields.LINKED_SERVICE_FIELDS}
+    {}, optional={name: maybe(text) for name in fields.SEED.list_fields["linkedServices"]}
 )
 external_id = st.fixed_dictionaries(
-    {"key": st.sampled_from(fields.INTEGRATION_SERVICES), "value": text},
+    {"key": st.sampled_from(fields.SEED.integration_services), "value": text},
     optional={"syncTime": maybe(timestamps)},
 )
 meta = st.fixed_dictionaries(
@@ -102,20 +102,20 @@ meta = st.fixed_dictionaries(
 )
 known_scalars = [
     name
-    for name in fields.KNOWN_COLUMNS
+    for name in fields.SEED.known_columns
     if fields.PATH_SEPARATOR not in name
-    and name not in {fields.CREATED_AT, fields.TAX_STATUS, fields.BILLING_EMAILS}
-    and name != fields.LINKED_SERVICES
+    and name not in {fields.CREATED_AT, "taxStatus", "billingEmails"}
+    and name != "linkedServices"
 ]
 records = st.fixed_dictionaries(
     {},
     optional={
         **{name: maybe(text) for name in known_scalars},
         fields.CREATED_AT: maybe(created),
-        fields.ADDRESS: maybe(address),
-        fields.TAX_STATUS: maybe(st.one_of(st.sampled_from(fields.TAX_STATUSES), text)),
-        fields.BILLING_EMAILS: maybe(st.lists(text, max_size=3)),
-        fields.LINKED_SERVICES: maybe(st.lists(maybe(linked_service), max_size=3)),
+        "address": maybe(address),
+        "taxStatus": maybe(st.one_of(st.sampled_from(fields.TAX_STATUSES), text)),
+        "billingEmails": maybe(st.lists(text, max_size=3)),
+        "linkedServices": maybe(st.lists(maybe(linked_service), max_size=3)),
         # Fields the toolkit does not know: scalars, nested objects and lists.
         "archivedAt": maybe(timestamps),
         "externalIds": maybe(st.lists(external_id, max_size=3)),
@@ -221,16 +221,16 @@ def test_records_keys_follow_the_column_order() -> None:
     shuffled = dict(reversed(list(SEED_RECORD.items())))
     (back,) = to_records(to_frame([shuffled]))
     assert list(back) == [
-        name for name in dict.fromkeys(c.split(".")[0] for c in fields.KNOWN_COLUMNS)
+        name for name in dict.fromkeys(c.split(".")[0] for c in fields.SEED.known_columns)
     ]
-    assert list(back["address"]) == list(fields.ADDRESS_FIELDS)
+    assert list(back["address"]) == list(fields.SEED.address_fields)
 
 
 # ------------------------------------------------------------- schema, order
 
 
 def test_schema_gives_the_documented_dtypes() -> None:
-    expected: dict[str, pl.DataType] = dict.fromkeys(fields.KNOWN_COLUMNS, pl.String())
+    expected: dict[str, pl.DataType] = dict.fromkeys(fields.SEED.known_columns, pl.String())
     expected["createdAt"] = pl.Datetime("us", "UTC")
     expected["taxStatus"] = pl.Enum(fields.TAX_STATUSES)
     expected["billingEmails"] = pl.List(pl.String())
@@ -240,7 +240,7 @@ def test_schema_gives_the_documented_dtypes() -> None:
         )
     )
     assert schema() == expected
-    assert list(schema()) == list(fields.KNOWN_COLUMNS)
+    assert list(schema()) == list(fields.SEED.known_columns)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,14 @@ def test_columns_are_known_ones_then_unknown_in_first_seen_order() -> None:
         {"archivedAt": "2024-01-01T00:00:00Z", "address": {"state": "CA", "town": "Austin"}},
     ]
     # New parts of a known object lead, as the object is seen first; then the rest.
-    expected = [*fields.KNOWN_COLUMNS, "address.state", "zeta", "alpha", "meta.b", "meta.a.deep"]
+    expected = [
+        *fields.SEED.known_columns,
+        "address.state",
+        "zeta",
+        "alpha",
+        "meta.b",
+        "meta.a.deep",
+    ]
     expected += ["archivedAt"]
     pages = [page([r]) for r in rs]
     assert to_frame(rs).columns == expected
@@ -292,7 +299,7 @@ def unknown_fields_in_many_blocks() -> tuple[list[dict[str, Any]], list[str]]:
     rs[450]["alpha"] = {"y": 1, "x": 2}
     rs[500]["tags"] = [{"z": 1, "a": 2}]
     rs[599]["never"] = None
-    columns = [*fields.KNOWN_COLUMNS, "beta", "zeta", "alpha.y", "alpha.x", "tags", "also"]
+    columns = [*fields.SEED.known_columns, "beta", "zeta", "alpha.y", "alpha.x", "tags", "also"]
     return rs, [*columns, "never"]
 
 
@@ -314,7 +321,7 @@ def test_the_lenient_read_orders_unknown_columns_the_same_way() -> None:
     rs[0]["mixed"], rs[1]["mixed"] = 1, "one"  # a field of two types: the lenient path
     df = to_frame(rs)
     assert df.schema["mixed"] == pl.String
-    assert df.columns == [*expected[: len(fields.KNOWN_COLUMNS)], "mixed", *expected[-7:]]
+    assert df.columns == [*expected[: len(fields.SEED.known_columns)], "mixed", *expected[-7:]]
     assert df.schema["tags"] == pl.List(pl.Struct({"z": pl.Int64, "a": pl.Int64}))
 
 
@@ -459,11 +466,11 @@ def test_a_value_of_the_wrong_json_type_keeps_every_known_column_its_dtype(
 ) -> None:
     rs = with_one_bad_record(field, value)
     df = to_frame(rs)
-    assert dict(df.select(fields.KNOWN_COLUMNS).schema) == schema()
+    assert dict(df.select(fields.SEED.known_columns).schema) == schema()
     _, _, part = raw.removesuffix("__raw").partition(".")
     misfit = value[part] if part else value
     assert df.get_column(raw).to_list() == [None, orjson.dumps(misfit).decode(), None]
-    assert [c for c in df.columns if c not in fields.KNOWN_COLUMNS] == [raw]
+    assert [c for c in df.columns if c not in fields.SEED.known_columns] == [raw]
     clean = to_frame([rs[0], rs[2]])
     assert_frame_equal(df.filter(pl.col("id") != "1").drop(raw), clean)
 
@@ -495,7 +502,7 @@ def test_an_unknown_part_of_mixed_types_in_the_address_keeps_the_known_parts() -
     rs[0]["address"] = dict(SEED_RECORD["address"], state="CA")
     rs[1]["address"] = dict(SEED_RECORD["address"], state=5)
     df = to_frame(rs)
-    assert dict(df.select(fields.KNOWN_COLUMNS).schema) == schema()
+    assert dict(df.select(fields.SEED.known_columns).schema) == schema()
     assert df.get_column("address.town").to_list() == ["London", "London"]
     assert df.get_column("address.state").to_list() == ["CA", "5"]
 
@@ -517,7 +524,7 @@ def test_fetch_customers_keeps_the_dtypes_when_the_server_sends_a_bad_record(
     rs = with_one_bad_record("billingEmails", "a@example.com")
     with make_sandbox(records=rs).client(rate_limit_per_minute=None) as client:
         df = fetch_customers(client, progress=False)
-    assert dict(df.select(fields.KNOWN_COLUMNS).schema) == schema()
+    assert dict(df.select(fields.SEED.known_columns).schema) == schema()
     bad = df.filter(pl.col("billingEmails__raw").is_not_null())
     assert bad.get_column("billingEmails__raw").to_list() == ['"a@example.com"']
 
@@ -546,7 +553,7 @@ def _misfits(column: str) -> st.SearchStrategy[Any]:
     st.lists(
         st.tuples(
             st.integers(0, 7),
-            st.sampled_from([c for c in fields.KNOWN_COLUMNS if c != "id"]).flatmap(
+            st.sampled_from([c for c in fields.SEED.known_columns if c != "id"]).flatmap(
                 lambda c: st.tuples(st.just(c), _misfits(c))
             ),
         ),
@@ -568,7 +575,7 @@ def test_bad_values_anywhere_keep_the_dtypes_and_come_back_as_read(
     for column, dtype in schema().items():
         # createdAt and taxStatus stay text when a value of the right type is not a
         # timestamp or a status (the generated text is often neither).
-        lenient = column in (fields.CREATED_AT, fields.TAX_STATUS)
+        lenient = column in (fields.CREATED_AT, "taxStatus")
         assert df.schema[column] in ((dtype, pl.String()) if lenient else (dtype,)), column
     assert to_records(df) == [normalised(r) for r in rs]
 
@@ -577,7 +584,7 @@ def test_a_field_of_mixed_types_is_kept_as_text_and_the_rest_is_unchanged() -> N
     rs = [dict(SEED_RECORD, extra=1), dict(SEED_RECORD, extra="one"), {"extra": {"a": [1]}}]
     df = to_frame(rs)
     assert df.get_column("extra").to_list() == ["1", "one", '{"a":[1]}']
-    assert dict(df.select(fields.KNOWN_COLUMNS).schema) == schema()
+    assert dict(df.select(fields.SEED.known_columns).schema) == schema()
     assert to_records(df)[0] == dict(SEED_RECORD, extra="1")
 
 
@@ -610,7 +617,7 @@ def test_fetch_customers_reads_every_page_the_sandbox_serves(client: SequenceCli
     records = client.list_customers()
     df = fetch_customers(client)
     assert df.height == len(records) > 0
-    assert df.columns[: len(fields.KNOWN_COLUMNS)] == list(fields.KNOWN_COLUMNS)
+    assert df.columns[: len(fields.SEED.known_columns)] == list(fields.SEED.known_columns)
     assert_frame_equal(df, to_frame(records))
     assert to_records(df) == [normalised(r) for r in records]
 

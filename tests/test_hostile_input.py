@@ -89,7 +89,7 @@ def expected_body(edited: pl.DataFrame, customer_id: str) -> dict[str, Any]:
     before, after = ORIGINAL.row(index, named=True), edited.row(index, named=True)
     for column, old in before.items():
         new = after[column]
-        if column not in fields.EDITABLE_COLUMNS:  # a read-only column is never in a body
+        if column not in fields.SEED.editable_columns:  # a read-only column is never in a body
             continue
         if old == new or (isinstance(old, str) and isinstance(new, str) and _nfc(old) == _nfc(new)):
             continue

@@ -65,7 +65,7 @@ def http(sb: Sandbox, **kwargs: Any) -> httpx.Client:
 def body_from(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """A valid update body built from a full record, as a client would."""
     body: dict[str, Any] = {
-        k: record[k] for k in fields.UPDATE_FIELDS if k in record and k != "externalIds"
+        k: record[k] for k in fields.SEED.body_fields if k in record and k != "externalIds"
     }
     body["address"] = dict(record["address"])
     body.update(changes)
@@ -174,12 +174,12 @@ def test_records_have_the_seed_page_shape() -> None:
         assert TIMESTAMP.match(r["createdAt"])
         assert None not in r.values() and None not in r["address"].values()
         assert r["billingEmails"] == ([r["billingEmail"]] if "billingEmail" in r else [])
-        assert set(r["address"]) <= set(fields.ADDRESS_FIELDS)
+        assert set(r["address"]) <= set(fields.SEED.address_fields)
         for link in r["linkedServices"]:
             assert set(link) == {"externalId", "externalService", "syncTime"}
-            assert link["externalService"] in fields.INTEGRATION_SERVICES
+            assert link["externalService"] in fields.SEED.integration_services
         assert "customerAliases" not in r
-    unknown = [r for r in records if set(r) - set(fields.RECORD_FIELDS)]
+    unknown = [r for r in records if set(r) - set(fields.SEED.record_fields)]
     assert 0.12 < len(unknown) / len(records) < 0.3
     assert any("archivedAt" in r for r in records)
     nested = [e for r in records for e in r.get("externalIds", [])]

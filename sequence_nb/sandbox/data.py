@@ -313,7 +313,7 @@ class _Maker:
 
     def _links(self, created: datetime, count: int) -> list[tuple[str, str, str]]:
         rng = self.rng
-        services = rng.sample(fields.INTEGRATION_SERVICES, count)
+        services = rng.sample(fields.SEED.integration_services, count)
         return [(s, self._external_id(s), self._later(created)) for s in services]
 
     def _linked_services(self, created: datetime) -> list[dict[str, str]]:
@@ -406,7 +406,7 @@ class _Planter:
             record["email"] = f"{_title(local)}@{_shout(domain, rng)}"
             return "email"
         if code == "invalid_email":
-            column = rng.choice(fields.EMAIL_COLUMNS)
+            column = rng.choice(fields.SEED.email_columns)
             local, domain = record[column].split("@")
             # Each form keeps the whole address in it, so invalid emails stay as
             # unique as valid ones and plant no duplicate by accident.

@@ -16,7 +16,9 @@ from sequence_nb.sandbox.data import ordered
 from sequence_nb.sandbox.validation import FieldError
 
 #: Record keys a PUT replaces (absent from the body means cleared).
-_REPLACED = frozenset(fields.UPDATE_FIELDS) - {"customerAliases", "externalIds"} | {"billingEmails"}
+_REPLACED = frozenset(fields.SEED.body_fields) - {"customerAliases", "externalIds"} | {
+    "billingEmails"
+}
 
 
 class CustomerStore:
@@ -290,7 +292,7 @@ def _key(record: dict[str, Any], sort_by: str) -> paging.SortKey:
 def _editable(body: dict[str, Any]) -> dict[str, Any]:
     """The record fields a valid body sets (absent and null optional fields stay unset)."""
     out: dict[str, Any] = {}
-    for name in fields.UPDATE_FIELDS:
+    for name in fields.SEED.body_fields:
         value = body.get(name)
         if value is None or name in ("customerAliases", "externalIds"):
             continue

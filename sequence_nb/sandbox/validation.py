@@ -47,9 +47,9 @@ def validate_body(body: Any) -> list[FieldError]:
     errors = [
         FieldError(name, "is not a field of the update body (unknown or read-only)")
         for name in body
-        if name not in fields.UPDATE_FIELDS
+        if name not in fields.SEED.body_fields
     ]
-    for name in fields.UPDATE_REQUIRED:
+    for name in fields.SEED.body_required:
         if body.get(name) is None:
             errors.append(FieldError(name, "is required"))
     if body.get("address") is not None:
@@ -110,9 +110,9 @@ def _address_errors(address: Any) -> list[FieldError]:
     errors = [
         FieldError(f"address.{name}", "is not a field of the address")
         for name in address
-        if name not in fields.ADDRESS_FIELDS
+        if name not in fields.SEED.address_fields
     ]
-    for name in fields.ADDRESS_REQUIRED:
+    for name in fields.SEED.address_required:
         value = address.get(name)
         if value is None:
             errors.append(FieldError(f"address.{name}", "is required"))
@@ -143,7 +143,7 @@ def _external_id_errors(items: Any) -> list[FieldError]:
             for name in item
             if name not in _EXTERNAL_ID_KEYS
         )
-        if item.get("key") not in fields.INTEGRATION_SERVICES:
+        if item.get("key") not in fields.SEED.integration_services:
             errors.append(FieldError(f"{where}.key", "must name an integration service, e.g. Xero"))
         if not isinstance(item.get("value"), str) or not item["value"]:
             errors.append(FieldError(f"{where}.value", "must be a non-empty string"))
