@@ -1014,7 +1014,8 @@ def test_sandbox_prints_the_export_lines_to_paste(tmp_path: Path) -> None:
             banner.append(child.stdout.readline())
             assert banner[-1], "the sandbox ended before it said how to stop it"
         pasted = [line.strip() for line in banner if line.strip().startswith("export ")]
-        assert [line.split("=")[0] for line in pasted] == [
+        assert sorted(line.split("=")[0] for line in pasted) == [
+            "export SEQUENCE_API_VERSION",
             "export SEQUENCE_BASE_URL",
             "export SEQUENCE_CLIENT_ID",
             "export SEQUENCE_CLIENT_SECRET",
