@@ -335,8 +335,13 @@ V2024_07_30: Final = ApiVersion(
     carried_fields=("contacts", "customerAliases", "integrationIds", "customProperties"),
     enums=_frozen({"taxStatus": TAX_STATUSES, "status": ("DRAFT", "ACTIVE")}),
     keyed_fields=("customProperties",),
-    list_fields=_frozen({}),
-    inferred_fields=("integrationIds", "organizations"),
+    list_fields=_frozen(
+        {
+            "integrationIds": ("service", "id", "lastSynced", "isPending"),
+            "organizations": ("id", "owner", "members"),
+        }
+    ),
+    inferred_fields=(),
     email_columns=(),
     telephone_columns=(),
     url_columns=("url",),

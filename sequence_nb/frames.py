@@ -307,7 +307,9 @@ def _frame(lines: Lines, version: ApiVersion) -> pl.DataFrame:
 # -------------------------------------------------------------------------- out
 
 
-def to_records(df: pl.DataFrame) -> list[dict[str, Any]]:
+def to_records(
+    df: pl.DataFrame, *, api_version: str | ApiVersion | None = None
+) -> list[dict[str, Any]]:
     """Turn the frame back into records shaped as the API returns them.
 
     The exact inverse of :func:`to_frame` up to null-valued keys: a null value is
@@ -316,9 +318,17 @@ def to_records(df: pl.DataFrame) -> list[dict[str, Any]]:
     back as the API's ISO text (``2022-06-28T16:47:00Z``), a value kept in a raw
     column goes back where it was read (when its cell is still null), and keys
     follow the frame's column order. A raw cell that is not JSON raises
-    :class:`RawValueError`.
+    :class:`RawValueError`. A keyed object of ``api_version``'s records
+    (2024-07-30's ``customProperties``, which every record holds) comes back as
+    ``{}`` where the row has no key of it, so such records round-trip exactly.
     """
-    return _records(df)
+    version = fields.api_version(api_version)
+    records = _records(df)
+    for name in version.keyed_fields:
+        if name in version.record_fields:
+            for record in records:
+                record.setdefault(name, {})
+    return records
 
 
 def record_of(df: pl.DataFrame, row: int) -> dict[str, Any]:

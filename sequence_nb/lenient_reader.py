@@ -94,12 +94,15 @@ def _read_known(name: str, values: list[Any], arrow_type: Any) -> list[pl.Series
 def _fitter(arrow_type: Any, *, in_list: bool = False) -> Callable[[Any], bool]:
     """Whether a (non-null) JSON value has the shape of a known type.
 
-    Text must be a string; a list a list whose entries fit or are null; an object
-    alone (the address, whose parts are read one by one) any object; an object in
-    a list an object whose known parts fit or are null, its other parts free.
+    Text must be a string, a boolean true or false; a list a list whose entries fit
+    or are null; an object alone (the address, whose parts are read one by one) any
+    object; an object in a list an object whose known parts fit or are null, its
+    other parts free.
     """
     if _is_text(arrow_type):
         return lambda value: isinstance(value, str)
+    if pa.types.is_boolean(arrow_type):
+        return lambda value: isinstance(value, bool)
     if pa.types.is_list(arrow_type):
         entry = _fitter(arrow_type.value_type, in_list=True)
         return lambda value: isinstance(value, list) and all(v is None or entry(v) for v in value)

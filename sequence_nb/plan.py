@@ -540,7 +540,10 @@ def _with_contact_changes(
     held = set(ids)
     wanted = [i for i in found if i not in by_id and i in held]
     snapshots = (
-        {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+        {
+            r["id"]: r
+            for r in to_records(original.filter(pl.col("id").is_in(wanted)), api_version=version)
+        }
         if wanted
         else {}
     )
@@ -599,7 +602,10 @@ def plan_archive(
     _check_original_ids(original)
     wanted = list(dict.fromkeys(ids))
     held = set(original.get_column("id").to_list())
-    snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+    snapshots = {
+        r["id"]: r
+        for r in to_records(original.filter(pl.col("id").is_in(wanted)), api_version=version)
+    }
     rows = tuple(_archive_row(i, snapshots[i], version) for i in wanted if i in held)
     notes = tuple(
         (i, "(row)", "not in the frame: a customer is archived from its record; not sent")
@@ -815,7 +821,10 @@ def _changed_rows(
         return ()
     flagged = _python_moments(flagged)
     wanted = flagged["id"].implode()
-    snapshots = {r["id"]: r for r in to_records(original.filter(pl.col("id").is_in(wanted)))}
+    snapshots = {
+        r["id"]: r
+        for r in to_records(original.filter(pl.col("id").is_in(wanted)), api_version=version)
+    }
     misfitting = [s.name.removesuffix(_MISFIT) for s in misfits]
     visited = [c for c in columns if c in differing or c in misfitting]
     visited += [f for f in misfitting if f not in columns]

@@ -92,20 +92,30 @@ def raw_columns(df: pl.DataFrame) -> dict[str, str]:
     return {name: name.removesuffix(RAW_SUFFIX) for name in df.columns if name in _ANY_RAW}
 
 
+#: Parts of list entries that are not text (2024-07-30's ``integrationIds`` and
+#: ``organizations``, as the published document types them).
+_NAMED: Final = pl.Struct({"id": pl.String(), "name": pl.String()})
+_PART_DTYPES: Final[dict[str, pl.DataType]] = {
+    "isPending": pl.Boolean(),
+    "owner": _NAMED,
+    "members": pl.List(_NAMED),
+}
+
+
 def _list_dtype(entry_fields: tuple[str, ...]) -> pl.DataType:
-    """A list field's dtype: text entries, or objects of text parts."""
+    """A list field's dtype: text entries, or objects of the parts named (text unless
+    :data:`_PART_DTYPES` says otherwise)."""
     if not entry_fields:
         return pl.List(pl.String())
-    return pl.List(pl.Struct({name: pl.String() for name in entry_fields}))
+    return pl.List(pl.Struct({name: _PART_DTYPES.get(name, pl.String()) for name in entry_fields}))
 
 
 @cache
 def _wire_schema(version: ApiVersion) -> dict[str, pl.DataType]:
     """Known columns of a fixed type as the JSON carries them (timestamps, enums as text).
 
-    A known field whose entries are of mixed kinds (``integrationIds``, with a
-    boolean part) has no fixed type: it is read as an unknown field is, though its
-    column keeps its known place.
+    A known field in ``inferred_fields`` has no fixed type: it is read as an unknown
+    field is, though its column keeps its known place.
     """
     return {
         name: _list_dtype(version.list_fields[name]) if name in version.list_fields else pl.String()
@@ -157,7 +167,9 @@ def arrow_record_type(version: ApiVersion = SEED) -> Any:
 
 
 def _arrow_type(dtype: PolarsDataType) -> Any:
-    """The Arrow type of a wire dtype (text, lists and structs only)."""
+    """The Arrow type of a wire dtype (text, booleans, lists and structs only)."""
+    if isinstance(dtype, pl.Boolean):
+        return pa.bool_()
     if isinstance(dtype, pl.List):
         return pa.list_(_arrow_type(dtype.inner))
     if isinstance(dtype, pl.Struct):
