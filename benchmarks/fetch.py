@@ -153,8 +153,8 @@ def main() -> None:
     parser.add_argument("--contacts-latency", type=float, default=0.1)
     parser.add_argument("--max-workers", type=int, default=8, help="fetch_contacts threads")
     args = parser.parse_args()
-    if args.customers < 1 or args.contacts_customers < 1 or args.max_workers < 1:
-        parser.error("--customers, --contacts-customers and --max-workers must be at least 1")
+    if min(args.customers, args.contacts_customers, args.max_workers, args.limit) < 1:
+        parser.error("--customers, --contacts-customers, --max-workers and --limit must be >= 1")
     pages = -(-args.customers // 100)
     floor = pages / (args.limit / 60)
     names = list(fields.API_VERSIONS) if args.api_version == "both" else [args.api_version]

@@ -262,6 +262,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.organizations <= 1:
         parser.error("--organizations is a share from 0 to 1")
+    if min(args.rows, args.page_size, args.runs) < 1:
+        parser.error("--rows, --page-size and --runs must be at least 1")
     if args.api_version == "both":
         # A process of its own for each version, so each memory figure starts quiet.
         for name in fields.API_VERSIONS:
