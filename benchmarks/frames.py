@@ -288,7 +288,7 @@ def bench(version: ApiVersion, args: argparse.Namespace) -> None:
     )
     measure_memory(pages, version)
     frame = compare_speed(records, pages, version, args.runs)
-    t_records, back = best_of(args.runs, lambda: to_records(frame))
+    t_records, back = best_of(args.runs, lambda: to_records(frame, api_version=version))
     differ = sum(a != b for a, b in zip(back, records, strict=True))
     print(
         f"  to_records(frame)                        {t_records:7.3f} s ({len(back):,} records, "
@@ -302,7 +302,7 @@ def bench(version: ApiVersion, args: argparse.Namespace) -> None:
         t_check, issues = best_of(args.runs, lambda: check(frame, api_version=version))
         found = f"{issues.height:,} issues"
         print(f"  quality.check(frame)                     {t_check:7.3f} s ({found})")
-    if version.inferred_fields:
+    if "organizations" in version.list_fields:
         probe_fast_path(records, version, args.page_size)
 
 
