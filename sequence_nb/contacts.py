@@ -13,15 +13,18 @@ folds into the customer's update body (the body's ``contacts`` replaces all of a
 customer's contacts, so it always carries every one that stays).
 
 Rules: a customer none of whose contacts is in the edited frame is left as it is
-(a filtered frame removes nothing); a contact keeps its customer (moving one is a
-removal and an addition); an ``id`` the original does not hold, or twice, is refused.
+(a filtered frame removes nothing; one note says how many), unless it is named in
+``whole`` (then no row means no contacts); a contact keeps its customer (moving one is
+a removal and an addition); an ``id`` the original does not hold, or twice, is
+refused; an archived contact is never sent (an update leaves archived contacts out),
+so an edit of one is noted, not planned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -29,6 +32,7 @@ import polars as pl
 from sequence_nb import fields
 from sequence_nb.errors import PlanError, SequenceError
 from sequence_nb.fields import ApiVersion
+from sequence_nb.models import contacts_body
 from sequence_nb.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -38,6 +42,7 @@ __all__ = [
     "CONTACT_COLUMNS",
     "CUSTOMER_ID",
     "ContactChange",
+    "ContactEdits",
     "ContactFetchError",
     "contact_edits",
     "contacts_frame",
@@ -140,9 +145,14 @@ def fetch_contacts(
         }
         for customer_id, future in futures.items():
             try:
-                records[customer_id] = future.result()
+                record = future.result()
             except SequenceError as exc:
                 failed[customer_id] = f"{type(exc).__name__}: {exc}"
+            else:
+                if isinstance(record.get(version.contacts_field or ""), list):
+                    records[customer_id] = record
+                else:
+                    failed[customer_id] = "the answer holds no contacts list"
             bar.update(1)
     frame = contacts_frame([records[i] for i in wanted if i in records], api_version=version)
     if failed:
@@ -161,13 +171,31 @@ class ContactChange:
     before: tuple[dict[str, Any], ...]
     after: tuple[dict[str, Any], ...]
 
+    @property
+    def removed(self) -> int:
+        """How many contacts an update with :attr:`after` removes (archived ones aside)."""
+        kept = {_email_key(c) for c in contacts_body(list(self.after))}
+        return sum(1 for c in contacts_body(list(self.before)) if _email_key(c) not in kept)
 
-def contact_edits(original: pl.DataFrame, edited: pl.DataFrame) -> dict[str, ContactChange]:
-    """Each customer whose contacts the edits change, by customer id.
+
+@dataclass(frozen=True)
+class ContactEdits:
+    """The customers whose contacts change, by id, and notes on edits that are not sent."""
+
+    changes: dict[str, ContactChange] = field(default_factory=dict)
+    #: ``(customer id or None, "contacts", message)``, as a plan's notes.
+    notes: list[tuple[str | None, str, str]] = field(default_factory=list)
+
+
+def contact_edits(
+    original: pl.DataFrame, edited: pl.DataFrame, *, whole: Collection[str] = ()
+) -> ContactEdits:
+    """Each customer whose contacts the edits change, by customer id, and notes.
 
     ``before`` holds the original contacts (every column but ``customerId``, nulls
     left out); ``after`` the contacts that stay, edited, then the added ones (no
-    ``id``), in the edited frame's order. Raises :class:`~sequence_nb.errors.PlanError`
+    ``id``), in the edited frame's order. A customer of ``whole`` with no row in
+    ``edited`` is to have no contacts. Raises :class:`~sequence_nb.errors.PlanError`
     naming the row and the rule for an edit no body can carry.
     """
     for name, frame in (("original", original), ("edited", edited)):
@@ -189,12 +217,48 @@ def contact_edits(original: pl.DataFrame, edited: pl.DataFrame) -> dict[str, Con
         else:
             contact = {k: row.get(k) for k in _EDITABLE}
         after.setdefault(customer_id, []).append(_pruned(contact))
-    changes = {}
+    for customer_id in whole:
+        after.setdefault(customer_id, [])
+    edits = ContactEdits(notes=_archived_edits(before, after))
     for customer_id, contacts in after.items():
         old = [_pruned(c) for c in before.get(customer_id, [])]
-        if _body_shape(old) != _body_shape(contacts):
-            changes[customer_id] = ContactChange(customer_id, tuple(old), tuple(contacts))
-    return changes
+        if contacts_body(old) != contacts_body(contacts):
+            edits.changes[customer_id] = ContactChange(customer_id, tuple(old), tuple(contacts))
+    left_out = [c for c in before if c not in after]
+    if left_out:
+        edits.notes.append((None, "contacts", _left_out(len(left_out))))
+    return edits
+
+
+def _left_out(count: int) -> str:
+    return (
+        f"{count} customer(s) have contacts but no row in the edited contacts frame: their "
+        "contacts are left as they are (a filtered frame removes nothing). To remove all of "
+        "a customer's contacts, name it in replace_contacts_of"
+    )
+
+
+def _archived_edits(
+    before: Mapping[str, list[dict[str, Any]]], after: Mapping[str, list[dict[str, Any]]]
+) -> list[tuple[str | None, str, str]]:
+    """Notes on archived contacts whose editable fields were changed (never sent)."""
+    notes: list[tuple[str | None, str, str]] = []
+    for customer_id, contacts in after.items():
+        originals = {c["id"]: c for c in before.get(customer_id, []) if c.get("archivedAt")}
+        for contact in contacts:
+            was = originals.get(contact.get("id"))
+            if was is not None and _body_shape([was]) != _body_shape([contact]):
+                message = (
+                    f"contact {contact['id']} is archived: an update leaves archived contacts "
+                    "out (sent back, they would come back to life), so its edit is not sent"
+                )
+                notes.append((customer_id, "contacts", message))
+    return notes
+
+
+def _email_key(contact: Any) -> Any:
+    email = contact.get("email") if isinstance(contact, dict) else None
+    return email.strip().casefold() if isinstance(email, str) else repr(contact)
 
 
 def _check_kept(

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sequence_nb import fields
 from sequence_nb.client import path_segment
-from sequence_nb.contacts import ContactChange, contact_edits
+from sequence_nb.contacts import ContactChange, ContactEdits, contact_edits
 from sequence_nb.errors import InvalidBodyError, InvalidIdError, PlanError
 from sequence_nb.fields import ApiVersion
 from sequence_nb.frames import gc_paused, raw_column, raw_columns, to_records
@@ -44,7 +44,7 @@ from sequence_nb.models import (
     validate_update_body,
     without_unedited_keyed,
 )
-from sequence_nb.push import PushResult, apply_plan, write_key
+from sequence_nb.push import ARCHIVE_BODY, PushResult, apply_plan, write_key
 from sequence_nb.views import HTML_STYLE, id_cell
 
 if TYPE_CHECKING:
@@ -282,20 +282,23 @@ class ChangePlan:
         )
 
     def requests(self, base_url: str = "") -> list[dict[str, Any]]:
-        """The exact calls that would be sent (credentials redacted), in order."""
-        return [
-            {
-                "method": "PUT",
-                "url": f"{base_url.rstrip('/')}/customers/{row.id}",
-                "headers": {
-                    "Authorization": "Basic [REDACTED]",
-                    "Content-Type": "application/json",
-                    "Idempotency-Key": self.idempotency_key(row),
-                },
-                "body": row.body,
-            }
-            for row in self.sendable
-        ]
+        """The calls that would be sent (credentials redacted), in order, as the plan's
+        before-images make them: the push builds each body on the customer's fresh record,
+        so a 2024-07-30 body here lacks the contacts the push takes from it (unless they
+        were edited). An archive row is a ``POST /customers/{id}/archive`` with no body."""
+        return [self._request(row, base_url) for row in self.sendable]
+
+    def _request(self, row: RowChange, base_url: str) -> dict[str, Any]:
+        url = f"{base_url.rstrip('/')}/customers/{row.id}"
+        headers = {"Authorization": "Basic [REDACTED]"}
+        if self.version.header is not None:
+            headers["Sequence-Version"] = self.version.header
+        if row.action == "archive":
+            headers["Idempotency-Key"] = self.idempotency_key(row, orjson.dumps(ARCHIVE_BODY))
+            return {"method": "POST", "url": f"{url}/archive", "headers": headers, "body": None}
+        headers["Content-Type"] = "application/json"
+        headers["Idempotency-Key"] = self.idempotency_key(row)
+        return {"method": "PUT", "url": url, "headers": headers, "body": row.body}
 
     def apply(
         self,
@@ -336,6 +339,9 @@ class ChangePlan:
         parts = [f"{len(self) - archives} to update", f"{len(self.invalid)} invalid"]
         if archives:
             parts.insert(1, f"{archives} to archive (no way back)")
+        removed = sum(_contacts_removed(row, self.version) for row in self.sendable)
+        if removed:
+            parts.insert(1, f"{removed} contact(s) to remove")
         if self.added_ids:
             parts.append(f"{len(self.added_ids)} added rows not sent")
         if self.removed_ids:
@@ -446,6 +452,7 @@ def plan_updates(
     *,
     contacts: pl.DataFrame | None = None,
     edited_contacts: pl.DataFrame | None = None,
+    replace_contacts_of: Iterable[str] = (),
     base_url: str | None = None,
     api_version: str | ApiVersion | None = None,
 ) -> ChangePlan:
@@ -475,13 +482,16 @@ def plan_updates(
     :func:`~sequence_nb.contacts.fetch_contacts`) add contact edits to the same plan:
     a customer whose contacts change gets a ``contacts`` change (the whole list
     before and after, as a body sends it) next to its other edits, in one row. A
-    customer the customers frames do not hold cannot be written, and is noted.
+    customer the customers frames do not hold cannot be written, and is noted. A
+    customer with no row left in ``edited_contacts`` keeps its contacts (one note says
+    how many), unless named in ``replace_contacts_of``: then it is to have none.
     """
     version = fields.api_version(api_version)
     _check_frame(original, "original")
     _check_frame(edited, "edited")
     _check_original_ids(original)
     edited, notes = _usable_edited_rows(edited)
+    unusable = {i for i, _, _ in notes}
     added, removed = _unmatched_ids(original, edited)
     notes += [(i, "(row)", "added in the edited frame; a plan only updates") for i in added]
     notes += [(i, "(row)", "removed from the edited frame; nothing is deleted") for i in removed]
@@ -497,8 +507,11 @@ def plan_updates(
     aligned = _align_dtypes(edited, original.schema, columns)
     rows = _changed_rows(original, aligned, columns, raws, version)
     if contacts is not None or edited_contacts is not None:
-        found = _contact_changes(contacts, edited_contacts, version)
-        rows, unknown = _with_contact_changes(rows, original, found, version)
+        found = _contact_changes(contacts, edited_contacts, replace_contacts_of, version)
+        notes += found.notes
+        notes += [(i, "contacts", _ROW_NOT_SENT) for i in found.changes if i in unusable]
+        changes = {i: c for i, c in found.changes.items() if i not in unusable}
+        rows, unknown = _with_contact_changes(rows, original, changes, version)
         notes += [(i, "contacts", _NOT_IN_CUSTOMERS) for i in unknown]
     return ChangePlan(
         rows=rows,
@@ -511,6 +524,10 @@ def plan_updates(
     )
 
 
+_ROW_NOT_SENT = (
+    "contacts edited, but the customer's row of the edited customers frame is not sent "
+    "(see its note), so its contacts are not sent either"
+)
 _NOT_IN_CUSTOMERS = (
     "contacts edited for a customer the customers frame does not hold: a body is built "
     "on the customer's record, so fetch it with the others; nothing is sent"
@@ -518,13 +535,16 @@ _NOT_IN_CUSTOMERS = (
 
 
 def _contact_changes(
-    contacts: pl.DataFrame | None, edited: pl.DataFrame | None, version: ApiVersion
-) -> dict[str, ContactChange]:
+    contacts: pl.DataFrame | None,
+    edited: pl.DataFrame | None,
+    whole: Iterable[str],
+    version: ApiVersion,
+) -> ContactEdits:
     if version.contacts_field is None:
         raise PlanError(f"API version {version.name} has no contacts; they come with 2024-07-30")
     if contacts is None or edited is None:
         raise PlanError("give both contacts frames: the original and the edited one")
-    return contact_edits(contacts, edited)
+    return contact_edits(contacts, edited, whole=set(whole))
 
 
 def _with_contact_changes(
@@ -650,6 +670,16 @@ def _checked_archive(entry: _RowEntry, version: ApiVersion) -> RowChange:
             row=entry.id,
         )
     return row
+
+
+def _contacts_removed(row: RowChange, version: ApiVersion) -> int:
+    """How many contacts the row's ``contacts`` change removes (by email address)."""
+    removed = 0
+    for change in row.changes:
+        if change.column == version.contacts_field:
+            whole = ContactChange(row.id, tuple(change.old or ()), tuple(change.new or ()))
+            removed += whole.removed
+    return removed
 
 
 def _with_new_keyed_columns(
@@ -1560,7 +1590,7 @@ def _check_refused_columns(
         refusal = _refusal(change.column, version)
         if refusal and (change.column, refusal) not in problems:
             raise PlanFileError(
-                f"changes {change.column!r}, which {refusal.removeprefix('is ')}: no plan sends it",
+                f"changes {change.column!r}, which {refusal}: no plan sends it",
                 row=entry.id,
                 field=f"changes.{change.column}",
             )
@@ -1590,7 +1620,7 @@ def render_plan_html(plan: ChangePlan) -> str:
                 break
             shown += 1
             status = (
-                "update"
+                row.action
                 if row.sendable
                 else _cell(
                     reasons.get(change.column) or "; ".join(f"{c} {m}" for c, m in row.problems)

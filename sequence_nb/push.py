@@ -867,12 +867,14 @@ class _RowPusher:
             return self._finish(row.id, "failed", f"not sent: {problem}", key=key)
         try:
             after = self.client.archive_customer(row.id, idempotency_key=key)
-        except APIError as exc:
+        except Exception as exc:  # sent: whatever went wrong, a re-read decides
             return self._archive_unanswered(row, key, exc)
         return self._finish(row.id, "updated", _ARCHIVED, attempts=1, key=key, after=after)
 
-    def _archive_unanswered(self, row: PushedRow, key: str, error: APIError) -> RowResult:
-        """An archive whose answer was an error: a re-read tells whether it landed."""
+    def _archive_unanswered(self, row: PushedRow, key: str, error: Exception) -> RowResult:
+        """An archive whose answer was an error: a re-read tells whether it landed. An
+        error that is no refusal from the server (a lost answer, a bug after sending)
+        leaves it ``unconfirmed`` unless the re-read shows it archived."""
         now = self._read(row.id, calls=1)
         if isinstance(now, str):
             message = f"sent, no definitive answer ({error}); may have landed: {now}"
@@ -880,8 +882,10 @@ class _RowPusher:
         if now.get("archivedAt"):
             message = f"{_ARCHIVED} (the answer was {error}; a re-read shows it archived)"
             return self._finish(row.id, "updated", message, attempts=1, key=key, after=now)
-        status: Status = "unconfirmed" if error.maybe_applied else "failed"
-        return self._finish(row.id, status, f"not archived: {error}", attempts=1, key=key)
+        refused = isinstance(error, APIError) and not error.maybe_applied
+        status: Status = "failed" if refused else "unconfirmed"
+        message = f"not archived: {error}" if refused else f"sent, then {error}; not archived yet"
+        return self._finish(row.id, status, message, attempts=1, key=key)
 
     def _settle(self, write: WriteRecord) -> RowResult:
         """A write the journal shows sent but unanswered: landed (a re-read shows it),
@@ -1048,6 +1052,11 @@ def continue_run(
 ) -> PushResult[PlanT]:
     """Finish run ``run_id`` of ``plan``: settle the writes it sent without an answer,
     push the rows it never reached, and report the rest as the journal has them."""
+    if plan.version is not client.api_version:
+        raise PlanError(
+            f"run {run_id} was made for API version {plan.version.name}, but the client "
+            f"speaks {client.api_version.name}; nothing was sent"
+        )
     recorded = {write.customer_id: write for write in store.writes(run_id)}
     pusher = _RowPusher(plan, client, on_conflict, store, run_id)
     unsettled = {"pending", "unconfirmed"}

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import polars as pl
 
 from sequence_nb.contacts import contacts_frame
 from sequence_nb.errors import APIError, NotFoundError, SequenceError
@@ -81,11 +82,21 @@ def resume(
 
 
 def run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRecord:
-    """The journal's run, refusing a client of another server than the run wrote to."""
+    """The journal's run, refusing a client of another server, or of another API
+    version, than the run wrote with (its writes would be rebuilt in the wrong shape)."""
     run = store.run(run_id)
-    if client is not None and run.base_url != client.base_url:
+    if client is None:
+        return run
+    if run.base_url != client.base_url:
         raise SequenceError(
             f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
+        )
+    named = orjson.loads(run.plan_json).get("api_version") or SEED.name
+    if named != client.api_version.name:
+        raise SequenceError(
+            f"run {run_id} was pushed in API version {named}, but this client speaks "
+            f"{client.api_version.name}: use SequenceClient(api_version={named!r}); "
+            "nothing was sent"
         )
     return run
 
@@ -119,7 +130,7 @@ def undo(
         for write in writes:
             record = current[write.customer_id]
             if write.body == ARCHIVE_BODY:
-                notes.append((write.customer_id, "archivedAt", _NO_UNARCHIVE))
+                notes.append((write.customer_id, "archivedAt", _archive_note(record)))
                 continue
             if isinstance(record, str):
                 notes.append((write.customer_id, "(row)", f"not restored: {record}"))
@@ -143,6 +154,15 @@ _NO_UNARCHIVE = (
 )
 
 
+def _archive_note(record: dict[str, Any] | str) -> str:
+    """What undo says of a customer the run tried to archive, by what Sequence holds now."""
+    if isinstance(record, str):
+        return f"not restored: the run may have archived it, and it cannot be read: {record}"
+    if record.get("archivedAt"):
+        return _NO_UNARCHIVE
+    return "nothing to restore: the archive did not land (the customer is not archived)"
+
+
 def _restoring_plan(
     originals: list[dict[str, Any]], restored: list[dict[str, Any]], client: SequenceClient
 ) -> ChangePlan:
@@ -155,10 +175,17 @@ def _restoring_plan(
         contacts = {
             "contacts": contacts_frame(originals, api_version=version),
             "edited_contacts": contacts_frame(restored, api_version=version),
+            # each restored record holds its customer's contacts whole: none means none
+            "replace_contacts_of": [record["id"] for record in restored],
         }
+    before = to_frame([_without(r, field) for r in originals], api_version=version)
+    after = to_frame([_without(r, field) for r in restored], api_version=version)
+    # a keyed column no restored record holds any more was removed by the restore
+    gone = [c for c in before.columns if c not in after.columns and version.keyed_column(c)]
+    after = after.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in gone)
     return plan_updates(
-        to_frame([_without(r, field) for r in originals], api_version=version),
-        to_frame([_without(r, field) for r in restored], api_version=version),
+        before,
+        after,
         base_url=client.base_url,
         api_version=version,
         **contacts,
@@ -174,6 +201,8 @@ def edited_columns(write: WriteRecord, version: ApiVersion = SEED) -> list[str]:
     body of its before-image (the journal alone tells, without the run's plan)."""
     assert write.body is not None and write.before is not None
     base = update_body_of(write.before, version)
+    # a keyed object (customProperties) the body leaves out was left alone, not cleared
+    base = {k: v for k, v in base.items() if k not in version.keyed_fields or k in write.body}
     paths = leaf_paths(write.body) | leaf_paths(base)
     return sorted(p for p in paths if not same_value(get_path(write.body, p), get_path(base, p)))
 

@@ -63,7 +63,7 @@ def test_the_seed_version_has_no_contacts() -> None:
 
 
 def test_no_edit_is_no_change(original: pl.DataFrame) -> None:
-    assert contact_edits(original, original.clone()) == {}
+    assert contact_edits(original, original.clone()).changes == {}
 
 
 def test_an_email_edit_changes_that_customer_only(original: pl.DataFrame) -> None:
@@ -73,7 +73,7 @@ def test_an_email_edit_changes_that_customer_only(original: pl.DataFrame) -> Non
         .otherwise(pl.col("email"))
         .alias("email")
     )
-    changes = contact_edits(original, edited)
+    changes = contact_edits(original, edited).changes
     assert list(changes) == ["a"]
     after = changes["a"].after
     assert [c["email"] for c in after] == ["person1@example.com", "new@example.com"]
@@ -93,7 +93,7 @@ def test_a_row_added_without_an_id_is_a_new_contact(original: pl.DataFrame) -> N
     edited = pl.concat(
         [original.with_columns(pl.col("billingPreference").cast(pl.String)), added], how="diagonal"
     )
-    changes = contact_edits(original, edited)
+    changes = contact_edits(original, edited).changes
     assert list(changes) == ["c"]
     assert changes["c"].before == ()
     assert changes["c"].after == (
@@ -105,9 +105,12 @@ def test_a_deleted_row_removes_the_contact_but_a_customer_left_out_keeps_its_own
     original: pl.DataFrame,
 ) -> None:
     edited = original.filter(pl.col("id") != "contact-2")
-    assert [c["id"] for c in contact_edits(original, edited)["a"].after] == ["contact-1"]
+    assert [c["id"] for c in contact_edits(original, edited).changes["a"].after] == ["contact-1"]
     only_a = original.filter(pl.col("customerId") == "a")
-    assert contact_edits(original, only_a) == {}  # b is not in the edited frame: unchanged
+    left = contact_edits(original, only_a)
+    assert left.changes == {}  # b is not in the edited frame: unchanged
+    assert "1 customer(s) have contacts but no row" in left.notes[0][2]
+    assert list(contact_edits(original, only_a, whole=["b"]).changes) == ["b"]
 
 
 @pytest.mark.parametrize(
