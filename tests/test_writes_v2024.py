@@ -94,7 +94,7 @@ class _GetWithoutContacts(httpx.BaseTransport):
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
 
-# == holes found by the attack, now closed ====================================================================
+# == holes found by the attack, now closed ==========================================
 
 
 def test_undo_removes_a_custom_property_the_run_created(
@@ -261,7 +261,7 @@ def test_a_plan_that_edits_an_archived_contact_saves_and_loads(
     )
     original = _frame(record)
     plan = plan_updates(original, original, contacts=frame, edited_contacts=edited, api_version=V)
-    ChangePlan.from_json(plan.to_json())  # raises PlanFileError on main
+    ChangePlan.from_json(plan.to_json())  # raised PlanFileError before the fix
 
 
 def test_deleting_every_contact_of_a_customer_is_not_dropped_in_silence(
@@ -405,7 +405,7 @@ def test_an_archive_plan_shows_the_call_it_makes(make_sandbox: SandboxFactory) -
     assert "<td>update</td>" not in plan._repr_html_()
 
 
-# == attacks that held ========================================================
+# == attacks that held ===============================================================
 
 
 def test_held_contacts_changed_remotely_after_fetch_are_a_conflict(
