@@ -463,9 +463,9 @@ def test_an_edit_re_plans_only_its_row(
     heights: list[int] = []
     real = state_module.plan_updates
 
-    def spy(original: pl.DataFrame, edited: pl.DataFrame) -> Any:
+    def spy(original: pl.DataFrame, edited: pl.DataFrame, **options: Any) -> Any:
         heights.append(original.height)
-        return real(original, edited)
+        return real(original, edited, **options)
 
     monkeypatch.setattr(state_module, "plan_updates", spy)
     edit_cell(editor, 7, "contactName", "Someone Else")
