@@ -119,7 +119,7 @@ class ContactEdits:
 
     def edited(self) -> pl.DataFrame:
         """The edited contacts frame: rows left (edited), then added rows with no id."""
-        rows = [{**self.rows[key], **self.edits.get(key, {})} for key in self.keys()]
+        rows = [{**self._row(key), **self.edits.get(key, {})} for key in self.keys()]
         text = {name: pl.String() for name in self.columns}
         frame = pl.DataFrame(
             [{c: _text(row.get(c)) for c in self.columns} for row in rows],

@@ -181,6 +181,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self.grid.observe(self._on_transforms, names="_transforms")
         self._contact_selected: str | None = None
         self.contacts_grid: EditorGrid | None = None
+        self.tabs: widgets.Tab | None = None
         if self.contacts is not None:
             self.contacts_grid = make_grid(
                 self._contacts_frame(), _CONTACT_SHOWN, height, key=CONTACT_KEY
@@ -438,15 +439,16 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         value = event.get("value")
         try:
             if column not in contacts.editable:
-                shown = self._contact_values(key)[[STATUS, *_CONTACT_SHOWN].index(column)]
-                if display_value(value) == shown:
-                    return
+                names = [STATUS, *_CONTACT_SHOWN]
+                shown = self._contact_values(key)[names.index(column)] if column in names else None
+                if column in names and display_value(value) == shown:
+                    return  # the browser repeating a read-only cell is no edit
                 raise ReadOnlyColumnError(
                     f"{column} is read-only in the contacts view: only "
                     f"{', '.join(contacts.editable)} are sent in a contact"
                 )
             changed = contacts.edit(key, column, value)
-        except (ReadOnlyColumnError, ContactEditError, ValueError) as exc:
+        except (ReadOnlyColumnError, ContactEditError) as exc:
             self._sync_contacts(contacts.customer_of(key))
             self._say("error", f"{html.escape(str(exc))}. The change was reverted.")
             return
@@ -491,11 +493,10 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         if not customer:
             self._say("warn", "Type the customer id (or click a customer first), then Add contact.")
             return
-        try:
-            key = self.add_contact(customer)
-        except KeyError as exc:
-            self._say("error", html.escape(str(exc.args[0])))
+        if customer not in self.state.position:
+            self._say("error", f"No customer <code>{html.escape(customer)}</code> in the editor.")
             return
+        key = self.add_contact(customer)
         self._say(
             "ok",
             f"Added contact <code>{html.escape(key)}</code> to customer "
