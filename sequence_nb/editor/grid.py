@@ -58,9 +58,9 @@ COLUMN_WIDTHS: Final[dict[str, int]] = {
     "address.line2": 130,
     "address.town": 120,
     "address.postCode": 100,
-    "address.postcode": 100,
-    "address.state": 70,
-    "address.country": 80,
+    "address.postcode": 130,
+    "address.state": 110,
+    "address.country": 120,
     "taxStatus": 140,
     "telephone": 150,
     "url": 210,
@@ -70,7 +70,7 @@ COLUMN_WIDTHS: Final[dict[str, int]] = {
     "status": 90,
     "customerId": 150,
     "name": 170,
-    "billingPreference": 130,
+    "billingPreference": 145,
     "updatedAt": 170,
 }
 
