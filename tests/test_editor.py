@@ -864,3 +864,23 @@ def test_a_contact_problem_is_marked_and_explained(sandbox_2024: Sandbox) -> Non
     editor.revert()
     assert editor.contacts is not None and not editor.contacts.changed()
     assert grid._data["data"].at[0, "email"] == contacts["email"][0]
+
+
+def test_revert_all_drops_contact_edits_and_what_the_preview_said_of_them(
+    sandbox_2024: Sandbox,
+) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(6)
+        contacts = fetch_contacts(client, df["id"].to_list(), progress=False)
+    editor = CustomerEditor(df, api_version="2024-07-30", contacts=contacts)
+    owner, contact = contacts["customerId"][0], contacts["id"][0]
+    assert editor.edit_contact(contact, "name", "Someone Else")
+    editor.preview()
+    assert [r.columns for r in editor.plan.rows] == [("contacts",)]
+    assert editor.state.marks(owner).startswith("changed|")
+    assert "contacts: edited (see the Contacts view)" in str(editor.state.messages(owner))
+    assert editor.revert() == 1
+    assert editor.state.marks(owner) == "" and grid_value(editor, owner, STATUS) == ""
+    assert editor.edited_contacts is not None
+    assert editor.edited_contacts.equals(contacts)
+    assert editor.plan.summary() == "no changes"

@@ -119,7 +119,11 @@ class ContactEdits:
 
     def edited(self) -> pl.DataFrame:
         """The edited contacts frame: rows left (edited), then added rows with no id."""
-        rows = [{**self._row(key), **self.edits.get(key, {})} for key in self.keys()]
+        return self._frame(self.keys())
+
+    def _frame(self, keys: list[str]) -> pl.DataFrame:
+        """The edited rows of these keys, in the original frame's columns and dtypes."""
+        rows = [{**self._row(key), **self.edits.get(key, {})} for key in keys]
         text = {name: pl.String() for name in self.columns}
         frame = pl.DataFrame(
             [{c: _text(row.get(c)) for c in self.columns} for row in rows],
@@ -257,14 +261,14 @@ class ContactEdits:
     def refresh_problems(self, customer_ids: Iterable[str] | None = None) -> None:
         """Run ``check_contacts`` on these customers' rows (all when None)."""
         keys = self.keys()
-        frame = self.edited().with_columns(pl.Series("_key", keys, dtype=pl.String))
         if customer_ids is not None:
             wanted = set(customer_ids)
-            frame = frame.filter(pl.col(CUSTOMER_ID).is_in(list(wanted)))
+            keys = [k for k in keys if self._owner(k) in wanted]
             for key in [k for k in self.problems if self._owner(k) in wanted]:
                 del self.problems[key]
         else:
             self.problems = {}
+        frame = self._frame(keys).with_columns(pl.Series("_key", keys, dtype=pl.String))
         problems = check_contacts(frame.drop("_key"))
         for customer, column, message, value in problems.select(
             "id", "column", "message", "value"

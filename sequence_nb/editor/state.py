@@ -261,10 +261,18 @@ class EditState:
             raise ReadOnlyColumnError(read_only_message(column, self.version))
 
     def revert(self, customer_ids: Iterable[str] | None = None) -> set[str]:
-        """Drop the edits of these customers (all when ``None``); the ids reverted."""
-        ids = set(self.edits) if customer_ids is None else set(customer_ids) & set(self.edits)
+        """Drop the edits of these customers (all when ``None``); the ids reverted.
+
+        Reverting all also clears what the last preview said of customers with no edits
+        here (those whose contacts were edited: their contacts are reverted with them).
+        """
+        if customer_ids is None:
+            previewed = {c for c, status in self.status.items() if status.changed}
+            ids = set(self.edits) | previewed
+        else:
+            ids = set(customer_ids) & set(self.edits)
         for customer in ids:
-            del self.edits[customer]
+            self.edits.pop(customer, None)
         self._replan(ids)
         return ids
 
