@@ -7,6 +7,7 @@ the index, ``value``), so the code path is the one a person's edit takes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,15 @@ from ipywidgets.widgets.widget import _remove_buffers
 from jupyter_client.session import json_packer, orjson_packer
 
 from sequence_nb import SequenceClient, fields
-from sequence_nb.contacts import fetch_contacts
+from sequence_nb.contacts import contacts_frame, fetch_contacts
 from sequence_nb.editor import CustomerEditor, EditState, ReadOnlyColumnError
+from sequence_nb.editor.contacts import ContactEditError
 from sequence_nb.editor.grid import STATUS
 from sequence_nb.frames import fetch_customers, to_frame
 from sequence_nb.quality import check
 from sequence_nb.sandbox import Sandbox
 from sequence_nb.sandbox import start as start_sandbox
+from tests import v2024
 from tests.conftest import contract_client
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -884,3 +887,45 @@ def test_revert_all_drops_contact_edits_and_what_the_preview_said_of_them(
     assert editor.edited_contacts is not None
     assert editor.edited_contacts.equals(contacts)
     assert editor.plan.summary() == "no changes"
+
+
+def _example_2024() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The 2024-07-30 document's example customer, and its contacts plus one more."""
+    record = copy.deepcopy(v2024.CUSTOMER)
+    record["contacts"].append(
+        {
+            "id": "b7c9d1e2-0000-4000-8000-000000000001",
+            "name": "Second Contact",
+            "email": "second@example.com",
+            "billingPreference": "NONE",
+            "createdAt": "2022-06-28T16:47:00Z",
+            "updatedAt": "2022-06-28T16:47:00Z",
+        }
+    )
+    customers = to_frame([{k: v for k, v in record.items() if k != "contacts"}], api_version=V2024)
+    return customers, contacts_frame([record], api_version=V2024)
+
+
+def test_an_archived_contact_is_neither_edited_nor_deleted() -> None:
+    customers, contacts = _example_2024()
+    archived = contacts.filter(pl.col("archivedAt").is_not_null())["id"][0]
+    editor = CustomerEditor(customers, api_version=V2024, contacts=contacts)
+    grid = editor.contacts_grid
+    assert grid is not None
+    edit_grid_cell(grid, grid.ids.index(archived), "email", "back@example.com")
+    assert "is archived" in editor.message.value and "reverted" in editor.message.value
+    with pytest.raises(ContactEditError, match="archived"):
+        editor.delete_contact(archived)
+    assert editor.contacts is not None and not editor.contacts.changed()
+
+
+def test_a_contact_problem_marks_only_the_contact_it_is_about() -> None:
+    customers, contacts = _example_2024()
+    editor = CustomerEditor(customers, api_version=V2024, contacts=contacts)
+    grid = editor.contacts_grid
+    assert grid is not None
+    second = "b7c9d1e2-0000-4000-8000-000000000001"
+    edit_grid_cell(grid, grid.ids.index(second), "name", "")
+    marks = {key: grid._data["data"].at[row, STATUS] for row, key in enumerate(grid.ids)}
+    assert "p:name" in marks[second]
+    assert not [key for key, mark in marks.items() if key != second and "p:name" in mark]

@@ -175,6 +175,7 @@ class ContactEdits:
                 f"{', '.join(self.editable)} are sent in a contact"
             )
         row = self._row(key)
+        self._refuse_archived(key, "edited")
         value = _normalized(value, row.get(column))
         if value == self.value(key, column):
             return False
@@ -215,6 +216,7 @@ class ContactEdits:
         a customer has none left, so the plan would leave it as it is.
         """
         customer = self.customer_of(key)
+        self._refuse_archived(key, "deleted")
         if key in self.added:
             del self.added[key]
         else:
@@ -273,17 +275,16 @@ class ContactEdits:
         for customer, column, message, value in problems.select(
             "id", "column", "message", "value"
         ).iter_rows():
-            rows = frame.filter(pl.col(CUSTOMER_ID) == customer)
-            if value is not None and column in rows.columns:
-                rows = rows.filter(pl.col(column).cast(pl.String).str.strip_chars() == value)
-                if rows.is_empty():
-                    rows = frame.filter(
-                        (pl.col(CUSTOMER_ID) == customer)
-                        & (pl.col(column).cast(pl.String) == value)
-                    )
-            for key in rows.get_column("_key"):
+            for key in _problem_keys(frame, customer, column, value):
                 cells = self.problems.setdefault(key, {})
                 cells[column] = f"{cells[column]} {message}" if column in cells else message
+
+    def _refuse_archived(self, key: str, done: str) -> None:
+        if self._row(key).get("archivedAt") is not None:
+            raise ContactEditError(
+                f"contact {key} is archived: an update body leaves archived contacts out, so "
+                f"it cannot be {done} here"
+            )
 
     def _owner(self, key: str) -> str | None:
         row = self.added.get(key) or self.rows.get(key)
@@ -295,6 +296,24 @@ class ContactEdits:
         if key in self.rows and key not in self.deleted:
             return self.rows[key]
         raise ContactEditError(f"no contact row {key!r} in the editor")
+
+
+def _problem_keys(frame: pl.DataFrame, customer: str, column: str, value: str | None) -> list[str]:
+    """The keys of the rows a ``check_contacts`` problem is about: the customer's rows
+    holding the value (as given, or stripped; empty for a missing one), else all of the
+    customer's rows (a rule of the customer's whole list, such as no PRIMARY)."""
+    rows = frame.filter(pl.col(CUSTOMER_ID) == customer)
+    if column in rows.columns:
+        text = pl.col(column).cast(pl.String)
+        if value is None or not value.strip():
+            held = text.is_null() | (text.str.strip_chars() == "")
+        else:
+            held = (text == value) | (text.str.strip_chars() == value)
+        matched = rows.filter(held)
+        if not matched.is_empty():
+            rows = matched
+    keys: list[str] = rows.get_column("_key").to_list()
+    return keys
 
 
 def _text(value: Any) -> str | None:
