@@ -929,3 +929,18 @@ def test_a_contact_problem_marks_only_the_contact_it_is_about() -> None:
     marks = {key: grid._data["data"].at[row, STATUS] for row, key in enumerate(grid.ids)}
     assert "p:name" in marks[second]
     assert not [key for key, mark in marks.items() if key != second and "p:name" in mark]
+
+
+def test_a_contacts_frame_of_only_the_needed_columns_is_edited_too() -> None:
+    customers, contacts = _example_2024()
+    lean = contacts.select("customerId", "id", "name", "email", "billingPreference")
+    editor = CustomerEditor(customers, api_version=V2024, contacts=lean)
+    assert editor.contact_columns == [
+        "customerId",
+        "legalName",
+        "name",
+        "email",
+        "billingPreference",
+    ]
+    assert editor.edit_contact("b7c9d1e2-0000-4000-8000-000000000001", "email", "new@example.com")
+    assert [row.columns for row in editor.plan.rows] == [("contacts",)]

@@ -52,8 +52,8 @@ __all__ = ["CONTACT_KEY", "CustomerEditor"]
 
 #: The contacts grid's row header: the contact id (``new 1``... for an added contact).
 CONTACT_KEY: Final = "contact"
-#: The contacts grid's columns after the status: the customer (id, then its legal name,
-#: read-only), the editable fields, and when the contact was last updated.
+#: The contacts grid's columns after the status (those the frame has): the customer (id,
+#: then its legal name, read-only), the editable fields, and when the contact was last updated.
 _CONTACT_SHOWN: Final = (
     "customerId",
     "legalName",
@@ -182,9 +182,12 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._contact_selected: str | None = None
         self.contacts_grid: EditorGrid | None = None
         self.tabs: widgets.Tab | None = None
+        self.contact_columns: list[str] = []
         if self.contacts is not None:
+            held = self.contacts.columns
+            self.contact_columns = [c for c in _CONTACT_SHOWN if c == "legalName" or c in held]
             self.contacts_grid = make_grid(
-                self._contacts_frame(), _CONTACT_SHOWN, height, key=CONTACT_KEY
+                self._contacts_frame(), self.contact_columns, height, key=CONTACT_KEY
             )
             self.contacts_grid.on_cell_change(self._on_contact_change)
             self.contacts_grid.on_cell_click(self._on_contact_click)
@@ -400,7 +403,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             ),
         )
         marks = [contacts.marks(k) for k in keys]
-        return grid_frame(edited, _CONTACT_SHOWN, marks, key=CONTACT_KEY)
+        return grid_frame(edited, self.contact_columns, marks, key=CONTACT_KEY)
 
     def _customer_name(self, customer: str) -> str | None:
         return self.state.legal_name(customer) if customer in self.state.position else None
@@ -408,7 +411,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     def _contact_values(self, key: str) -> list[str | None]:
         contacts = self._need_contacts()
         values: list[str | None] = [contacts.marks(key)]
-        for column in _CONTACT_SHOWN:
+        for column in self.contact_columns:
             if column == "legalName":
                 values.append(self._customer_name(contacts.customer_of(key)))
             else:
@@ -439,7 +442,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         value = event.get("value")
         try:
             if column not in contacts.editable:
-                names = [STATUS, *_CONTACT_SHOWN]
+                names = [STATUS, *self.contact_columns]
                 shown = self._contact_values(key)[names.index(column)] if column in names else None
                 if column in names and display_value(value) == shown:
                     return  # the browser repeating a read-only cell is no edit
