@@ -140,9 +140,10 @@ class EditState:
 
     def legal_name(self, customer_id: str) -> str | None:
         """The customer's current legal name, to name it in messages."""
-        if "legalName" not in self._columns:
+        column = self.version.legal_name_column
+        if column not in self._columns:
             return None
-        name = self.value(customer_id, "legalName")
+        name = self.value(customer_id, column)
         return None if name is None else str(name)
 
     def edited(self) -> pl.DataFrame:
