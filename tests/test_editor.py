@@ -944,3 +944,32 @@ def test_a_contacts_frame_of_only_the_needed_columns_is_edited_too() -> None:
     ]
     assert editor.edit_contact("b7c9d1e2-0000-4000-8000-000000000001", "email", "new@example.com")
     assert [row.columns for row in editor.plan.rows] == [("contacts",)]
+
+
+def test_a_custom_property_column_added_by_an_expression_creates_the_property(
+    make_sandbox: Any,
+) -> None:
+    server = make_sandbox(customers=20, seed=7, api_version="2024-07-30")
+    with contract_client(server) as client:
+        df = fetch_customers(client)
+        target = df["id"][3]
+        before = server.get_record(target)["customProperties"]
+        editor = CustomerEditor(df, client, progress=False)
+        with pytest.raises(ReadOnlyColumnError, match="adds email"):
+            editor.apply_expression(pl.lit("x@example.com").alias("email"))
+        assert "customProperties.territory" not in editor.columns
+        new = (
+            pl.when(pl.col("id") == target)
+            .then(pl.lit("North"))
+            .alias("customProperties.territory")
+        )
+        assert editor.apply_expression(new) == 1
+        assert editor.columns[-1] == "customProperties.territory"
+        assert grid_value(editor, target, "customProperties.territory") == "North"
+        editor.preview()
+        assert [(r.id, r.columns) for r in editor.plan.rows] == [
+            (target, ("customProperties.territory",))
+        ]
+        assert editor.push().counts() == {"updated": 1}
+    assert server.get_record(target)["customProperties"] == {**before, "territory": "North"}
+    assert editor.plan.summary() == "no changes"

@@ -255,6 +255,12 @@ class EditState:
         self._replan(touched)
         return touched
 
+    def add_columns(self, names: Sequence[str]) -> None:
+        """Add empty text columns (new custom properties) to the original frame."""
+        added = [pl.lit(None, dtype=pl.String).alias(name) for name in names]
+        self.original = self.original.with_columns(added)
+        self._columns = {name: self.original.get_column(name) for name in self.original.columns}
+
     def check_editable(self, column: str) -> None:
         """Raise :class:`ReadOnlyColumnError` unless the version lets a person edit
         ``column`` and the frame has it."""

@@ -24,6 +24,7 @@ from sequence_nb.editor.grid import (
     LABEL_CODES,
     STATUS,
     EditorGrid,
+    column_widths,
     display_value,
     display_values,
     grid_frame,
@@ -236,12 +237,18 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         """Apply polars expressions to the edited frame (``with_columns`` arguments) and
         put the result into the grid as edits; the number of cells changed.
 
-        Hand and bulk edits form one plan. Changing a read-only or unknown column,
-        or adding a column, raises ``ReadOnlyColumnError`` and applies nothing.
+        Hand and bulk edits form one plan. Changing a read-only or unknown column, or
+        adding a column, raises ``ReadOnlyColumnError`` and applies nothing; in 2024-07-30
+        an added ``customProperties.<key>`` column is the exception (see :meth:`add_column`).
         """
         current = self.state.edited()
         updated = current.with_columns(_flattened(exprs), **named)
+        added = [c for c in updated.columns if c not in current.columns]
+        if added and all(self.api_version.keyed_column(c) is not None for c in added):
+            current = current.with_columns(_empty_columns(added))
         changes, cells = _differences(current, updated, self.api_version)
+        if added:
+            self.add_column(*added)
         touched = self.state.edit_many(changes)
         touched |= self.state.refresh_problems()
         self._after_edit(touched)
@@ -250,6 +257,24 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             f"Applied: {plural(cells, 'cell')} changed in {plural(len(changes), 'row')}.",
         )
         return cells
+
+    def add_column(self, *names: str) -> None:
+        """Add empty ``customProperties.<key>`` columns (2024-07-30) to the grid: a value
+        written in one creates that custom property on the customer when pushed."""
+        for name in names:
+            if self.api_version.keyed_column(name) is None:
+                raise ReadOnlyColumnError(
+                    f"{name} cannot be added: only a custom property column "
+                    f"(customProperties.<key>) can be added in API version {self.api_version.name}"
+                )
+            if name in self.state.original.columns:
+                raise ValueError(f"the editor already has a column {name!r}")
+        if not names:
+            return
+        self.state.add_columns(list(names))
+        self.columns += list(names)
+        self.grid.column_widths = column_widths(self.columns)
+        self._send_page()
 
     def revert(self, customer_id: str | None = None) -> int:
         """Drop the edits of one customer, or of all (contact edits too) when
@@ -1037,6 +1062,10 @@ def _shown_columns(
     if fields.ID in chosen or STATUS in chosen:
         raise ValueError("the id is always shown as the row header; leave it out of columns")
     return chosen
+
+
+def _empty_columns(names: Sequence[str]) -> list[pl.Expr]:
+    return [pl.lit(None, dtype=pl.String).alias(name) for name in names]
 
 
 def _flattened(exprs: Iterable[Any]) -> list[Any]:
