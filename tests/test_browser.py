@@ -30,9 +30,11 @@ from typing import Any
 import pytest
 
 from sequence_nb import fields
+from sequence_nb.contacts import fetch_contacts
 from sequence_nb.demo import shipped
 from sequence_nb.editor.grid import COLUMN_HEADER_SIZE, ROW_HEADER_SIZE, ROW_SIZE, column_widths
 from sequence_nb.errors import InvalidBodyError
+from sequence_nb.frames import fetch_customers
 from sequence_nb.models import update_body_of, validate_update_body
 from sequence_nb.sandbox import Sandbox, start
 
@@ -275,6 +277,7 @@ def lab_on_sandbox(request: Any, tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]
             "SEQUENCE_BASE_URL": server.url,
             "SEQUENCE_CLIENT_ID": server.client_id,
             "SEQUENCE_CLIENT_SECRET": server.client_secret,
+            "SEQUENCE_API_VERSION": server.api_version.name,
             "SEQUENCE_NB_JOURNAL": str(tmp_path / "journal.sqlite3"),
         }
         with jupyter_lab(root, tmp_path / "scratch", env, app=request.param) as lab:
@@ -328,7 +331,7 @@ def test_quickstart_sorted_edit_preview_push(
         wait_for_text(page, ".snb-editor-msg", "Pushed from code: ")
         assert editor.locator("table").count() == 0
         assert editor.locator(".widget-output .jp-OutputArea-output").count() == 0
-        columns = list(fields.EDITABLE_COLUMNS)
+        columns = list(fields.SEED.editable_columns)
 
         def at(row: int, column: str) -> tuple[float, float]:
             return cell_centre(grid.bounding_box(), columns, row, column)
@@ -435,3 +438,119 @@ def first_sendable_by_name(server: Sandbox) -> tuple[int, str]:
             continue
         return row, customer["id"]
     raise AssertionError("no valid customer among the first rows by name")
+
+
+# -- API version 2024-07-30 ----------------------------------------------------------------------
+
+#: Screenshots of the 2024-07-30 editor, for people to look at.
+UI_SHOTS = Path("/tmp/ui-shots")
+#: The contacts grid's columns after the status (``widget._CONTACT_SHOWN``).
+CONTACT_COLUMNS = ["customerId", "legalName", "name", "email", "billingPreference", "updatedAt"]
+
+
+@pytest.fixture
+def lab_on_2024_sandbox(tmp_path: Path) -> Iterator[tuple[Lab, Sandbox]]:
+    """A 2024-07-30 sandbox and JupyterLab whose notebooks speak it (SEQUENCE_API_VERSION)."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    (root / "quickstart.ipynb").write_bytes(shipped("quickstart.ipynb").read_bytes())
+    with start(customers=40, seed=3, api_version="2024-07-30") as server:
+        env = {**server.environ(), "SEQUENCE_NB_JOURNAL": str(tmp_path / "journal.sqlite3")}
+        with jupyter_lab(root, tmp_path / "scratch", env) as lab:
+            yield lab, server
+
+
+def _targets_2024(
+    server: Sandbox,
+) -> tuple[list[str], int, int, str, int, tuple[str, int]]:
+    """The editor's columns, the grid rows of a US customer (its state is edited) and of
+    another customer (a custom property), that property's column, and the contacts grid
+    row of a contact of a third customer, with that customer's id and the contact's place
+    among its contacts."""
+    with server.client() as client:
+        df = fetch_customers(client, progress=False)
+        contacts = fetch_contacts(client, df["id"].to_list(), progress=False)
+    version = fields.V2024_07_30
+    columns = [c for c in version.editable_columns if c in df.columns]
+    columns += [c for c in df.columns if version.keyed_column(c) is not None]
+    ids = df["id"].to_list()
+    state_row = next(i for i, c in enumerate(df["address.country"]) if c == "US")
+    property_column = next(c for c in columns if c.startswith("customProperties."))
+    property_row = next(
+        i for i, v in enumerate(df[property_column]) if v is not None and i != state_row
+    )
+    taken = {ids[state_row], ids[property_row]}
+    contact_row = next(i for i, c in enumerate(contacts["customerId"]) if c not in taken)
+    owner = contacts["customerId"][contact_row]
+    place = contacts["customerId"].head(contact_row).to_list().count(owner)
+    return columns, state_row, property_row, property_column, contact_row, (owner, place)
+
+
+def test_quickstart_in_2024_edits_a_state_a_property_and_a_contact_in_one_push(
+    chromium: Any, lab_on_2024_sandbox: tuple[Lab, Sandbox]
+) -> None:
+    lab, server = lab_on_2024_sandbox
+    UI_SHOTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1500, "height": 1000})
+    errors: list[Any] = []
+    page.on("pageerror", lambda error: errors.append(error))
+    columns, state_row, property_row, property_column, contact_row, contact = _targets_2024(server)
+    with server.client() as client:
+        ids = fetch_customers(client, progress=False)["id"].to_list()
+    state_id, property_id = ids[state_row], ids[property_row]
+    new_state = "TX" if server.get_record(state_id)["address"].get("state") != "TX" else "OH"
+    try:
+        open_notebook(page, lab, "quickstart.ipynb")
+        run_all(page)
+        page.get_by_text("customers to").wait_for(state="attached", timeout=LONG)
+        wait_idle(page, lab=lab)
+        editor = page.locator(".widget-vbox", has=page.locator(".lm-DataGrid")).first
+        grid = editor.locator(".lm-DataGrid").first
+        grid.scroll_into_view_if_needed()
+        wait_for_text(page, ".snb-editor-msg", "Pushed from code: ")
+        editor.screenshot(path=UI_SHOTS / "2024-01-customers.png")
+
+        def at(row: int, column: str) -> tuple[float, float]:
+            return cell_centre(grid.bounding_box(), columns, row, column)
+
+        # Wide enough for every column (custom properties come last), so no cell is
+        # scrolled out of the grid.
+        page.set_viewport_size({"width": 3400, "height": 1000})
+        page.wait_for_timeout(500)
+        type_into_cell(page, at(state_row, "address.state"), new_state)
+        wait_for_text(page, ".snb-editor-status", "1 changed")
+        type_into_cell(page, at(property_row, property_column), "Browser Edit")
+        wait_for_text(page, ".snb-editor-status", "2 changed")
+        editor.screenshot(path=UI_SHOTS / "2024-02-customers-edited.png")
+
+        page.locator(".lm-TabBar-tab", has_text="Contacts").click()
+        contacts_grid = editor.locator(".lm-DataGrid").nth(1)
+        contacts_grid.wait_for(state="visible", timeout=SHORT)
+        page.wait_for_timeout(300)
+        point = cell_centre(contacts_grid.bounding_box(), CONTACT_COLUMNS, contact_row, "email")
+        type_into_cell(page, point, "browser.contact@example.com")
+        wait_for_text(page, ".snb-editor-status", "1 changed")  # the contacts status line
+        editor.screenshot(path=UI_SHOTS / "2024-03-contacts-edited.png")
+
+        page.get_by_role("button", name="Preview").click()
+        editor.locator("ins", has_text="browser.contact@example.com").first.wait_for(timeout=SHORT)
+        editor.screenshot(path=UI_SHOTS / "2024-04-preview.png")
+        page.get_by_role("button", name="Push").click()
+        wait_for_text(page, ".widget-html", "Push 3 updates to")
+        page.get_by_role("button", name="Confirm").click()
+        wait_for_text(page, ".snb-editor-msg", "Pushed: 3 updated", timeout=LONG)
+        editor.screenshot(path=UI_SHOTS / "2024-05-pushed.png")
+    finally:
+        page.screenshot(path=UI_SHOTS / "2024-99-page.png", full_page=True)
+        page.close()
+    assert server.get_record(state_id)["address"]["state"] == new_state
+    assert (
+        server.get_record(property_id)["customProperties"][property_column.split(".", 1)[1]]
+        == "Browser Edit"
+    )
+    # The update body's contacts carry no ids (they replace all), so an edited contact
+    # may come back with a new id: look it up by its customer and place in the list.
+    owner, place = contact
+    emails = [c["email"] for c in server.get_record(owner)["contacts"]]
+    assert emails[place] == "browser.contact@example.com"
+    assert not unexpected_errors(errors, lab.app)

@@ -7,6 +7,7 @@ the index, ``value``), so the code path is the one a person's edit takes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,16 @@ import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 from jupyter_client.session import json_packer, orjson_packer
 
-from sequence_nb import SequenceClient
+from sequence_nb import SequenceClient, fields
+from sequence_nb.contacts import contacts_frame, fetch_contacts
 from sequence_nb.editor import CustomerEditor, EditState, ReadOnlyColumnError
+from sequence_nb.editor.contacts import ContactEditError
 from sequence_nb.editor.grid import STATUS
-from sequence_nb.frames import to_frame
+from sequence_nb.frames import fetch_customers, to_frame
 from sequence_nb.quality import check
 from sequence_nb.sandbox import Sandbox
+from sequence_nb.sandbox import start as start_sandbox
+from tests import v2024
 from tests.conftest import contract_client
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -463,9 +468,9 @@ def test_an_edit_re_plans_only_its_row(
     heights: list[int] = []
     real = state_module.plan_updates
 
-    def spy(original: pl.DataFrame, edited: pl.DataFrame) -> Any:
+    def spy(original: pl.DataFrame, edited: pl.DataFrame, **options: Any) -> Any:
         heights.append(original.height)
-        return real(original, edited)
+        return real(original, edited, **options)
 
     monkeypatch.setattr(state_module, "plan_updates", spy)
     edit_cell(editor, 7, "contactName", "Someone Else")
@@ -664,3 +669,307 @@ def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
     assert value_of(editor.edited, frame["id"][2], "label") == "Second"
     edit_cell(editor, 2, "email", "not an email")  # now the marks change: sent
     assert len(sent) == 2 and sent[-1]["value"][0].startswith("invalid|")
+
+
+# -- API version 2024-07-30: custom properties, states and contacts -----------------------------
+
+V2024 = fields.V2024_07_30
+
+
+@pytest.fixture(scope="module")
+def sandbox_2024() -> Iterator[Sandbox]:
+    """A 2024-07-30 sandbox shared by the read-mostly tests of this module."""
+    with start_sandbox(customers=60, seed=3, api_version="2024-07-30") as server:
+        yield server
+
+
+def edit_grid_cell(grid: Any, row: int, column: str, value: Any) -> None:
+    """``edit_cell`` for any grid of the editor (the contacts grid too)."""
+    index = grid.body_columns().index(column)
+    message = {"event_type": "cell-changed", "row": row, "column_index": index, "value": value}
+    grid._handle_msg({"content": {"data": {"method": "custom", "content": message}}, "buffers": []})
+
+
+def click_grid_cell(grid: Any, row: int, column: str) -> None:
+    index = grid.body_columns().index(column)
+    message = {
+        "event_type": "cell-click",
+        "region": "body",
+        "column": column,
+        "column_index": index,
+        "row": row,
+        "primary_key_row": row,
+        "cell_value": None,
+    }
+    grid._handle_msg({"content": {"data": {"method": "custom", "content": message}}, "buffers": []})
+
+
+def test_a_2024_editor_edits_states_statuses_and_custom_properties(
+    sandbox_2024: Sandbox,
+) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client)
+        editor = CustomerEditor(df.head(10), client)
+    assert editor.api_version is V2024
+    properties = [c for c in df.columns if c.startswith("customProperties.")]
+    assert len(properties) > 1
+    assert editor.columns[: len(V2024.editable_columns)] == list(V2024.editable_columns)
+    assert editor.columns[len(V2024.editable_columns) :] == properties
+    assert "address.postCode" not in editor.columns and "email" not in editor.columns
+    assert not {"integrationIds", "organizations", "domain"} & set(editor.columns)
+    target = editor.grid.ids[2]
+    edit_cell(editor, 2, properties[0], "edited in the grid")
+    edit_cell(editor, 2, "status", "DRAFT" if df["status"][2] == "ACTIVE" else "ACTIVE")
+    assert set(editor.state.edits[target]) == {properties[0], "status"}
+    assert editor.plan.api_version == V2024.name
+    assert editor.plan.rows[0].body["customProperties"][properties[0].split(".", 1)[1]] == (
+        "edited in the grid"
+    )
+
+
+def test_a_2024_editor_refuses_read_only_columns_of_its_version(sandbox_2024: Sandbox) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(5)
+    editor = CustomerEditor(df, api_version="2024-07-30", columns=["legalName", "domain"])
+    edit_cell(editor, 0, "domain", "other.example")
+    assert "domain is read-only: the API (2024-07-30)" in editor.message.value
+    assert editor.state.edits == {}
+    with pytest.raises(ReadOnlyColumnError, match="email"):
+        editor.state.check_editable("email")  # a seed field, not the 2024 body's
+
+
+def test_the_editor_refuses_a_version_its_client_does_not_speak(sandbox_2024: Sandbox) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(3)
+        with pytest.raises(ValueError, match="client speaks '2024-07-30'"):
+            CustomerEditor(df, client, api_version="seed")
+
+
+def test_contacts_need_a_version_with_contacts(frame: pl.DataFrame, sandbox_2024: Sandbox) -> None:
+    with contract_client(sandbox_2024) as client:
+        contacts = fetch_contacts(client, [fetch_customers(client)["id"][0]], progress=False)
+    with pytest.raises(ValueError, match="API version seed has no contacts"):
+        CustomerEditor(frame.head(3), contacts=contacts, api_version="seed")
+
+
+def test_a_property_a_state_and_a_contact_edit_push_as_one_plan(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=40, seed=5, api_version="2024-07-30")
+    with contract_client(server) as client:
+        df = fetch_customers(client)
+        us = df.filter(pl.col("address.country") == "US")["id"]
+        with_two = (
+            fetch_contacts(client, df["id"].to_list(), progress=False)
+            .group_by("customerId", maintain_order=True)
+            .len()
+            .filter(pl.col("len") >= 2)["customerId"]
+        )
+        prop_id, state_id = df["id"][0], next(i for i in us if i != df["id"][0])
+        contact_id = next(i for i in with_two if i not in (prop_id, state_id))
+        contacts = fetch_contacts(client, [prop_id, state_id, contact_id], progress=False)
+        before = {i: server.get_record(i) for i in (prop_id, state_id, contact_id)}
+        editor = CustomerEditor(
+            df, client, contacts=contacts, journal=tmp_path / "j.sqlite3", progress=False
+        )
+        key = next(iter(before[prop_id]["customProperties"]))
+        new_state = "TX" if before[state_id]["address"].get("state") != "TX" else "OH"
+        edit_cell(editor, editor.grid.ids.index(prop_id), f"customProperties.{key}", "Edited")
+        edit_cell(editor, editor.grid.ids.index(state_id), "address.state", new_state)
+        grid = editor.contacts_grid
+        assert grid is not None and editor.tabs.titles == ("Customers", "Contacts")
+        first = before[contact_id]["contacts"][0]
+        row = grid.ids.index(first["id"])
+        edit_grid_cell(grid, row, "email", "edited.contact@example.com")
+        assert grid._data["data"].at[row, STATUS].startswith("changed|c:email|")
+        edit_grid_cell(grid, row, "legalName", "Another Name")
+        assert "read-only in the contacts view" in editor.message.value
+        editor.preview_button.click()
+        plan = editor.plan
+        assert plan.api_version == "2024-07-30" and len(plan) == 3
+        assert {r.id: r.columns for r in plan.rows} == {
+            prop_id: (f"customProperties.{key}",),
+            state_id: ("address.state",),
+            contact_id: ("contacts",),
+        }
+        assert "Ready to push 3 updates." in editor.hint.value
+        editor.push_button.click()
+        editor.confirm_button.click()
+    assert editor.result is not None and editor.result.counts() == {"updated": 3}
+    after = {i: server.get_record(i) for i in before}
+    properties = dict(before[prop_id]["customProperties"], **{key: "Edited"})
+    assert after[prop_id]["customProperties"] == properties  # the other properties stay
+    assert after[prop_id]["contacts"] == before[prop_id]["contacts"]
+    assert after[state_id]["address"] == dict(before[state_id]["address"], state=new_state)
+    assert after[state_id]["contacts"] == before[state_id]["contacts"]
+    emails = [c["email"] for c in after[contact_id]["contacts"]]
+    assert emails == ["edited.contact@example.com"] + [
+        c["email"] for c in before[contact_id]["contacts"][1:]
+    ]
+    assert after[contact_id]["customProperties"] == before[contact_id]["customProperties"]
+    assert editor.contacts is not None and not editor.contacts.changed()
+    assert editor.plan.summary() == "no changes"
+
+
+def test_contacts_added_and_deleted_in_the_grid_land_and_get_their_ids(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=30, seed=6, api_version="2024-07-30")
+    with contract_client(server) as client:
+        df = fetch_customers(client)
+        contacts = fetch_contacts(client, df["id"].to_list(), progress=False)
+        counts = contacts.group_by("customerId", maintain_order=True).len()
+        two = counts.filter(pl.col("len") >= 2)["customerId"][0]
+        one = counts.filter(pl.col("len") == 1)["customerId"][0]
+        editor = CustomerEditor(df, client, contacts=contacts, progress=False)
+        grid = editor.contacts_grid
+        assert grid is not None
+        only = contacts.filter(pl.col("customerId") == one)["id"][0]
+        click_grid_cell(grid, grid.ids.index(only), "name")
+        editor.delete_contact_button.click()
+        assert "last contact" in editor.message.value
+        assert only in grid.ids
+        removed = server.get_record(two)["contacts"][-1]
+        click_grid_cell(grid, grid.ids.index(removed["id"]), "name")
+        editor.delete_contact_button.click()
+        assert removed["id"] not in grid.ids
+        editor.contact_customer_box.value = one
+        editor.add_contact_button.click()
+        new_key = grid.ids[-1]
+        assert new_key.startswith("new ")
+        row = grid.ids.index(new_key)
+        assert grid._data["data"].at[row, STATUS].startswith("new|")
+        edit_grid_cell(grid, row, "name", "Added In Grid")
+        edit_grid_cell(grid, row, "email", "added.in.grid@example.com")
+        edit_grid_cell(grid, row, "billingPreference", "NONE")
+        assert editor.contacts is not None and editor.contacts.problems.get(new_key) is None
+        editor.preview()
+        assert {r.id for r in editor.plan.rows} == {one, two}
+        result = editor.push()
+    assert result.counts() == {"updated": 2}
+    assert removed["id"] not in [c["id"] for c in server.get_record(two)["contacts"]]
+    added = server.get_record(one)["contacts"][-1]
+    assert (added["name"], added["email"]) == ("Added In Grid", "added.in.grid@example.com")
+    assert added["id"] in grid.ids and not any(k.startswith("new ") for k in grid.ids)
+
+
+def test_a_contact_problem_is_marked_and_explained(sandbox_2024: Sandbox) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(5)
+        contacts = fetch_contacts(client, df["id"].to_list(), progress=False)
+    editor = CustomerEditor(df, api_version="2024-07-30", contacts=contacts)
+    grid = editor.contacts_grid
+    assert grid is not None
+    edit_grid_cell(grid, 0, "email", "not an address")
+    assert "|p:email|" in grid._data["data"].at[0, STATUS]
+    assert "not a valid email address" in editor.message.value
+    assert "1</b> changed" in editor.contacts_status.value
+    editor.revert()
+    assert editor.contacts is not None and not editor.contacts.changed()
+    assert grid._data["data"].at[0, "email"] == contacts["email"][0]
+
+
+def test_revert_all_drops_contact_edits_and_what_the_preview_said_of_them(
+    sandbox_2024: Sandbox,
+) -> None:
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(6)
+        contacts = fetch_contacts(client, df["id"].to_list(), progress=False)
+    editor = CustomerEditor(df, api_version="2024-07-30", contacts=contacts)
+    owner, contact = contacts["customerId"][0], contacts["id"][0]
+    assert editor.edit_contact(contact, "name", "Someone Else")
+    editor.preview()
+    assert [r.columns for r in editor.plan.rows] == [("contacts",)]
+    assert editor.state.marks(owner).startswith("changed|")
+    assert "contacts: edited (see the Contacts view)" in str(editor.state.messages(owner))
+    assert editor.revert() == 1
+    assert editor.state.marks(owner) == "" and grid_value(editor, owner, STATUS) == ""
+    assert editor.edited_contacts is not None
+    assert editor.edited_contacts.equals(contacts)
+    assert editor.plan.summary() == "no changes"
+
+
+def _example_2024() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The 2024-07-30 document's example customer, and its contacts plus one more."""
+    record = copy.deepcopy(v2024.CUSTOMER)
+    record["contacts"].append(
+        {
+            "id": "b7c9d1e2-0000-4000-8000-000000000001",
+            "name": "Second Contact",
+            "email": "second@example.com",
+            "billingPreference": "NONE",
+            "createdAt": "2022-06-28T16:47:00Z",
+            "updatedAt": "2022-06-28T16:47:00Z",
+        }
+    )
+    customers = to_frame([{k: v for k, v in record.items() if k != "contacts"}], api_version=V2024)
+    return customers, contacts_frame([record], api_version=V2024)
+
+
+def test_an_archived_contact_is_neither_edited_nor_deleted() -> None:
+    customers, contacts = _example_2024()
+    archived = contacts.filter(pl.col("archivedAt").is_not_null())["id"][0]
+    editor = CustomerEditor(customers, api_version=V2024, contacts=contacts)
+    grid = editor.contacts_grid
+    assert grid is not None
+    edit_grid_cell(grid, grid.ids.index(archived), "email", "back@example.com")
+    assert "is archived" in editor.message.value and "reverted" in editor.message.value
+    with pytest.raises(ContactEditError, match="archived"):
+        editor.delete_contact(archived)
+    assert editor.contacts is not None and not editor.contacts.changed()
+
+
+def test_a_contact_problem_marks_only_the_contact_it_is_about() -> None:
+    customers, contacts = _example_2024()
+    editor = CustomerEditor(customers, api_version=V2024, contacts=contacts)
+    grid = editor.contacts_grid
+    assert grid is not None
+    second = "b7c9d1e2-0000-4000-8000-000000000001"
+    edit_grid_cell(grid, grid.ids.index(second), "name", "")
+    marks = {key: grid._data["data"].at[row, STATUS] for row, key in enumerate(grid.ids)}
+    assert "p:name" in marks[second]
+    assert not [key for key, mark in marks.items() if key != second and "p:name" in mark]
+
+
+def test_a_contacts_frame_of_only_the_needed_columns_is_edited_too() -> None:
+    customers, contacts = _example_2024()
+    lean = contacts.select("customerId", "id", "name", "email", "billingPreference")
+    editor = CustomerEditor(customers, api_version=V2024, contacts=lean)
+    assert editor.contact_columns == [
+        "customerId",
+        "legalName",
+        "name",
+        "email",
+        "billingPreference",
+    ]
+    assert editor.edit_contact("b7c9d1e2-0000-4000-8000-000000000001", "email", "new@example.com")
+    assert [row.columns for row in editor.plan.rows] == [("contacts",)]
+
+
+def test_a_custom_property_column_added_by_an_expression_creates_the_property(
+    make_sandbox: Any,
+) -> None:
+    server = make_sandbox(customers=20, seed=7, api_version="2024-07-30")
+    with contract_client(server) as client:
+        df = fetch_customers(client)
+        target = df["id"][3]
+        before = server.get_record(target)["customProperties"]
+        editor = CustomerEditor(df, client, progress=False)
+        with pytest.raises(ReadOnlyColumnError, match="adds email"):
+            editor.apply_expression(pl.lit("x@example.com").alias("email"))
+        assert "customProperties.territory" not in editor.columns
+        new = (
+            pl.when(pl.col("id") == target)
+            .then(pl.lit("North"))
+            .alias("customProperties.territory")
+        )
+        assert editor.apply_expression(new) == 1
+        assert editor.columns[-1] == "customProperties.territory"
+        assert grid_value(editor, target, "customProperties.territory") == "North"
+        editor.preview()
+        assert [(r.id, r.columns) for r in editor.plan.rows] == [
+            (target, ("customProperties.territory",))
+        ]
+        assert editor.push().counts() == {"updated": 1}
+    assert server.get_record(target)["customProperties"] == {**before, "territory": "North"}
+    assert editor.plan.summary() == "no changes"

@@ -4,12 +4,15 @@ The notebooks ship inside the package (``sequence_nb/notebooks``, what ``sequenc
 demo`` copies). Each runs with nbclient in a temporary copy (the shipped files stay
 without outputs). The quickstart runs both ways: with SEQUENCE_* set (as
 ``sequence-nb demo`` sets them) and without (it then starts a sandbox in its kernel).
+Every run is made in both API versions: ``SEQUENCE_API_VERSION`` picks it, as a person
+switches it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,11 +63,25 @@ def outputs_text(notebook: nbformat.NotebookNode) -> str:
     return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
 
 
+@pytest.fixture(params=["seed", "2024-07-30"])
+def api_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The API version the notebook runs in: ``SEQUENCE_API_VERSION`` set to it (the
+    seed's version also with the variable unset, as most people run it)."""
+    version = str(request.param)
+    if version == "seed":
+        monkeypatch.delenv("SEQUENCE_API_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("SEQUENCE_API_VERSION", version)
+    return version
+
+
 @pytest.fixture
-def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Sandbox]:
-    """A sandbox with its own secret, and SEQUENCE_* pointing the kernel at it (few
-    customers: the client paces itself under the API's rate limit)."""
-    with start(customers=60, seed=5, client_secret=SECRET) as server:
+def sandbox_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api_version: str
+) -> Iterator[Sandbox]:
+    """A sandbox of the version with its own secret, and SEQUENCE_* pointing the kernel
+    at it (few customers: the client paces itself under the API's rate limit)."""
+    with start(customers=60, seed=5, client_secret=SECRET, api_version=api_version) as server:
         for name, value in server.environ().items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("SEQUENCE_NB_JOURNAL", str(tmp_path / "journal.sqlite3"))
@@ -72,7 +89,7 @@ def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[San
 
 
 @pytest.fixture
-def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, api_version: str) -> None:
     for name in ("SEQUENCE_CLIENT_ID", "SEQUENCE_CLIENT_SECRET", "SEQUENCE_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SEQUENCE_NB_JOURNAL", str(tmp_path / "journal.sqlite3"))
@@ -104,6 +121,9 @@ def test_quickstart_against_a_sandbox_from_the_environment(
     notebook = run_notebook("quickstart.ipynb", tmp_path)
     text = outputs_text(notebook)
     assert "settings from the environment" in text
+    assert f"API version <b>{sandbox_env.api_version.name}</b>" in text
+    contacts_read = re.search(r"\d+ contacts of \d+ customers", text) is not None
+    assert contacts_read == (sandbox_env.api_version.name != "seed")
     assert "updated" in text
     assert "Wrote " in text
     assert_no_secret(notebook, sandbox_env.client_id, SECRET)
@@ -140,10 +160,11 @@ def test_quickstart_shows_each_preview_and_push_once(sandbox_env: Sandbox, tmp_p
     assert outputs and all(not o.get("outputs") for o in outputs)  # no bar left in the editor
 
 
-def test_quickstart_starts_its_own_sandbox(no_env: None, tmp_path: Path) -> None:
+def test_quickstart_starts_its_own_sandbox(no_env: None, api_version: str, tmp_path: Path) -> None:
     notebook = run_notebook("quickstart.ipynb", tmp_path)
     text = outputs_text(notebook)
     assert "Local sandbox started in this kernel" in text
+    assert f"API version <b>{api_version}</b>" in text
     assert "updated" in text and "Wrote " in text
     assert_no_secret(notebook, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
 
@@ -152,6 +173,7 @@ def test_cleaning_applies_and_undoes(sandbox_env: Sandbox, tmp_path: Path) -> No
     before = {r["id"]: r for r in sandbox_env.records()}
     notebook = run_notebook("cleaning.ipynb", tmp_path)
     text = outputs_text(notebook)
+    assert f"API version <b>{sandbox_env.api_version.name}</b>" in text
     assert "would-update" in text  # the dry run
     assert "After the undo" in text and "Wrote customers-clean.parquet" in text
     assert_no_secret(notebook, sandbox_env.client_id, SECRET)

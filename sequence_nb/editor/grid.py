@@ -58,13 +58,20 @@ COLUMN_WIDTHS: Final[dict[str, int]] = {
     "address.line2": 130,
     "address.town": 120,
     "address.postCode": 100,
-    "address.country": 80,
+    "address.postcode": 150,
+    "address.state": 130,
+    "address.country": 140,
     "taxStatus": 140,
     "telephone": 150,
     "url": 210,
     "label": 110,
     "paymentReference": 140,
     "createdAt": 170,
+    "status": 90,
+    "customerId": 150,
+    "name": 170,
+    "billingPreference": 145,
+    "updatedAt": 170,
 }
 
 #: Background and text colour of each mark code (see ``state.CODES``).
@@ -84,6 +91,7 @@ LABEL_CODES: Final = {
     "unconfirmed": "f",
     "side-effects": "f",
     "changed": "c",
+    "new": "c",
     "updated": "u",
     "skipped": "u",
     "problem": "p",
@@ -170,8 +178,11 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
 # -- building the frame -----------------------------------------------------------------------
 
 
-def grid_frame(view: pl.DataFrame, columns: Sequence[str], marks: Sequence[str]) -> pd.DataFrame:
-    """The pandas frame the grid shows: id index, status, then ``columns`` as text.
+def grid_frame(
+    view: pl.DataFrame, columns: Sequence[str], marks: Sequence[str], key: str = fields.ID
+) -> pd.DataFrame:
+    """The pandas frame the grid shows: ``key`` (the customer id) as the index, status,
+    then ``columns`` as text.
 
     Columns are object arrays of ``str`` or ``None`` (pandas would otherwise make
     Arrow strings, which copy the whole column on every cell written).
@@ -180,8 +191,8 @@ def grid_frame(view: pl.DataFrame, columns: Sequence[str], marks: Sequence[str])
     for column in columns:
         data[column] = _objects(display_values(view.get_column(column)))
     frame = pd.DataFrame(data, dtype=object, copy=False)
-    ids = _objects(view.get_column(fields.ID).to_list())
-    frame.index = pd.Index(ids, dtype=object, name=fields.ID)
+    ids = _objects(view.get_column(key).to_list())
+    frame.index = pd.Index(ids, dtype=object, name=key)
     return frame
 
 
@@ -282,8 +293,10 @@ def header_renderer() -> TextRenderer:
     return TextRenderer(font=_HEADER_FONT, horizontal_alignment="left")
 
 
-def make_grid(frame: pd.DataFrame, columns: Sequence[str], height: str) -> EditorGrid:
-    """The editable grid for ``frame`` (see :func:`grid_frame`), styled."""
+def make_grid(
+    frame: pd.DataFrame, columns: Sequence[str], height: str, key: str = fields.ID
+) -> EditorGrid:
+    """The editable grid for ``frame`` (see :func:`grid_frame`, the same ``key``), styled."""
     return EditorGrid(
         frame,
         editable=True,
@@ -294,7 +307,7 @@ def make_grid(frame: pd.DataFrame, columns: Sequence[str], height: str) -> Edito
         base_column_size=BASE_COLUMN_SIZE,
         column_widths=column_widths(columns),
         default_renderer=cell_renderer(),
-        renderers={STATUS: status_renderer(), fields.ID: id_renderer()},
+        renderers={STATUS: status_renderer(), key: id_renderer()},
         header_renderer=header_renderer(),
         grid_style={
             "header_background_color": "#f1f3f5",

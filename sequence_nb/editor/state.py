@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import polars as pl
 
 from sequence_nb import fields
+from sequence_nb.fields import ApiVersion
 from sequence_nb.plan import ChangePlan, RowChange, plan_updates
 from sequence_nb.push import PushResult
 from sequence_nb.quality import check
@@ -57,6 +58,20 @@ FAILED_OUTCOMES: Final = frozenset({"failed", "unconfirmed", "side-effects", "co
 LANDED_OUTCOMES: Final = frozenset({"updated", "skipped"})
 
 
+class ContactSource(Protocol):
+    """What the plan needs of contact edits (:class:`~.contacts.ContactEdits` is one)."""
+
+    @property
+    def original(self) -> pl.DataFrame:
+        """The contacts frame as read."""
+
+    def changed(self) -> bool:
+        """Whether anything was edited, added or deleted."""
+
+    def edited(self) -> pl.DataFrame:
+        """The edited contacts frame."""
+
+
 class ReadOnlyColumnError(ValueError):
     """An edit to a column the update body does not take (id, createdAt, unknown fields)."""
 
@@ -78,10 +93,25 @@ class RowStatus:
 
 
 class EditState:
-    """Edits of one customer frame, keyed by id, with incremental per-row status."""
+    """Edits of one customer frame, keyed by id, with incremental per-row status.
 
-    def __init__(self, original: pl.DataFrame, problems: pl.DataFrame | None = None) -> None:
+    ``api_version`` (a name or :class:`~sequence_nb.fields.ApiVersion`; None:
+    ``$SEQUENCE_API_VERSION``, else the seed's) decides which columns may be edited,
+    and the version plans and checks follow. ``contacts`` (2024-07-30) adds a
+    :class:`~sequence_nb.editor.contacts.ContactEdits` whose edits join the same plan.
+    """
+
+    def __init__(
+        self,
+        original: pl.DataFrame,
+        problems: pl.DataFrame | None = None,
+        *,
+        api_version: str | ApiVersion | None = None,
+        contacts: ContactSource | None = None,
+    ) -> None:
         _check_ids(original)
+        self.version = fields.api_version(api_version)
+        self.contacts = contacts
         self.original = original
         self.edits: dict[str, dict[str, Any]] = {}
         self.status: dict[str, RowStatus] = {}
@@ -91,7 +121,9 @@ class EditState:
         self.ids: list[str] = original.get_column(ID).to_list()
         self.position: dict[str, int] = {customer: i for i, customer in enumerate(self.ids)}
         self._columns = {name: original.get_column(name) for name in original.columns}
-        self.set_problems(check(original) if problems is None else problems)
+        self.set_problems(
+            check(original, api_version=self.version) if problems is None else problems
+        )
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -108,9 +140,10 @@ class EditState:
 
     def legal_name(self, customer_id: str) -> str | None:
         """The customer's current legal name, to name it in messages."""
-        if "legalName" not in self._columns:
+        column = self.version.legal_name_column
+        if column not in self._columns:
             return None
-        name = self.value(customer_id, "legalName")
+        name = self.value(customer_id, column)
         return None if name is None else str(name)
 
     def edited(self) -> pl.DataFrame:
@@ -118,8 +151,18 @@ class EditState:
         return overlay(self.original, self.edits)
 
     def plan(self) -> ChangePlan:
-        """The change plan of every edit, made by :func:`plan_updates` on the whole frame."""
-        return plan_updates(self.original, self.edited())
+        """The change plan of every edit (contact edits too), made by :func:`plan_updates`
+        on the whole frames, in the editor's API version."""
+        contacts = self.contacts
+        if contacts is None or not contacts.changed():
+            return plan_updates(self.original, self.edited(), api_version=self.version)
+        return plan_updates(
+            self.original,
+            self.edited(),
+            contacts=contacts.original,
+            edited_contacts=contacts.edited(),
+            api_version=self.version,
+        )
 
     def counts(self) -> dict[str, int]:
         """Rows, changed rows, invalid rows, rows with data problems, and ``failed``: rows
@@ -175,6 +218,9 @@ class EditState:
         if status.outcome is not None:
             lines.append(_outcome_line(status))
         for column in status.changed:
+            if column not in self._columns:  # contacts: edited in their own view
+                lines.append(("c", f"{column}: edited (see the Contacts view)"))
+                continue
             old, new = self.original_value(customer_id, column), self.value(customer_id, column)
             lines.append(("c", f"{column}: {_quoted(old)} → {_quoted(new)}"))
         for column, message in self.problems.get(customer_id, {}).items():
@@ -191,8 +237,7 @@ class EditState:
         nulls as empty cells). Read-only and unknown columns raise
         :class:`ReadOnlyColumnError`.
         """
-        if column not in fields.EDITABLE_COLUMNS or column not in self._columns:
-            raise ReadOnlyColumnError(read_only_message(column))
+        self.check_editable(column)
         original = self.original_value(customer_id, column)
         value = _normalized(value, original)
         if value == self.value(customer_id, column):
@@ -205,17 +250,36 @@ class EditState:
         """Apply many edits ``{id: {column: value}}`` at once; the ids whose edits changed."""
         for row in changes.values():
             for column in row:
-                if column not in fields.EDITABLE_COLUMNS or column not in self._columns:
-                    raise ReadOnlyColumnError(read_only_message(column))
+                self.check_editable(column)
         touched = self._store(changes)
         self._replan(touched)
         return touched
 
+    def add_columns(self, names: Sequence[str]) -> None:
+        """Add empty text columns (new custom properties) to the original frame."""
+        added = [pl.lit(None, dtype=pl.String).alias(name) for name in names]
+        self.original = self.original.with_columns(added)
+        self._columns = {name: self.original.get_column(name) for name in self.original.columns}
+
+    def check_editable(self, column: str) -> None:
+        """Raise :class:`ReadOnlyColumnError` unless the version lets a person edit
+        ``column`` and the frame has it."""
+        if not self.version.is_editable(column) or column not in self._columns:
+            raise ReadOnlyColumnError(read_only_message(column, self.version))
+
     def revert(self, customer_ids: Iterable[str] | None = None) -> set[str]:
-        """Drop the edits of these customers (all when ``None``); the ids reverted."""
-        ids = set(self.edits) if customer_ids is None else set(customer_ids) & set(self.edits)
+        """Drop the edits of these customers (all when ``None``); the ids reverted.
+
+        Reverting all also clears what the last preview said of customers with no edits
+        here (those whose contacts were edited: their contacts are reverted with them).
+        """
+        if customer_ids is None:
+            previewed = {c for c, status in self.status.items() if status.changed}
+            ids = set(self.edits) | previewed
+        else:
+            ids = set(customer_ids) & set(self.edits)
         for customer in ids:
-            del self.edits[customer]
+            self.edits.pop(customer, None)
         self._replan(ids)
         return ids
 
@@ -259,7 +323,8 @@ class EditState:
         positions = [self.position[c] for c in customer_ids]
         before = self.original[positions]
         after = overlay(before, {c: self.edits[c] for c in customer_ids})
-        return {row.id: row for row in plan_updates(before, after).rows}
+        planned = plan_updates(before, after, api_version=self.version)
+        return {row.id: row for row in planned.rows}
 
     def _put_status(self, customer_id: str, status: RowStatus) -> None:
         if status.empty:
@@ -309,7 +374,7 @@ class EditState:
 
     def refresh_problems(self) -> set[str]:
         """Run :func:`check` on the edited frame; the ids whose problems changed."""
-        return self.set_problems(check(self.edited()))
+        return self.set_problems(check(self.edited(), api_version=self.version))
 
     def record_result(self, result: PushResult[ChangePlan]) -> set[str]:
         """Mark each row with how its push (or dry run) ended; the ids touched.
@@ -333,7 +398,11 @@ class EditState:
                 or (outcome.status == "skipped" and customer not in retry)
             )
             if wrote and row is not None:
-                landed[customer] = {change.column: change.new for change in row.changes}
+                landed[customer] = {
+                    change.column: change.new
+                    for change in row.changes
+                    if change.column in self._columns  # contacts are rebased by their own state
+                }
             old = self.status.get(customer, RowStatus())
             self._put_status(
                 customer,
@@ -518,11 +587,14 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun if count == 1 else noun + 's'}"
 
 
-def read_only_message(column: str) -> str:
-    """Why a column cannot be edited, in words."""
-    if column in fields.READ_ONLY_COLUMNS:
-        return f"{column} is read-only: the API does not take it in an update"
-    return f"{column} is not a field the update body has, so it is read-only here"
+def read_only_message(column: str, version: ApiVersion) -> str:
+    """Why a column cannot be edited in ``version``, in words."""
+    if column in version.read_only_columns:
+        return f"{column} is read-only: the API ({version.name}) does not take it in an update"
+    return (
+        f"{column} is not a field the update body of API version {version.name} has, "
+        "so it is read-only here"
+    )
 
 
 def _check_ids(frame: pl.DataFrame) -> None:

@@ -17,10 +17,14 @@ import ipywidgets as widgets
 import polars as pl
 
 from sequence_nb import fields
+from sequence_nb.contacts import fetch_contacts
+from sequence_nb.editor.contacts import ContactEditError, ContactEdits
 from sequence_nb.editor.grid import (
     COLOURS,
     LABEL_CODES,
     STATUS,
+    EditorGrid,
+    column_widths,
     display_value,
     display_values,
     grid_frame,
@@ -34,6 +38,8 @@ from sequence_nb.editor.state import (
     plural,
     read_only_message,
 )
+from sequence_nb.errors import SequenceError
+from sequence_nb.fields import ApiVersion
 from sequence_nb.models import escape_unseen
 from sequence_nb.plan import ChangePlan
 from sequence_nb.push import PushResult
@@ -43,7 +49,20 @@ if TYPE_CHECKING:
     from sequence_nb.client import SequenceClient
     from sequence_nb.journal import Journal
 
-__all__ = ["CustomerEditor"]
+__all__ = ["CONTACT_KEY", "CustomerEditor"]
+
+#: The contacts grid's row header: the contact id (``new 1``... for an added contact).
+CONTACT_KEY: Final = "contact"
+#: The contacts grid's columns after the status (those the frame has): the customer (id,
+#: then its legal name, read-only), the editable fields, and when the contact was last updated.
+_CONTACT_SHOWN: Final = (
+    "customerId",
+    "legalName",
+    "name",
+    "email",
+    "billingPreference",
+    "updatedAt",
+)
 
 #: Rows updated one message each; more than this and the shown rows are sent again.
 SYNC_LIMIT: Final = 20
@@ -94,9 +113,16 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     """An editable grid of customers with preview, dry run and push.
 
     ``df`` is a customer frame (``fetch_customers``/``to_frame``); ``client`` enables
-    Dry run and Push. ``columns`` picks the columns shown (default: the editable
-    ones the frame has; read-only and unknown columns may be added, and refuse
-    edits). ``problems`` is ``check(df)`` when you already have it (else it is run).
+    Dry run and Push. The editor speaks the client's API version (``api_version``
+    names it when there is no client; None: ``$SEQUENCE_API_VERSION``, else the
+    seed's): that version decides the columns a person may edit (in 2024-07-30 also
+    ``address.state`` and every ``customProperties.<key>`` column) and builds the plans.
+    ``columns`` picks the columns shown (default: the editable ones the frame has;
+    read-only and unknown columns may be added, and refuse edits). ``contacts``
+    (2024-07-30: a frame of ``fetch_contacts``) adds a Contacts tab: its names, emails
+    and billing preferences are editable, contacts can be added and deleted, and the
+    contact edits join the customers' edits in one plan, one preview and one push.
+    ``problems`` is ``check(df)`` when you already have it (else it is run).
     ``journal``, ``on_conflict``, ``max_workers`` and ``progress`` go to
     ``ChangePlan.apply``. ``page_size`` caps the rows sent to the browser at once
     (``None``: all): a larger selection is paged, and sorting a column of the grid then
@@ -114,6 +140,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         *,
         columns: Sequence[str] | None = None,
         problems: pl.DataFrame | None = None,
+        contacts: pl.DataFrame | None = None,
+        api_version: str | ApiVersion | None = None,
         journal: Journal | str | Path | None = None,
         on_conflict: Literal["skip", "overwrite"] = "skip",
         max_workers: int = 8,
@@ -130,8 +158,11 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self.on_conflict: Literal["skip", "overwrite"] = on_conflict
         self.max_workers = max_workers
         self.progress = progress
-        self.columns = _shown_columns(df, columns)
-        self.state = EditState(df, problems)
+        version = _editor_version(client, api_version)
+        self.api_version = version
+        self.columns = _shown_columns(df, columns, version)
+        self.contacts = None if contacts is None else ContactEdits(contacts, version)
+        self.state = EditState(df, problems, api_version=version, contacts=self.contacts)
         self.result: PushResult[ChangePlan] | None = None
         self.version = 0
         self._plan_cache: tuple[int, ChangePlan] | None = None
@@ -149,6 +180,18 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self.grid.on_cell_change(self._on_cell_change)
         self.grid.on_cell_click(self._on_cell_click)
         self.grid.observe(self._on_transforms, names="_transforms")
+        self._contact_selected: str | None = None
+        self.contacts_grid: EditorGrid | None = None
+        self.tabs: widgets.Tab | None = None
+        self.contact_columns: list[str] = []
+        if self.contacts is not None:
+            held = self.contacts.columns
+            self.contact_columns = [c for c in _CONTACT_SHOWN if c == "legalName" or c in held]
+            self.contacts_grid = make_grid(
+                self._contacts_frame(), self.contact_columns, height, key=CONTACT_KEY
+            )
+            self.contacts_grid.on_cell_change(self._on_contact_change)
+            self.contacts_grid.on_cell_click(self._on_contact_click)
         self._build_controls()
         self.children = self._layout()
         self._refresh()
@@ -194,12 +237,18 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         """Apply polars expressions to the edited frame (``with_columns`` arguments) and
         put the result into the grid as edits; the number of cells changed.
 
-        Hand and bulk edits form one plan. Changing a read-only or unknown column,
-        or adding a column, raises ``ReadOnlyColumnError`` and applies nothing.
+        Hand and bulk edits form one plan. Changing a read-only or unknown column, or
+        adding a column, raises ``ReadOnlyColumnError`` and applies nothing; in 2024-07-30
+        an added ``customProperties.<key>`` column is the exception (see :meth:`add_column`).
         """
         current = self.state.edited()
         updated = current.with_columns(_flattened(exprs), **named)
-        changes, cells = _differences(current, updated)
+        added = [c for c in updated.columns if c not in current.columns]
+        if added and all(self.api_version.keyed_column(c) is not None for c in added):
+            current = current.with_columns(_empty_columns(added))
+        changes, cells = _differences(current, updated, self.api_version)
+        if added:
+            self.add_column(*added)
         touched = self.state.edit_many(changes)
         touched |= self.state.refresh_problems()
         self._after_edit(touched)
@@ -209,12 +258,73 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         )
         return cells
 
+    def add_column(self, *names: str) -> None:
+        """Add empty ``customProperties.<key>`` columns (2024-07-30) to the grid: a value
+        written in one creates that custom property on the customer when pushed."""
+        for name in names:
+            if self.api_version.keyed_column(name) is None:
+                raise ReadOnlyColumnError(
+                    f"{name} cannot be added: only a custom property column "
+                    f"(customProperties.<key>) can be added in API version {self.api_version.name}"
+                )
+            if name in self.state.original.columns:
+                raise ValueError(f"the editor already has a column {name!r}")
+        if not names:
+            return
+        self.state.add_columns(list(names))
+        self.columns += list(names)
+        self.grid.column_widths = column_widths(self.columns)
+        self._send_page()
+
     def revert(self, customer_id: str | None = None) -> int:
-        """Drop the edits of one customer, or of all when ``customer_id`` is None."""
+        """Drop the edits of one customer, or of all (contact edits too) when
+        ``customer_id`` is None; the number of customers reverted."""
         ids = self.state.revert(None if customer_id is None else [customer_id])
+        contacts = self.contacts
+        if customer_id is None and contacts is not None and contacts.changed():
+            ids |= contacts.changed_customers()
+            contacts.revert()
+            self._send_contacts()
         if ids:
             self._after_edit(ids)
         return len(ids)
+
+    @property
+    def edited_contacts(self) -> pl.DataFrame | None:
+        """The edited contacts frame (None when the editor was opened without contacts)."""
+        return None if self.contacts is None else self.contacts.edited()
+
+    def edit_contact(self, key: str, column: str, value: Any) -> bool:
+        """Edit a contact's ``name``, ``email`` or ``billingPreference`` by its row key
+        (the contact id; ``new 1``... for an added one); False if nothing changed."""
+        contacts = self._need_contacts()
+        changed = contacts.edit(key, column, value)
+        if changed:
+            self._after_contact_edit(key, resend=False)
+        return changed
+
+    def add_contact(self, customer_id: str, **values: Any) -> str:
+        """Add a contact to a customer the editor holds (``name=``, ``email=``,
+        ``billingPreference=``); the new row's key."""
+        contacts = self._need_contacts()
+        if customer_id not in self.state.position:
+            raise KeyError(
+                f"no customer {customer_id!r} in the editor: a contact is added to one of its "
+                "customers (the plan builds the body on that customer's record)"
+            )
+        key = contacts.add(customer_id, values)
+        self._after_contact_edit(key, resend=True)
+        return key
+
+    def delete_contact(self, key: str) -> None:
+        """Delete a contact row: the push removes the contact from its customer."""
+        contacts = self._need_contacts()
+        customer = contacts.customer_of(key)
+        contacts.delete(key)
+        self._after_contact_edit(None, resend=True)
+        self._say(
+            "info", f"Deleted contact {html.escape(key)} of customer {html.escape(customer)}."
+        )
 
     def show(self, text: str | None = None, rows: str | None = None) -> None:
         """Filter the grid: ``text`` anywhere in the id or shown columns; ``rows`` is
@@ -283,12 +393,12 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
 
     def _set_from_grid(self, customer: str, column: str, value: Any) -> bool:
         """Take a grid edit; a read-only cell the browser merely repeats is no edit."""
-        if column == STATUS or column not in fields.EDITABLE_COLUMNS:
+        if column == STATUS or not self.api_version.is_editable(column):
             if display_value(value) == self._shown_value(customer, column):
                 return False
             if column == STATUS:
                 raise ReadOnlyColumnError(f"{STATUS} is read-only: the editor writes it")
-            raise ReadOnlyColumnError(read_only_message(column))
+            raise ReadOnlyColumnError(read_only_message(column, self.api_version))
         return self.state.edit(customer, column, value)
 
     def _on_cell_click(self, event: dict[str, Any]) -> None:
@@ -296,6 +406,182 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         if customer is not None and event.get("region") in ("body", "row-header"):
             self._selected = customer
             self._show_row(customer)
+
+    # -- the contacts view ---------------------------------------------------------------------
+
+    def _need_contacts(self) -> ContactEdits:
+        if self.contacts is None:
+            raise RuntimeError(
+                "the editor has no contacts: open it with contacts=fetch_contacts(...)"
+            )
+        return self.contacts
+
+    def _contacts_frame(self) -> Any:
+        contacts = self._need_contacts()
+        keys = contacts.keys()
+        edited = contacts.edited().with_columns(
+            pl.Series(CONTACT_KEY, keys, dtype=pl.String),
+            pl.Series(
+                "legalName",
+                [self._customer_name(contacts.customer_of(k)) for k in keys],
+                dtype=pl.String,
+            ),
+        )
+        marks = [contacts.marks(k) for k in keys]
+        return grid_frame(edited, self.contact_columns, marks, key=CONTACT_KEY)
+
+    def _customer_name(self, customer: str) -> str | None:
+        return self.state.legal_name(customer) if customer in self.state.position else None
+
+    def _contact_values(self, key: str) -> list[str | None]:
+        contacts = self._need_contacts()
+        values: list[str | None] = [contacts.marks(key)]
+        for column in self.contact_columns:
+            if column == "legalName":
+                values.append(self._customer_name(contacts.customer_of(key)))
+            else:
+                values.append(display_value(contacts.value(key, column)))
+        return values
+
+    def _send_contacts(self) -> None:
+        if self.contacts_grid is not None:
+            self.contacts_grid.show(self._contacts_frame())
+
+    def _sync_contacts(self, customer: str) -> None:
+        """Send the rows of one customer's contacts (their problems go together)."""
+        grid, contacts = self.contacts_grid, self._need_contacts()
+        if grid is None:
+            return
+        for row, key in enumerate(grid.ids):
+            if contacts.holds(key) and contacts.customer_of(key) == customer:
+                grid.set_row(row, self._contact_values(key))
+
+    def _on_contact_change(self, event: dict[str, Any]) -> None:
+        grid, contacts = self.contacts_grid, self._need_contacts()
+        key = None if grid is None else grid.id_at(event.get("row"))
+        column = str(event.get("column"))
+        if key is None or not contacts.holds(key):
+            self._say("warn", "That contact is no longer in the grid; the edit was ignored.")
+            return
+        self._contact_selected = key
+        value = event.get("value")
+        try:
+            if column not in contacts.editable:
+                names = [STATUS, *self.contact_columns]
+                shown = self._contact_values(key)[names.index(column)] if column in names else None
+                if column in names and display_value(value) == shown:
+                    return  # the browser repeating a read-only cell is no edit
+                raise ReadOnlyColumnError(
+                    f"{column} is read-only in the contacts view: only "
+                    f"{', '.join(contacts.editable)} are sent in a contact"
+                )
+            changed = contacts.edit(key, column, value)
+        except (ReadOnlyColumnError, ContactEditError) as exc:
+            self._sync_contacts(contacts.customer_of(key))
+            self._say("error", f"{html.escape(str(exc))}. The change was reverted.")
+            return
+        if changed:
+            self._after_contact_edit(key, resend=False)
+
+    def _on_contact_click(self, event: dict[str, Any]) -> None:
+        grid = self.contacts_grid
+        key = None if grid is None else grid.id_at(event.get("primary_key_row"))
+        if key is not None and event.get("region") in ("body", "row-header"):
+            self._contact_selected = key
+            self._show_contact(key)
+
+    def _after_contact_edit(self, key: str | None, *, resend: bool) -> None:
+        """Invalidate the preview, redraw the words, then send the contact rows."""
+        self._after_edit(())
+        contacts = self._need_contacts()
+        if key is not None:
+            self._contact_selected = key
+            self._show_contact(key)
+        if resend:
+            self._send_contacts()
+        elif key is not None:
+            self._sync_contacts(contacts.customer_of(key))
+
+    def _show_contact(self, key: str) -> None:
+        contacts = self._need_contacts()
+        customer = contacts.customer_of(key)
+        name = self._customer_name(customer)
+        title = f"<b>{html.escape(name)}</b> " if name else ""
+        head = f'{title}contact <code style="font-size:12px">{html.escape(key)}</code>'
+        lines = contacts.messages(key)
+        if not lines:
+            self._say("info", f"{head}: no edits and no problems.")
+            return
+        self._say("info", head + _message_list(lines))
+
+    def _on_add_contact(self, _: Any) -> None:
+        customer = self.contact_customer_box.value.strip() or self._selected
+        if not customer and self._contact_selected is not None and self.contacts is not None:
+            customer = self.contacts.customer_of(self._contact_selected)
+        if not customer:
+            self._say("warn", "Type the customer id (or click a customer first), then Add contact.")
+            return
+        if customer not in self.state.position:
+            self._say("error", f"No customer <code>{html.escape(customer)}</code> in the editor.")
+            return
+        key = self.add_contact(customer)
+        self._say(
+            "ok",
+            f"Added contact <code>{html.escape(key)}</code> to customer "
+            f"<code>{html.escape(customer)}</code>: fill in its name, email and billing "
+            "preference in the grid (its row is last).",
+        )
+
+    def _on_delete_contact(self, _: Any) -> None:
+        key = self._contact_selected
+        if key is None:
+            self._say("warn", "Click a cell of the contact to delete first.")
+            return
+        try:
+            self.delete_contact(key)
+        except ContactEditError as exc:
+            self._say("error", html.escape(str(exc)))
+            return
+        self._contact_selected = None
+
+    def _refresh_contacts(self) -> None:
+        if self.contacts is None:
+            return
+        counts = self.contacts.counts()
+        sep = '<span class="snb-sep">·</span>'
+        parts = [
+            f"<b>{counts['rows']:,}</b> {'contact' if counts['rows'] == 1 else 'contacts'}",
+            f"<b>{counts['changed']:,}</b> changed",
+            f"<b>{counts['added']:,}</b> new",
+            f"<b>{counts['deleted']:,}</b> deleted",
+            f"<b>{counts['problems']:,}</b> with problems",
+        ]
+        self.contacts_status.value = f'<div class="snb-editor-status">{sep.join(parts)}</div>'
+        self.delete_contact_button.disabled = self._contact_selected is None
+
+    def _rebase_contacts(self, plan: ChangePlan, result: PushResult[ChangePlan]) -> str:
+        """After a push, read the contacts of customers whose contacts landed and make
+        them the original (new contacts get their ids); a note when that read failed."""
+        contacts, client = self.contacts, self.client
+        field = self.api_version.contacts_field
+        if contacts is None or client is None or result.dry_run or field is None:
+            return ""
+        moved = {row.id for row in plan.rows if field in row.columns}
+        landed = sorted(
+            {row.id for row in result.rows if row.status in ("updated", "skipped")} & moved
+        )
+        if not landed:
+            return ""
+        try:
+            fresh = fetch_contacts(client, landed, progress=False)
+        except SequenceError as exc:
+            return (
+                f" The contacts pushed could not be read back ({html.escape(str(exc))}): "
+                "their edits stay in the Contacts tab; reopen the editor before editing them."
+            )
+        contacts.rebase(landed, fresh)
+        self._send_contacts()
+        return ""
 
     # -- after changes -------------------------------------------------------------------------
 
@@ -438,6 +724,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     def _after_apply(self, plan: ChangePlan, result: PushResult[ChangePlan], *, show: bool) -> None:
         self.result = result
         touched = self.state.record_result(result)
+        contacts_note = self._rebase_contacts(plan, result)
         if not result.dry_run:
             touched |= self.state.refresh_problems()
             self.version += 1
@@ -448,7 +735,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             self.output.value = shown + _result_html(result, self.state)
         else:
             self.output.value = ""
-        self._say(*_outcome_note(result, from_code=not show))
+        tone, text = _outcome_note(result, from_code=not show)
+        self._say("warn" if contacts_note and tone == "ok" else tone, text + contacts_note)
         self._refresh()
 
     # -- buttons -------------------------------------------------------------------------------
@@ -575,6 +863,25 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             [self.previous_button, self.page_label, self.next_button],
             layout=widgets.Layout(align_items="center", display="none"),
         )
+        self.contacts_status = widgets.HTML()
+        self.contact_customer_box = widgets.Text(
+            placeholder="customer id (default: the customer clicked last)",
+            layout=widgets.Layout(width="330px"),
+        )
+        self.add_contact_button = widgets.Button(
+            description="Add contact",
+            icon="plus",
+            layout=button,
+            tooltip="Add a contact to the customer named on the left",
+        )
+        self.delete_contact_button = widgets.Button(
+            description="Delete contact",
+            icon="trash",
+            layout=button,
+            tooltip="Remove the contact clicked last (the push removes it from its customer)",
+        )
+        self.add_contact_button.on_click(self._on_add_contact)
+        self.delete_contact_button.on_click(self._on_delete_contact)
         self.previous_button.on_click(lambda _: self._turn_page(-1))
         self.next_button.on_click(lambda _: self._turn_page(+1))
         self.filter_box.observe(self._show_rows, names="value")
@@ -590,8 +897,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
     def _layout(self) -> tuple[Any, ...]:
         row = widgets.Layout(align_items="center", flex_flow="row wrap", width="100%")
         spacer = widgets.Box(layout=widgets.Layout(flex="1 1 auto"))
-        return (
-            widgets.HTML(_STYLE),
+        customers: tuple[Any, ...] = (
             widgets.HBox([self.status_line, spacer, self.legend, self.pager], layout=row),
             widgets.HBox(
                 [
@@ -604,6 +910,32 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
                 layout=row,
             ),
             self.grid,
+        )
+        views: tuple[Any, ...] = customers
+        if self.contacts_grid is not None:
+            contacts = widgets.VBox(
+                [
+                    self.contacts_status,
+                    widgets.HBox(
+                        [
+                            self.contact_customer_box,
+                            self.add_contact_button,
+                            self.delete_contact_button,
+                        ],
+                        layout=row,
+                    ),
+                    self.contacts_grid,
+                ],
+                layout=widgets.Layout(width="100%"),
+            )
+            self.tabs = widgets.Tab(
+                children=[widgets.VBox(customers, layout=widgets.Layout(width="100%")), contacts],
+                titles=("Customers", "Contacts"),
+            )
+            views = (self.tabs,)
+        return (
+            widgets.HTML(_STYLE),
+            *views,
             self.message,
             widgets.HBox(
                 [
@@ -630,9 +962,13 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         plan = self._previewed_plan()
         ready = has_client and plan is not None and len(plan) > 0 and not self._busy
         self.push_button.disabled = not ready or self.confirm_box.layout.display == "flex"
-        self.dry_run_button.disabled = not has_client or not self.state.edits or self._busy
+        has_edits = bool(self.state.edits) or (
+            self.contacts is not None and self.contacts.changed()
+        )
+        self.dry_run_button.disabled = not has_client or not has_edits or self._busy
         self.preview_button.disabled = self._busy
-        self.hint.value = _hint(has_client, bool(self.state.edits), plan)
+        self.hint.value = _hint(has_client, has_edits, plan)
+        self._refresh_contacts()
         self.push_button.tooltip = _strip_tags(self.hint.value)
 
     def _refresh_pager(self) -> None:
@@ -658,14 +994,9 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         if not lines:
             self._say("info", f"{head}: no edits and no problems.")
             return
-        items = "".join(
-            f'<li><span class="snb-chip" style="background:{COLOURS[k][0]};color:{COLOURS[k][1]}">'
-            f"{_KIND_NAMES[k]}</span>{html.escape(text)}</li>"
-            for k, text in lines
-        )
         tone = "error" if any(k == "f" for k, _ in lines) else "info"
         tone = "warn" if tone == "info" and any(k == "x" for k, _ in lines) else tone
-        self._say(tone, f"{head}<ul>{items}</ul>")
+        self._say(tone, head + _message_list(lines))
 
     def _say(self, tone: str, text: str) -> None:
         self.message.value = _note(tone, text)
@@ -682,6 +1013,16 @@ _KIND_NAMES: Final = {
 }
 
 
+def _message_list(lines: Sequence[tuple[str, str]]) -> str:
+    """Message lines as a list, each with the chip of its kind."""
+    items = "".join(
+        f'<li><span class="snb-chip" style="background:{COLOURS[k][0]};color:{COLOURS[k][1]}">'
+        f"{_KIND_NAMES[k]}</span>{html.escape(text)}</li>"
+        for k, text in lines
+    )
+    return f"<ul>{items}</ul>"
+
+
 def _sort_of(transforms: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[str, bool] | None:
     """The grid's last sort transform as ``(column, descending)``, or None."""
     for transform in reversed(list(transforms)):
@@ -693,9 +1034,27 @@ def _sort_of(transforms: Sequence[dict[str, Any]], names: Sequence[str]) -> tupl
     return None
 
 
-def _shown_columns(df: pl.DataFrame, columns: Sequence[str] | None) -> list[str]:
+def _editor_version(
+    client: SequenceClient | None, api_version: str | ApiVersion | None
+) -> ApiVersion:
+    """The version the editor speaks: the client's, or the one named (they must agree)."""
+    if client is None:
+        return fields.api_version(api_version)
+    if api_version is not None and fields.api_version(api_version) is not client.api_version:
+        raise ValueError(
+            f"api_version={fields.api_version(api_version).name!r} but the client speaks "
+            f"{client.api_version.name!r}: a plan is only pushed in the version it was made for"
+        )
+    return client.api_version
+
+
+def _shown_columns(
+    df: pl.DataFrame, columns: Sequence[str] | None, version: ApiVersion
+) -> list[str]:
     if columns is None:
-        return [c for c in fields.EDITABLE_COLUMNS if c in df.columns]
+        known = [c for c in version.editable_columns if c in df.columns]
+        keyed = [c for c in df.columns if version.keyed_column(c) is not None]
+        return known + keyed
     chosen = list(dict.fromkeys(columns))
     missing = [c for c in chosen if c not in df.columns]
     if missing:
@@ -703,6 +1062,10 @@ def _shown_columns(df: pl.DataFrame, columns: Sequence[str] | None) -> list[str]
     if fields.ID in chosen or STATUS in chosen:
         raise ValueError("the id is always shown as the row header; leave it out of columns")
     return chosen
+
+
+def _empty_columns(names: Sequence[str]) -> list[pl.Expr]:
+    return [pl.lit(None, dtype=pl.String).alias(name) for name in names]
 
 
 def _flattened(exprs: Iterable[Any]) -> list[Any]:
@@ -717,7 +1080,7 @@ def _flattened(exprs: Iterable[Any]) -> list[Any]:
 
 
 def _differences(
-    current: pl.DataFrame, updated: pl.DataFrame
+    current: pl.DataFrame, updated: pl.DataFrame, version: ApiVersion
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """The cells ``updated`` changes, as ``{id: {column: value}}``, and their count.
 
@@ -740,7 +1103,7 @@ def _differences(
         differs = before.ne_missing(after)
         if not differs.any():
             continue
-        if column not in fields.EDITABLE_COLUMNS:
+        if not version.is_editable(column):
             refused.append(column)
             continue
         for customer, value in zip(ids.filter(differs), after.filter(differs), strict=True):
