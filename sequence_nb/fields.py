@@ -30,6 +30,7 @@ __all__ = [
     "PAGE_ITEMS",
     "PATH_SEPARATOR",
     "SEED",
+    "TAX_STATUSES",
     "TIMESTAMP_FORMAT",
     "V2024_07_30",
     "ApiVersion",
@@ -421,29 +422,3 @@ def api_version(version: str | ApiVersion | None = None) -> ApiVersion:
     if found is None:
         raise UnknownApiVersionError(version, where)
     return found
-
-
-# --- The seed's names as loose constants: kept while modules move to ApiVersion values. ---
-ADDRESS_FIELDS: Final = SEED.address_fields
-ADDRESS_REQUIRED: Final = SEED.address_required
-UPDATE_FIELDS: Final = SEED.body_fields
-UPDATE_REQUIRED: Final = SEED.body_required
-READ_ONLY_FIELDS: Final = SEED.read_only_fields
-RECORD_FIELDS: Final = SEED.record_fields
-EDITABLE_COLUMNS: Final = SEED.editable_columns
-READ_ONLY_COLUMNS: Final = SEED.read_only_columns
-REQUIRED_COLUMNS: Final = SEED.required_columns
-EMAIL_COLUMNS: Final = SEED.email_columns
-KNOWN_COLUMNS: Final = SEED.known_columns
-INTEGRATION_SERVICES: Final = SEED.integration_services
-LEGAL_NAME: Final = "legalName"
-EMAIL: Final = "email"
-BILLING_EMAIL: Final = "billingEmail"
-COUNTRY: Final = "address.country"
-TELEPHONE: Final = "telephone"
-URL: Final = "url"
-ADDRESS: Final = "address"
-TAX_STATUS: Final = "taxStatus"
-BILLING_EMAILS: Final = "billingEmails"
-LINKED_SERVICES: Final = "linkedServices"
-LINKED_SERVICE_FIELDS: Final = SEED.list_fields["linkedServices"]

@@ -84,7 +84,7 @@ def _changes(
 ) -> list[tuple[str, Any, Any, str | None]]:
     """``(field, old, new, legal name)`` of each field a row changed or meant to."""
     if write is not None and write.body is not None and write.before is not None:
-        name = _text(write.before.get(fields.LEGAL_NAME))
+        name = _text(write.before.get(fields.SEED.legal_name_column))
         before, body = write.before, write.body
         return [(c, get_path(before, c), get_path(body, c), name) for c in edited_columns(write)]
     if row is not None:
