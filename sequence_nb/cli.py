@@ -822,11 +822,12 @@ def _read(path: Path, role: str, version: ApiVersion, schema: Any = None) -> pl.
 
 
 def _check_version_of(frame: pl.DataFrame, path: Path, role: str, version: ApiVersion) -> None:
-    """Refuse a file exported in another API version (its columns are that version's
-    alone): planned in this one, none of its rows could be written as meant."""
+    """Refuse a file exported in another API version: it holds columns that version
+    edits and this one does not know, and none this one edits that the other does not
+    know. Planned in this version, its edits could not be written as meant."""
     for other in fields.API_VERSIONS.values():
-        theirs = [c for c in frame.columns if _known(other, c) and not _known(version, c)]
-        ours = [c for c in frame.columns if _known(version, c) and not _known(other, c)]
+        theirs = [c for c in frame.columns if other.is_editable(c) and not _known(version, c)]
+        ours = [c for c in frame.columns if version.is_editable(c) and not _known(other, c)]
         if theirs and not ours:
             named = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
             raise InputError(

@@ -1376,3 +1376,49 @@ def test_history_of_an_archive_run_is_one_archivedAt_row_per_customer(
     assert shell2024("archive", first, "--yes").returncode == 0
     rows = json.loads(shell2024("history", "--json").stdout)
     assert [(r["customer"], r["field"]) for r in rows] == [(first, "archivedAt")]
+
+
+def test_a_seed_file_with_columns_2024_reads_only_is_not_taken_for_a_2024_export(
+    shell: Shell,
+) -> None:
+    assert shell("export", "customers.csv").returncode == 0
+    frame = pl.read_csv(shell.folder / "customers.csv", infer_schema=False)
+    customer = clean_ids(shell.server, 1)[0]
+    frame.select(
+        "id",
+        pl.when(pl.col("id") == customer)
+        .then(pl.lit("seed label"))
+        .otherwise("label")
+        .alias("label"),
+        pl.lit(None, dtype=pl.String).alias("archivedAt"),
+        pl.lit(None, dtype=pl.String).alias("domain"),
+    ).write_csv(shell.folder / "edited.csv")
+    done = shell("push", "edited.csv", "--base", "customers.csv", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Dry run: 1 would-update" in done.stdout
+
+
+def test_a_saved_2024_plan_is_applied_in_its_own_version(shell2024: Shell) -> None:
+    server = shell2024.server
+    assert shell2024("export", "customers.parquet").returncode == 0
+    customer = us_customer(server)
+    frame = pl.read_parquet(shell2024.folder / "customers.parquet")
+    frame.with_columns(
+        pl.when(pl.col("id") == customer).then(pl.lit("planned")).otherwise("label").alias("label")
+    ).write_parquet(shell2024.folder / "edited.parquet")
+    saved = shell2024(
+        "push",
+        "edited.parquet",
+        "--base",
+        "customers.parquet",
+        "--dry-run",
+        "--save-plan",
+        "p.json",
+    )
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    unset = {"SEQUENCE_API_VERSION": None}
+    wrong = shell2024("push", "--plan", "p.json", "--yes", "--api-version", "seed", env=unset)
+    assert "was made in API version 2024-07-30, not seed" in one_line(wrong)
+    done = shell2024("push", "--plan", "p.json", "--yes", env=unset)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.get_record(customer)["label"] == "planned"
