@@ -310,19 +310,18 @@ def read_contacts_export(
     if kind == "parquet":
         frame = _read_parquet(source)
     elif kind == "json":
-        frame = _contact_records(source)
+        frame = _contact_records(source, tuple(schema))
     else:
         frame = _csv_text(source) if kind == "csv" else _xlsx_text(source, created_at=False)
+    customers = sorted(_CUSTOMERS_ONLY & set(frame.columns))
     missing = [name for name in (CUSTOMER_ID, "id") if name not in frame.columns]
-    if missing:
-        what = (
-            " (it holds customers: it is not a contacts export)"
-            if _CUSTOMERS_ONLY & set(frame.columns)
-            else ""
-        )
+    if customers or missing:
+        what = f"has {', '.join(customers)} columns: it holds customers, not contacts"
+        if not customers:
+            what = f"has no {' or '.join(missing)} column"
         raise ReadBackError(
-            f"{source.name} has no {' or '.join(missing)} column{what}: read back the "
-            "file `sequence-nb export --contacts` (or export of fetch_contacts) wrote"
+            f"{source.name} {what}: give the file `sequence-nb export --contacts` (or "
+            "export of fetch_contacts) wrote"
         )
     return _contact_dtypes(frame, schema, source.name)
 
@@ -369,11 +368,12 @@ def _json_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _contact_records(path: Path) -> pl.DataFrame:
+def _contact_records(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     """The contacts of a JSON export, every value as text (a value of another JSON
-    type is written back as JSON text, so the planner sees and names it)."""
+    type is written back as JSON text, so the planner sees and names it). The export
+    leaves null values out, so each of ``columns`` no record holds is a column of nulls."""
     rows = _json_records(path)
-    names = list(dict.fromkeys(name for row in rows for name in row))
+    names = list(dict.fromkeys([*columns, *(name for row in rows for name in row)]))
     text = [{name: _as_text(row.get(name)) for name in names} for row in rows]
     return pl.DataFrame(text, schema=dict.fromkeys(names, pl.String()), orient="row")
 
@@ -400,7 +400,7 @@ def _contact_dtypes(frame: pl.DataFrame, schema: Schema, name: str) -> pl.DataFr
                 out.append(text.cast(dtype))
             else:
                 out.append(text)
-        elif isinstance(held.dtype, (pl.Enum, pl.Categorical, pl.String)):
+        elif isinstance(held.dtype, (pl.Enum, pl.Categorical, pl.String, pl.Null)):
             out.append(held.cast(pl.String))
         else:
             raise ReadBackError(

@@ -1422,3 +1422,16 @@ def test_a_saved_2024_plan_is_applied_in_its_own_version(shell2024: Shell) -> No
     done = shell2024("push", "--plan", "p.json", "--yes", env=unset)
     assert done.returncode == 0, done.stdout + done.stderr
     assert server.get_record(customer)["label"] == "planned"
+
+
+def test_a_customers_file_pushed_as_contacts_is_one_line_before_anything_is_read(
+    shell2024: Shell,
+) -> None:
+    assert shell2024("export", "customers.csv").returncode == 0
+    assert shell2024("export", "contacts.csv", "--contacts").returncode == 0
+    shell2024.server.reset_stats()
+    done = shell2024("push", "customers.csv", "--contacts", "--base", "contacts.csv", "--yes")
+    message = one_line(done)
+    assert message.startswith("sequence-nb: the edited file: customers.csv has")
+    assert "it holds customers, not contacts" in message
+    assert sum(shell2024.server.stats.requests.values()) == 0

@@ -397,13 +397,29 @@ def test_a_contacts_file_without_its_key_columns_is_refused_naming_them(tmp_path
         read_contacts_export(tmp_path / "contacts.csv", api_version="2024-07-30")
 
 
-def test_a_customers_file_given_as_contacts_is_refused(tmp_path: Path) -> None:
-    export(frame_2024(), tmp_path / "customers.csv")
-    with pytest.raises(ReadBackError, match="not a contacts export"):
-        read_contacts_export(tmp_path / "customers.csv", api_version="2024-07-30")
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_a_customers_file_given_as_contacts_is_refused(tmp_path: Path, suffix: str) -> None:
+    export(frame_2024(), tmp_path / f"customers{suffix}")
+    with pytest.raises(ReadBackError, match="it holds customers, not contacts"):
+        read_contacts_export(tmp_path / f"customers{suffix}", api_version="2024-07-30")
 
 
 def test_contacts_in_the_seeds_version_are_refused(tmp_path: Path) -> None:
     export(contacts_2024(), tmp_path / "contacts.csv")
     with pytest.raises(SequenceError, match="has no contacts"):
         read_contacts_export(tmp_path / "contacts.csv", api_version="seed")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json", ".parquet"])
+def test_a_contacts_file_of_new_contacts_only_reads_with_empty_ids(
+    tmp_path: Path, suffix: str
+) -> None:
+    added = pl.DataFrame(
+        {"customerId": ["c2"], "id": [None], "name": ["New"], "email": ["n@example.com"],
+         "billingPreference": ["PRIMARY"]},
+        schema_overrides={"id": pl.Null},
+    )  # fmt: skip
+    back = read_contacts_export(export(added, tmp_path / f"new{suffix}"), api_version=V2024_07_30)
+    assert back.schema["customerId"] == back.schema["name"] == pl.String
+    assert back["id"].to_list() == [None] and back["email"].to_list() == ["n@example.com"]
+    assert back.schema.get("id", pl.String) == pl.String
