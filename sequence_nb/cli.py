@@ -21,13 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from sequence_nb import fields
 from sequence_nb.demo import NOTEBOOKS as DEMO_NOTEBOOKS
 from sequence_nb.errors import AuthenticationError, PermissionDeniedError, SequenceError
+from sequence_nb.fields import ApiVersion
 
 if TYPE_CHECKING:
     import polars as pl
 
     from sequence_nb.client import SequenceClient
+    from sequence_nb.journal import RunRecord
     from sequence_nb.plan import ChangePlan
     from sequence_nb.push import PushResult
 
@@ -167,6 +170,17 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
 
 
+def _api_version(text: str) -> str:
+    """A version name this package speaks (an unknown one names the known ones)."""
+    try:
+        return fields.api_version(text.strip()).name
+    except fields.UnknownApiVersionError:
+        known = ", ".join(fields.API_VERSIONS)
+        raise argparse.ArgumentTypeError(
+            f"unknown API version {text!r}; sequence-nb speaks {known}"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from sequence_nb import __version__
 
@@ -186,6 +200,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = command("sandbox", "run a local Sequence-compatible server until Ctrl-C")
     _add_sandbox_options(sandbox, default_port=8765)
+    _add_version_option(sandbox, "the API version the sandbox serves")
     sandbox.set_defaults(run=_run_sandbox)
 
     demo = commands.add_parser(
@@ -221,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         "--lab-port", type=int, default=8888, help="Jupyter's port (a free one if it is taken)"
     )
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    _add_version_option(demo, "the API version the sandbox serves (and the notebooks speak)")
     demo.set_defaults(run=_run_demo)
 
     export = command("export", "fetch every customer and write a file")
@@ -235,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--include-archived", action="store_true", help="export archived customers too"
     )
+    export.add_argument(
+        "--contacts",
+        action="store_true",
+        help="write the customers' contacts instead, one row per contact (2024-07-30)",
+    )
+    _add_version_option(export)
     export.set_defaults(run=_run_export)
 
     push = command("push", "push the edits in a file, or a saved plan, after showing the plan")
@@ -267,6 +289,14 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--save-plan", type=Path, metavar="FILE", help="write the plan to this file for review"
     )
+    push.add_argument(
+        "--contacts",
+        action="store_true",
+        help="the files hold contacts (export --contacts): plan the contact edits (2024-07-30)",
+    )
+    _add_version_option(
+        push, "the API version to speak", default="a --plan's own, else $SEQUENCE_API_VERSION"
+    )
     _add_push_options(push)
     push.add_argument(
         "--on-conflict",
@@ -276,10 +306,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     push.set_defaults(run=_run_push)
 
+    archive = command(
+        "archive",
+        "archive customers (2024-07-30); Sequence has no way back and undo cannot restore them",
+    )
+    archive.add_argument("ids", nargs="+", metavar="ID", help="the ids of the customers to archive")
+    _add_version_option(archive)
+    _add_push_options(archive, digest=False)
+    archive.set_defaults(run=_run_archive)
+
     undo = command("undo", "restore what a run changed (reads Sequence first)")
     undo.add_argument(
         "run_id", metavar="RUN_ID", help="the run to undo, as `sequence-nb runs` lists it"
     )
+    _add_version_option(undo, "the API version to speak", default="the run's")
     _add_push_options(undo)
     undo.set_defaults(run=_run_undo)
 
@@ -287,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "run_id", metavar="RUN_ID", help="the run to finish, as `sequence-nb runs` lists it"
     )
+    _add_version_option(resume, "the API version to speak", default="the run's")
     _add_push_options(resume, dry_run=False)
     resume.add_argument(
         "--on-conflict",
@@ -335,11 +376,44 @@ def _add_journal_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_push_options(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+def _add_version_option(
+    parser: argparse.ArgumentParser,
+    help: str = "the API version to speak",
+    *,
+    default: str = "$SEQUENCE_API_VERSION",
+) -> None:
+    known = " or ".join(fields.API_VERSIONS)
+    parser.add_argument(
+        "--api-version",
+        type=_api_version,
+        metavar="NAME",
+        help=f"{help}: {known} (default: {default}, else {fields.SEED.name}; "
+        f"here: {_shown(_environment_version()).replace('%', '%%')})",
+    )
+
+
+def _environment_version() -> str:
+    """The version $SEQUENCE_API_VERSION names, for the help (never an error there)."""
+    try:
+        return fields.api_version(None).name
+    except fields.UnknownApiVersionError as exc:
+        return f"unknown {exc.name!r}"
+
+
+def _version(args: argparse.Namespace) -> ApiVersion:
+    """The API version the command speaks: ``--api-version``, else $SEQUENCE_API_VERSION,
+    else the seed's (an unknown name in the environment is one line naming the known)."""
+    return fields.api_version(getattr(args, "api_version", None))
+
+
+def _add_push_options(
+    parser: argparse.ArgumentParser, *, dry_run: bool = True, digest: bool = True
+) -> None:
     if dry_run:
         parser.add_argument(
             "--dry-run", action="store_true", help="check every row against Sequence, write nothing"
         )
+    if dry_run and digest:
         parser.add_argument(
             "--digest",
             metavar="SHA256",
@@ -366,9 +440,15 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     at it: its URL, its demo credentials and the ``export`` lines to paste."""
     from sequence_nb import sandbox
 
+    version = _version(args)
     signal.signal(signal.SIGTERM, _interrupt)
-    with sandbox.start(customers=args.customers, seed=args.seed, port=args.port) as server:
-        print(f"Sequence sandbox with {len(server.records())} customers at {server.url}")
+    with sandbox.start(
+        customers=args.customers, seed=args.seed, port=args.port, api_version=version.name
+    ) as server:
+        print(
+            f"Sequence sandbox with {len(server.records())} customers at {server.url} "
+            f"(API version {server.api_version.name})"
+        )
         print(f"  client id:     {server.client_id}")
         print(f"  client secret: {server.client_secret}  (a local demo credential)")
         print("To point sequence-nb (or a notebook) at it, paste this in another shell:")
@@ -411,10 +491,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         token=demo.new_token(),
         settings=demo.settings_dir(folder, jupyter_bin),
     )
+    version = _version(args)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    with sandbox.start(customers=args.customers, seed=args.seed, port=args.port) as server:
-        print(f"Sandbox: {server.url} (client id {server.client_id}, demo credentials)")
+    with sandbox.start(
+        customers=args.customers, seed=args.seed, port=args.port, api_version=version.name
+    ) as server:
+        print(
+            f"Sandbox: {server.url} (client id {server.client_id}, demo credentials, "
+            f"API version {server.api_version.name})"
+        )
         env = jupyter.environ(dict(os.environ, **server.environ()))
 
         def ready() -> None:
@@ -428,9 +514,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _client() -> SequenceClient:
-    """The client the environment names; a missing credential is one line naming the
-    variable to set."""
+def _client(version: ApiVersion) -> SequenceClient:
+    """The client the environment names, speaking ``version``; a missing credential is
+    one line naming the variable to set."""
     from sequence_nb.client import SequenceClient
 
     for name, what in ((CLIENT_ID, "Client ID"), (CLIENT_SECRET, "Client Secret")):
@@ -439,7 +525,26 @@ def _client() -> SequenceClient:
                 f"{name} is not set: export {name}=... with the {what} made in the Sequence "
                 "dashboard (or run `sequence-nb sandbox` and paste the lines it prints)"
             )
-    return SequenceClient()
+    return SequenceClient(api_version=version)
+
+
+def _needs_contacts(version: ApiVersion, what: str) -> None:
+    """Refuse, before anything is read or sent, contacts in a version without them."""
+    if version.contacts_field is None:
+        raise InputError(_without_call(version, what, "contacts"))
+
+
+def _without_call(version: ApiVersion, what: str, having: str) -> str:
+    having_ones = [
+        v.name
+        for v in fields.API_VERSIONS.values()
+        if (v.can_archive if having == "archives" else v.contacts_field is not None)
+    ]
+    newest = having_ones[-1]
+    return (
+        f"{what} needs API version {newest}: API version {version.name} has no {having}. "
+        f"Pass --api-version {newest} (or export SEQUENCE_API_VERSION={newest})"
+    )
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -450,15 +555,52 @@ def _run_export(args: argparse.Namespace) -> int:
     folder = args.path.expanduser().parent
     if not folder.is_dir():
         raise InputError(f"cannot write {args.path}: there is no folder {folder}")
-    with _client() as client:
-        frame = fetch_customers(client, includeArchived=args.include_archived)
+    version = _version(args)
+    if args.contacts:
+        _needs_contacts(version, "export --contacts")
+    with _client(version) as client:
+        if args.contacts:
+            frame, customers = _all_contacts(client, args.include_archived)
+        else:
+            frame = fetch_customers(client, includeArchived=args.include_archived)
     written = _shown(export(frame, args.path, format=args.format))
-    print(f"Wrote {frame.height} customers to {written}")
+    flags = f" --api-version {version.name}" if args.api_version else ""
+    if args.contacts:
+        print(f"Wrote {frame.height} contacts of {customers} customers to {written}")
+        flags = f" --contacts{flags}"
+    else:
+        print(f"Wrote {frame.height} customers to {written}")
     print(
         "To push edits, edit a copy and keep this file as it is: "
-        f"sequence-nb push COPY --base {written}"
+        f"sequence-nb push COPY{flags} --base {written}"
     )
     return 0
+
+
+def _all_contacts(client: SequenceClient, include_archived: bool) -> tuple[pl.DataFrame, int]:
+    """The contacts of every listed customer (archived ones too when asked), and how
+    many customers were read; one line naming the customers that could not be read."""
+    if include_archived:
+        listed = client.list_customers(includeArchived=True)
+    else:
+        listed = client.list_customers()
+    ids = [record["id"] for record in listed]
+    return _contacts_of(client, ids), len(ids)
+
+
+def _contacts_of(client: SequenceClient, ids: list[str]) -> pl.DataFrame:
+    from sequence_nb.contacts import ContactFetchError, fetch_contacts
+
+    try:
+        return fetch_contacts(client, ids)
+    except ContactFetchError as exc:
+        failed = list(exc.failed.items())
+        shown = "; ".join(f"{customer}: {why}" for customer, why in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        raise SequenceError(
+            f"the contacts of {len(failed)} customer(s) could not be read ({shown}{more}); "
+            "nothing was written: try again"
+        ) from None
 
 
 # -- push ---------------------------------------------------------------------------------
@@ -473,14 +615,35 @@ def _run_push(args: argparse.Namespace) -> int:
         from sequence_nb.plan import ChangePlan
 
         plan = ChangePlan.load(args.plan)
-        with _client() as client:
+        version = _pinned_version(args, plan.version, f"the plan in {args.plan.name}")
+        with _client(version) as client:
             _save(plan, args)
             return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
-    edited, base = _read_files(args.path, args.base)
-    with _client() as client:
+    version = _version(args)
+    if args.contacts:
+        _needs_contacts(version, "push --contacts")
+        edited_contacts, base_contacts = _read_contact_files(args.path, args.base, version)
+        with _client(version) as client:
+            plan = _planned_contacts(edited_contacts, base_contacts, client)
+            _save(plan, args)
+            return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+    edited, base = _read_files(args.path, args.base, version)
+    with _client(version) as client:
         plan = _planned(args.path, edited, base, client)
         _save(plan, args)
         return _confirm_and_apply(plan, client, args, on_conflict=args.on_conflict)
+
+
+def _pinned_version(args: argparse.Namespace, version: ApiVersion, what: str) -> ApiVersion:
+    """The version of a saved plan or a journaled run, which is the one to speak: an
+    ``--api-version`` naming another is refused (its bodies are in its own version)."""
+    given = getattr(args, "api_version", None)
+    if given is not None and given != version.name:
+        raise InputError(
+            f"{what} was made in API version {version.name}, not {given}: it is applied in "
+            f"its own version; leave out --api-version (or give {version.name})"
+        )
+    return version
 
 
 def _save(plan: ChangePlan, args: argparse.Namespace) -> None:
@@ -503,10 +666,10 @@ def _push_refusal(args: argparse.Namespace) -> str | None:
             "--json prints for a script, which cannot answer the question: add --yes or --dry-run"
         )
     if args.plan is not None:
-        if args.path is not None or args.base is not None or args.against_current:
+        if args.path is not None or args.base is not None or args.against_current or args.contacts:
             return (
-                "--plan applies a saved plan as it is: give no edited file, --base or "
-                "--against-current with it"
+                "--plan applies a saved plan as it is: give no edited file, --base, "
+                "--contacts or --against-current with it"
             )
         return None
     if args.path is None:
@@ -528,8 +691,75 @@ def _push_refusal(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _read_contact_files(
+    edited_path: Path, base_path: Path | None, version: ApiVersion
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The edited contacts and the ``--base`` contacts export, refused before anything
+    is fetched when either cannot be read."""
+    for path, role in ((edited_path, "the edited file"), (base_path, "--base")):
+        if path is not None:
+            _format_of(path, role)
+            if not path.expanduser().exists():
+                raise InputError(f"{role}: there is no file {path}")
+    edited = _read_contacts(edited_path, "the edited file", version)
+    base = None if base_path is None else _read_contacts(base_path, "--base", version)
+    return edited, base
+
+
+def _read_contacts(path: Path, role: str, version: ApiVersion) -> pl.DataFrame:
+    import polars as pl
+
+    from sequence_nb.contacts import CUSTOMER_ID
+    from sequence_nb.export import ReadBackError, read_contacts_export
+
+    try:
+        frame = read_contacts_export(path, api_version=version)
+    except IsADirectoryError:
+        raise InputError(f"{role}: {path} is a folder; give the file export wrote") from None
+    except ReadBackError as exc:
+        raise InputError(f"{role}: {exc}") from None
+    for column in (CUSTOMER_ID, "id"):
+        if frame[column].dtype != pl.String:
+            raise InputError(
+                f"{role}: {path.name} holds {frame[column].dtype} in its '{column}' column "
+                "where ids are text: keep the export's column as it was written"
+            )
+    return frame
+
+
+def _planned_contacts(
+    edited: pl.DataFrame, base: pl.DataFrame | None, client: SequenceClient
+) -> ChangePlan:
+    """The plan of the contact edits, on the records of the customers they concern
+    (a customer with no row in the edited file is left alone)."""
+    import polars as pl
+
+    from sequence_nb.contacts import CUSTOMER_ID
+    from sequence_nb.frames import fetch_customers
+    from sequence_nb.plan import plan_updates
+
+    concerned = edited.get_column(CUSTOMER_ID).drop_nulls().unique().implode()
+    customers = fetch_customers(client, includeArchived=True).filter(pl.col("id").is_in(concerned))
+    if base is None:
+        base = _contacts_of(client, customers.get_column("id").to_list())
+        print(
+            "Planned against Sequence's current contacts: any contact in the edited file "
+            "older than Sequence's is written back as if it were an edit. Pass the "
+            "unedited contacts export as --base to keep changes made since.",
+            file=sys.stderr,
+        )
+    return plan_updates(
+        customers,
+        customers,
+        contacts=base,
+        edited_contacts=edited,
+        base_url=client.base_url,
+        api_version=client.api_version,
+    )
+
+
 def _read_files(
-    edited_path: Path, base_path: Path | None
+    edited_path: Path, base_path: Path | None, version: ApiVersion
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The edited file and the ``--base`` export, each read in the other's schema when it
     is CSV or Excel and the other carries types (parquet, JSON): refused before
@@ -540,12 +770,12 @@ def _read_files(
         if path is not None and not path.expanduser().exists():
             raise InputError(f"{role}: there is no file {path}")
     if base_path is None:
-        return _read(edited_path, "the edited file"), None
+        return _read(edited_path, "the edited file", version), None
     if base_typed or not edited_typed:
-        base = _read(base_path, "--base")
-        return _read(edited_path, "the edited file", base.schema), base
-    edited = _read(edited_path, "the edited file")
-    return edited, _read(base_path, "--base", edited.schema)
+        base = _read(base_path, "--base", version)
+        return _read(edited_path, "the edited file", version, base.schema), base
+    edited = _read(edited_path, "the edited file", version)
+    return edited, _read(base_path, "--base", version, edited.schema)
 
 
 def _format_of(path: Path, role: str) -> str:
@@ -560,15 +790,16 @@ def _format_of(path: Path, role: str) -> str:
         ) from None
 
 
-def _read(path: Path, role: str, schema: Any = None) -> pl.DataFrame:
-    """The customers in ``path`` (with an ``id`` column of text); else an
-    :class:`InputError` naming ``role`` (the edited file or ``--base``) and what to change."""
+def _read(path: Path, role: str, version: ApiVersion, schema: Any = None) -> pl.DataFrame:
+    """The customers in ``path`` (with an ``id`` column of text), read in ``version``;
+    else an :class:`InputError` naming ``role`` (the edited file or ``--base``) and
+    what to change."""
     import polars as pl
 
     from sequence_nb.export import ReadBackError, read_export
 
     try:
-        frame = read_export(path, schema=schema)
+        frame = read_export(path, schema=schema, api_version=version)
     except FileNotFoundError:
         raise InputError(f"{role}: there is no file {path}") from None
     except IsADirectoryError:
@@ -586,7 +817,28 @@ def _read(path: Path, role: str, schema: Any = None) -> pl.DataFrame:
             "customer ids are text: rows are matched by id, so keep the export's id column "
             "as it was written"
         )
+    _check_version_of(frame, path, role, version)
     return frame
+
+
+def _check_version_of(frame: pl.DataFrame, path: Path, role: str, version: ApiVersion) -> None:
+    """Refuse a file exported in another API version: it holds columns that version
+    edits and this one does not know, and none this one edits that the other does not
+    know. Planned in this version, its edits could not be written as meant."""
+    for other in fields.API_VERSIONS.values():
+        theirs = [c for c in frame.columns if other.is_editable(c) and not _known(version, c)]
+        ours = [c for c in frame.columns if version.is_editable(c) and not _known(other, c)]
+        if theirs and not ours:
+            named = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise InputError(
+                f"{role}: {path.name} holds columns of API version {other.name} ({named}), "
+                f"not of {version.name}: pass --api-version {other.name} (or export "
+                f"SEQUENCE_API_VERSION={other.name})"
+            )
+
+
+def _known(version: ApiVersion, column: str) -> bool:
+    return column in version.known_columns or version.keyed_column(column) is not None
 
 
 def _planned(
@@ -602,7 +854,7 @@ def _planned(
     if original is None:
         original = fetch_customers(client, includeArchived=True)
         if _format_of(path, "the edited file") not in _TYPED_FORMATS:
-            edited = _read(path, "the edited file", original.schema)
+            edited = _read(path, "the edited file", client.api_version, original.schema)
         print(
             f"Planned against Sequence's current records: any value in {_shown(path.name)} "
             "older than Sequence's is written back as if it were an edit. Pass the "
@@ -611,7 +863,7 @@ def _planned(
         )
     ids = edited["id"].drop_nulls().implode()
     original = original.filter(pl.col("id").is_in(ids))
-    return plan_updates(original, edited, base_url=client.base_url)
+    return plan_updates(original, edited, base_url=client.base_url, api_version=client.api_version)
 
 
 # -- showing and applying a plan ----------------------------------------------------------
@@ -624,17 +876,21 @@ def _confirm_and_apply(
     *,
     on_conflict: str,
     question: str | None = None,
+    verb: str = "push",
 ) -> int:
     """Show the plan, ask (unless ``--yes``), apply it and show how it went: each row
-    once, every reason in full. 0 when every row went through, else 1."""
+    once, every reason in full. 0 when every row went through, else 1. A plan that
+    archives says, before asking, that Sequence has no way back."""
     from sequence_nb import terminal
 
     console = terminal.make_console()
     if len(plan) == 0:
-        return _nothing_to_send(plan, args, "push")
+        return _nothing_to_send(plan, args, verb)
     if not args.dry_run and not args.json:
         console.print(terminal.plan_table(plan))
         _print_plan_summary(plan)
+    if _archives(plan) and not args.dry_run:
+        print(_no_way_back(plan), file=_notes(args))
     if not args.dry_run and not args.yes:
         if not sys.stdin.isatty():
             print("sequence-nb: not writing without confirmation; pass --yes", file=sys.stderr)
@@ -672,6 +928,8 @@ def _report(plan: ChangePlan, result: PushResult[Any], args: argparse.Namespace)
     if result.dry_run:
         console.print(terminal.plan_table(plan, outcomes))
         _print_plan_summary(plan)
+        if _archives(plan):
+            print(_no_way_back(plan))
         print(f"Dry run: {_shown(_counts(result))}; nothing was written.")
         return 1 if failed else 0
     shown_before = {row.id for row in plan.rows if not row.sendable}
@@ -686,8 +944,26 @@ def _report(plan: ChangePlan, result: PushResult[Any], args: argparse.Namespace)
         print(f"Run {run}, journal {_shown(result.journal_path)}")
         if result.interrupted:
             print(f"To finish it: sequence-nb resume {run}")
-        print(f"To undo it: sequence-nb undo {run}")
+        if len(_archives(plan)) < len(plan):
+            print(f"To undo it: sequence-nb undo {run}")
+        if _archives(plan):
+            print("Archived customers stay archived: Sequence has no way back, and undo cannot "
+                  "restore them.")  # fmt: skip
     return 1 if failed else 0
+
+
+def _archives(plan: ChangePlan) -> list[str]:
+    """The customers ``plan`` archives."""
+    return [row.id for row in plan.sendable if row.action == "archive"]
+
+
+def _no_way_back(plan: ChangePlan) -> str:
+    n = len(_archives(plan))
+    them = "them" if n != 1 else "it"
+    return (
+        f"Archiving {n} customer{'s' if n != 1 else ''} cannot be undone: Sequence has no way "
+        f"back (no call un-archives a customer), and sequence-nb undo cannot restore {them}."
+    )
 
 
 def _counts(result: PushResult[Any]) -> str:
@@ -725,7 +1001,56 @@ def _nothing_to_send(plan: ChangePlan, args: argparse.Namespace, verb: str) -> i
     return 1 if plan.rows else 0
 
 
+# -- archive ------------------------------------------------------------------------------
+
+
+def _run_archive(args: argparse.Namespace) -> int:
+    """Archive customers after showing the plan and saying there is no way back."""
+    import polars as pl
+
+    from sequence_nb.frames import fetch_customers
+    from sequence_nb.plan import plan_archive
+
+    args.digest = None
+    if args.json and not (args.dry_run or args.yes):
+        print(
+            "sequence-nb archive: --json prints for a script, which cannot answer the "
+            "question: add --yes or --dry-run",
+            file=sys.stderr,
+        )
+        return 2
+    version = _version(args)
+    if not version.can_archive:
+        raise InputError(_without_call(version, "archive", "archives"))
+    ids = list(dict.fromkeys(args.ids))
+    with _client(version) as client:
+        customers = fetch_customers(client, includeArchived=True)
+        customers = customers.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.String).implode()))
+        plan = plan_archive(customers, ids, base_url=client.base_url, api_version=version)
+        n = len(plan)
+        question = (
+            f"Archive {n} customer{'s' if n != 1 else ''} on {client.base_url}, with no way back?"
+        )
+        status = _confirm_and_apply(
+            plan, client, args, on_conflict="skip", question=question, verb="archive"
+        )
+    return max(status, 1 if plan.notes else 0)  # an id not archived is no success
+
+
 # -- undo, resume, runs, history ----------------------------------------------------------
+
+
+def _run_version(args: argparse.Namespace) -> ApiVersion:
+    """The API version the run was pushed in (its plan names it), which undo and resume
+    speak; an unknown run is refused here, before anything is read."""
+    import orjson
+
+    from sequence_nb.journal import opened
+
+    with opened(args.journal) as journal:
+        run: RunRecord = journal.run(args.run_id)
+    name = orjson.loads(run.plan_json).get("api_version") or fields.SEED.name
+    return _pinned_version(args, fields.api_version(name), f"run {_shown(args.run_id)}")
 
 
 def _journal(args: argparse.Namespace) -> Path | None:
@@ -760,7 +1085,7 @@ def _run_undo(args: argparse.Namespace) -> int:
         return 2
     if _journal(args) is None:
         raise InputError(_no_journal(args))
-    with _client() as client:
+    with _client(_run_version(args)) as client:
         with opened(args.journal) as journal:
             plan = undo(args.run_id, client, journal=journal)
             undone_by = journal.undone_by(args.run_id)
@@ -768,7 +1093,7 @@ def _run_undo(args: argparse.Namespace) -> int:
         if len(plan) == 0:
             _nothing_to_undo(plan, args, undone_by)
             if unrestored and not args.json:
-                print(_not_restored_line(unrestored))
+                print(_not_restored_line(plan))
             return 1 if unrestored else 0
         n = len(plan)
         question = (
@@ -777,7 +1102,7 @@ def _run_undo(args: argparse.Namespace) -> int:
         )
         status = _confirm_and_apply(plan, client, args, on_conflict="skip", question=question)
     if unrestored and not args.json:
-        print(_not_restored_line(unrestored))
+        print(_not_restored_line(plan))
     return max(status, 1 if unrestored else 0)
 
 
@@ -806,9 +1131,28 @@ def _nothing_to_undo(plan: ChangePlan, args: argparse.Namespace, undone_by: list
     print(f"Nothing to undo for run {run}: {why}. Nothing was sent and no run was made.")
 
 
-def _not_restored_line(count: int) -> str:
+def _not_restored_line(plan: ChangePlan) -> str:
+    """How many customers an undo leaves as the run made them; archives named apart,
+    since Sequence has no way back from them."""
+    from sequence_nb.plan import ARCHIVE_COLUMN
+
+    count = _unrestored(plan)
+    archived = len(
+        {
+            customer
+            for customer, column, message in plan.notes
+            if column == ARCHIVE_COLUMN and message.startswith("not restored")
+        }
+    )
     s = "s" if count != 1 else ""
-    return f"Not restored: {count} customer{s} (listed above as not restored, with the reason)."
+    line = f"Not restored: {count} customer{s} (listed above as not restored, with the reason)."
+    if archived:
+        them = "them" if archived != 1 else "it"
+        line += (
+            f" {archived} of them {'were' if archived != 1 else 'was'} archived: Sequence has "
+            f"no way back from an archive, so undo cannot restore {them}."
+        )
+    return line
 
 
 def _unrestored(plan: ChangePlan) -> int:
@@ -833,7 +1177,8 @@ def _run_resume(args: argparse.Namespace) -> int:
         return 2
     if _journal(args) is None:
         raise InputError(_no_journal(args))
-    with opened(args.journal) as journal, _client() as client:
+    version = _run_version(args)
+    with opened(args.journal) as journal, _client(version) as client:
         journal.run(args.run_id)  # an unknown run is refused before the question
         if not args.yes:
             if not sys.stdin.isatty():

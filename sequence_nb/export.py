@@ -36,6 +36,15 @@ from, so an export edited anywhere can be planned and pushed:
   belong) refuses the file with :class:`ReadBackError`, naming the column, the
   row and the customer. Columns the file lacks stay missing (a push leaves them
   as they were), and Excel's empty cells are nulls.
+
+Every known column is the one of the API version the file was exported in
+(``api_version=``; None: ``$SEQUENCE_API_VERSION``, else the seed's): in
+2024-07-30, ``status`` comes back as its Enum and each ``customProperties.<key>``
+column as text, whatever its cells look like.
+
+:func:`read_contacts_export` reads back an export of the contacts frame
+(:func:`sequence_nb.contacts.fetch_contacts`) the same way: every cell as text,
+``billingPreference`` as its Enum when every value is one of the version's.
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ import polars as pl
 import xlsxwriter  # no stubs or py.typed
 
 from sequence_nb import fields
+from sequence_nb.contacts import CUSTOMER_ID, contacts_schema
 from sequence_nb.errors import SequenceError
+from sequence_nb.fields import ApiVersion
 from sequence_nb.frames import to_frame, to_records
 from sequence_nb.schema import RAW_SUFFIX, conform
 from sequence_nb.schema import schema as customer_schema
@@ -66,6 +77,7 @@ __all__ = [
     "ReadBackError",
     "export",
     "export_format",
+    "read_contacts_export",
     "read_export",
 ]
 
@@ -249,10 +261,14 @@ def read_export(
     *,
     format: ExportFormat | None = None,
     schema: Schema | None = None,
+    api_version: str | ApiVersion | None = None,
 ) -> pl.DataFrame:
     """The customer frame in ``path``, a file :func:`export` wrote (and someone edited).
 
     The format comes from ``format=`` or the file's extension, as for :func:`export`.
+    ``api_version`` names the version the file was exported in, whose known columns
+    take their dtypes (None: ``$SEQUENCE_API_VERSION``, else the seed's; an unknown
+    name raises :class:`~sequence_nb.fields.UnknownApiVersionError`).
     ``schema`` (the exported frame's, ``customers.schema``) gives the columns of a CSV
     or Excel file their dtypes beyond the known columns': an unknown list, struct,
     number or boolean column comes back as it was exported, where without it it stays
@@ -260,18 +276,69 @@ def read_export(
     what each format gives back; a file that is not what an export writes raises
     :class:`ReadBackError`, one that is missing :class:`FileNotFoundError`.
     """
+    version = fields.api_version(api_version)
+    source, kind = _source(path, format)
+    if kind == "parquet":
+        return _read_parquet(source)
+    if kind == "json":
+        try:
+            return to_frame(_json_records(source), api_version=version)
+        except (TypeError, ValueError) as exc:
+            raise ReadBackError(f"{source.name}: {_first_line(exc)}") from None
+    text = _csv_text(source) if kind == "csv" else _xlsx_text(source)
+    return _typed(text, source.name, schema or {}, version)
+
+
+def read_contacts_export(
+    path: str | os.PathLike[str],
+    *,
+    format: ExportFormat | None = None,
+    api_version: str | ApiVersion | None = None,
+) -> pl.DataFrame:
+    """The contacts frame in ``path``, a file :func:`export` wrote of
+    :func:`~sequence_nb.contacts.fetch_contacts`'s frame (and someone edited).
+
+    Every cell is read as text (timestamps stay the API's text, as the frame holds
+    them); ``billingPreference`` takes its Enum when every value is one of the
+    version's (else it stays text, and the planner names the bad value). Rows added
+    by hand (no ``id``) are kept. ``api_version`` as for :func:`read_export`; a
+    version without contacts raises :class:`~sequence_nb.errors.SequenceError`. A
+    file without a ``customerId`` or ``id`` column raises :class:`ReadBackError`.
+    """
+    schema = contacts_schema(api_version)
+    source, kind = _source(path, format)
+    if kind == "parquet":
+        frame = _read_parquet(source)
+    elif kind == "json":
+        frame = _contact_records(source, tuple(schema))
+    else:
+        frame = _csv_text(source) if kind == "csv" else _xlsx_text(source, created_at=False)
+    customers = sorted(_CUSTOMERS_ONLY & set(frame.columns))
+    missing = [name for name in (CUSTOMER_ID, "id") if name not in frame.columns]
+    if customers or missing:
+        what = f"has {', '.join(customers)} columns: it holds customers, not contacts"
+        if not customers:
+            what = f"has no {' or '.join(missing)} column"
+        raise ReadBackError(
+            f"{source.name} {what}: give the file `sequence-nb export --contacts` (or "
+            "export of fetch_contacts) wrote"
+        )
+    return _contact_dtypes(frame, schema, source.name)
+
+
+#: Columns a customers export has and a contacts export never has.
+_CUSTOMERS_ONLY: Final = frozenset({"legalName", "taxStatus", "address.country"})
+
+
+def _source(path: str | os.PathLike[str], format: ExportFormat | None) -> tuple[Path, str]:
+    """The file to read and its format; the errors a missing file or a folder gives."""
     source = Path(path).expanduser()
     kind = export_format(source, format)
     if source.is_dir():
         raise IsADirectoryError(21, "Is a folder", str(source))
     if not source.is_file():
         raise FileNotFoundError(2, "No such file", str(source))
-    if kind == "parquet":
-        return _read_parquet(source)
-    if kind == "json":
-        return _read_json(source)
-    text = _csv_text(source) if kind == "csv" else _xlsx_text(source)
-    return _typed(text, source.name, schema or {})
+    return source, kind
 
 
 def _first_line(error: Exception) -> str:
@@ -286,8 +353,8 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         raise ReadBackError(f"cannot read {path.name} as parquet: {_first_line(exc)}") from None
 
 
-def _read_json(path: Path) -> pl.DataFrame:
-    """The records of a JSON file as a frame; the file must hold an array of objects."""
+def _json_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON file; it must hold an array of objects."""
     try:
         records = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -298,10 +365,49 @@ def _read_json(path: Path) -> pl.DataFrame:
             f"{path.name} must hold a JSON array of customer records (as export writes "
             f"FILE.json), not {what}"
         )
-    try:
-        return to_frame(records)
-    except (TypeError, ValueError) as exc:
-        raise ReadBackError(f"{path.name}: {_first_line(exc)}") from None
+    return records
+
+
+def _contact_records(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The contacts of a JSON export, every value as text (a value of another JSON
+    type is written back as JSON text, so the planner sees and names it). The export
+    leaves null values out, so each of ``columns`` no record holds is a column of nulls."""
+    rows = _json_records(path)
+    names = list(dict.fromkeys([*columns, *(name for row in rows for name in row)]))
+    text = [{name: _as_text(row.get(name)) for name in names} for row in rows]
+    return pl.DataFrame(text, schema=dict.fromkeys(names, pl.String()), orient="row")
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _contact_dtypes(frame: pl.DataFrame, schema: Schema, name: str) -> pl.DataFrame:
+    """The contacts' known columns as the frame holds them: text, ``billingPreference``
+    an Enum when every value is one of its list; other columns as read."""
+    out = []
+    for column, dtype in schema.items():
+        if column not in frame.columns:
+            continue
+        held = frame.get_column(column)
+        if held.dtype == dtype:
+            continue
+        if isinstance(dtype, pl.Enum):
+            text = held.cast(pl.String)
+            if (text.is_null() | text.is_in(dtype.categories.to_list())).all():
+                out.append(text.cast(dtype))
+            else:
+                out.append(text)
+        elif isinstance(held.dtype, (pl.Enum, pl.Categorical, pl.String, pl.Null)):
+            out.append(held.cast(pl.String))
+        else:
+            raise ReadBackError(
+                f"column '{column}' of {name} holds {held.dtype} where contacts hold text: "
+                "put back the exported values"
+            )
+    return frame.with_columns(out)
 
 
 def _csv_text(path: Path) -> pl.DataFrame:
@@ -322,9 +428,10 @@ def _csv_text(path: Path) -> pl.DataFrame:
     return text.rename({name: name.removeprefix("\ufeff") for name in text.columns[:1]})
 
 
-def _xlsx_text(path: Path) -> pl.DataFrame:
+def _xlsx_text(path: Path, *, created_at: bool = True) -> pl.DataFrame:
     """Every cell of the workbook's ``customers`` sheet (else its first) as text, an
-    empty cell as null; ``createdAt`` as date-times in UTC when every cell is one."""
+    empty cell as null; with ``created_at``, ``createdAt`` as date-times in UTC when every
+    cell is one."""
     import fastexcel
 
     try:
@@ -332,7 +439,7 @@ def _xlsx_text(path: Path) -> pl.DataFrame:
         names = reader.sheet_names
         sheet = _XLSX_SHEET if _XLSX_SHEET in names else names[0]
         text = _from_arrow(reader.load_sheet(sheet, dtypes="string").to_arrow())
-        if fields.CREATED_AT in text.columns:
+        if created_at and fields.CREATED_AT in text.columns:
             dates = _from_arrow(
                 reader.load_sheet(
                     sheet, use_columns=[fields.CREATED_AT], dtypes={fields.CREATED_AT: "datetime"}
@@ -366,24 +473,26 @@ def _with_dates(text: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
     return text.with_columns(utc.alias(fields.CREATED_AT))
 
 
-def _typed(text: pl.DataFrame, name: str, reference: Schema) -> pl.DataFrame:
-    """A frame of text cells in the export's schema: known columns as a fetch gives
-    them, the others in ``reference``'s dtypes (else text); only the file's columns."""
+def _typed(text: pl.DataFrame, name: str, reference: Schema, version: ApiVersion) -> pl.DataFrame:
+    """A frame of text cells in the export's schema: known columns of ``version`` as a
+    fetch gives them, keyed columns (``customProperties.<key>``) as text, the others in
+    ``reference``'s dtypes (else text); only the file's columns."""
     if "id" not in text.columns:
         return text  # the caller says what is wrong with a file without ids
     ids = text.get_column("id")
-    known = customer_schema()
+    known = customer_schema(version)
     decoded = text.with_columns(
         _decoded(text.get_column(column), known[column], name, ids)
         for column in text.columns
         if column in known and known[column].is_nested()
     )
-    conformed = conform(decoded)
+    conformed = conform(decoded, version)
     frame = conformed.select(column for column in conformed.columns if column in text.columns)
     unknown = [
         column
         for column in frame.columns
-        if column not in known
+        if (column not in known or column in version.inferred_fields)
+        and version.keyed_column(column) is None
         and not column.endswith(RAW_SUFFIX)
         and frame.schema[column] == pl.String
     ]

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
+import orjson
 import polars as pl
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
@@ -46,11 +47,14 @@ __all__ = [
 PIPE_WIDTH: Final = 100_000
 #: The status a planned row shows before anything is sent.
 TO_UPDATE: Final = "to update"
+#: The status of a planned archive (``POST /customers/{id}/archive``, no way back).
+TO_ARCHIVE: Final = "to archive"
 #: Styles of the statuses (on a terminal only: a file gets plain text).
 _STYLES: Final[dict[str, str]] = {
     "updated": "green",
     "would-update": "green",
     TO_UPDATE: "green",
+    TO_ARCHIVE: "yellow",
     "side-effects": "yellow",
     "unconfirmed": "yellow",
     "conflict": "yellow",
@@ -88,8 +92,12 @@ def _quoted(value: Any) -> Text:
     """An old or new value: text in quotes (so spaces show), empty as ``(empty)``."""
     if value is None or value == "":
         return Text("(empty)", style="dim")
+    return Text(_in_quotes(value))
+
+
+def _in_quotes(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
-    return Text("'" + shown(text).replace("'", "\\'") + "'")
+    return "'" + shown(text).replace("'", "\\'") + "'"
 
 
 #: The least width of the columns that wrap, so a narrow terminal squeezes each
@@ -162,12 +170,13 @@ def plan_table(
         for number, line in enumerate(_lines(row, status, message)):
             first = number == 0
             field, old, new, reason = line
+            old_cell, new_cell = _values(old, new)
             table.add_row(
                 _text(row.id if first else None),
                 _text(row.legal_name if first else None),
                 _text(field),
-                _quoted(old),
-                _quoted(new),
+                old_cell,
+                new_cell,
                 _text(status if first else None, _STYLES.get(status, "red")),
                 _text(reason),
             )
@@ -187,7 +196,54 @@ def plan_table(
 
 
 def _planned(row: RowChange) -> Outcome:
-    return (TO_UPDATE, None) if row.sendable else ("invalid", None)
+    if not row.sendable:
+        return ("invalid", None)
+    return (TO_ARCHIVE if row.action == "archive" else TO_UPDATE, None)
+
+
+def _values(old: Any, new: Any) -> tuple[Text, Text]:
+    """The old and new cells of a change; two lists of contacts show only the
+    contacts that differ (each as ``name <email> PREFERENCE``) and how many stay."""
+    if not (_is_contacts(old) and _is_contacts(new)):
+        return _quoted(old), _quoted(new)
+    before = [_contact(c) for c in old]
+    after = [_contact(c) for c in new]
+    gone, came = list(before), []
+    for contact in after:
+        if contact in gone:
+            gone.remove(contact)
+        else:
+            came.append(contact)
+    kept = len(after) - len(came)
+    note = f"(and {kept} unchanged)" if kept else ""
+    if not gone and not came:
+        note = "(the same contacts, in another order)"
+    return _contacts_cell(gone, note), _contacts_cell(came, note)
+
+
+def _is_contacts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(c, dict) for c in value)
+
+
+def _contact(contact: Mapping[str, Any]) -> str:
+    """``'Name' <'email'> PRIMARY``: a contact as one escaped line (texts quoted, so
+    no name can pose as a second contact)."""
+    name, email = contact.get("name"), contact.get("email")
+    parts = [
+        _in_quotes(name) if name else "(no name)",
+        f"<{_in_quotes(email)}>" if email else "(no email)",
+        _in_quotes(contact.get("billingPreference") or "(no preference)"),
+    ]
+    others = {k: v for k, v in contact.items() if k not in ("name", "email", "billingPreference")}
+    if others:
+        parts.append(shown(orjson.dumps(others).decode()))
+    return " ".join(parts)
+
+
+def _contacts_cell(contacts: list[str], note: str) -> Text:
+    if not contacts:
+        return Text(f"(none) {note}".strip(), style="dim")
+    return Text("; ".join(contacts) + (f" {note}" if note else ""))
 
 
 def _lines(row: RowChange, status: str, message: str | None) -> list[tuple[str, Any, Any, str]]:

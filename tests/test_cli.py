@@ -20,7 +20,8 @@ import pytest
 
 import sequence_nb
 from sequence_nb.cli import _parser, main
-from sequence_nb.export import export, read_export
+from sequence_nb.contacts import CONTACT_COLUMNS
+from sequence_nb.export import export, read_contacts_export, read_export
 from sequence_nb.frames import to_frame
 from sequence_nb.plan import ChangePlan
 from sequence_nb.sandbox import Sandbox
@@ -530,7 +531,9 @@ def test_a_server_message_is_printed_escaped_on_its_row(
     monkeypatch.setenv("COLUMNS", "2000")
     plan = saved_plan(server, tmp_path, 1)
     transport = _Refusing("bad\x1b[1A\x1b[2K\nupdated")
-    monkeypatch.setattr("sequence_nb.cli._client", lambda: server.client(transport=transport))
+    monkeypatch.setattr(
+        "sequence_nb.cli._client", lambda version: server.client(transport=transport)
+    )
     capsys.readouterr()
     push = ["push", "--plan", str(tmp_path / "plan.json"), "--yes"]
     assert main([*push, "--journal", str(tmp_path / "j")]) == 1
@@ -635,7 +638,7 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPars
 
 
 @pytest.mark.parametrize(
-    "command", ["sandbox", "export", "push", "undo", "resume", "runs", "history"]
+    "command", ["sandbox", "export", "push", "archive", "undo", "resume", "runs", "history"]
 )
 def test_every_option_has_help_and_its_default_shown(shell: Shell, command: str) -> None:
     parser = _options(_parser())[command]
@@ -1019,7 +1022,9 @@ def test_sandbox_prints_the_export_lines_to_paste(tmp_path: Path) -> None:
             "export SEQUENCE_BASE_URL",
             "export SEQUENCE_CLIENT_ID",
             "export SEQUENCE_CLIENT_SECRET",
+            "export SEQUENCE_API_VERSION",
         ]
+        assert "export SEQUENCE_API_VERSION=seed" in pasted
         script = "; ".join(
             [*pasted, f"{sys.executable} -m sequence_nb.cli export {tmp_path}/c.csv"]
         )
@@ -1032,3 +1037,402 @@ def test_sandbox_prints_the_export_lines_to_paste(tmp_path: Path) -> None:
         child.terminate()
         child.wait(timeout=10)
     assert child.returncode == 0
+
+
+# -- API version 2024-07-30: --api-version, contacts, archive -------------------------------
+
+V2024 = "2024-07-30"
+
+
+@pytest.fixture
+def shell2024(make_sandbox: SandboxFactory, tmp_path: Path) -> Shell:
+    """``sequence-nb`` in a process of its own against a 2024-07-30 sandbox, whose
+    ``export`` lines (SEQUENCE_API_VERSION among them) are in the environment."""
+    return Shell(make_sandbox(customers=24, seed=7, api_version=V2024), tmp_path)
+
+
+def us_customer(server: Sandbox) -> str:
+    """A customer of the sandbox with a US address and custom properties."""
+    planted = {p.id for p in server.planted}
+    return next(
+        r["id"]
+        for r in server.records()
+        if r["address"].get("country") == "US"
+        and len(r.get("customProperties") or {}) >= 2
+        and r["id"] not in planted
+    )
+
+
+def test_api_version_picks_the_version_and_the_environment_gives_the_default(
+    shell2024: Shell,
+) -> None:
+    unset = {"SEQUENCE_API_VERSION": None}
+    done = shell2024("export", "flag.csv", "--api-version", V2024, env=unset)
+    assert done.returncode == 0, done.stderr
+    assert f"push COPY --api-version {V2024} --base flag.csv" in done.stdout
+    assert shell2024("export", "environment.csv").returncode == 0
+    for name in ("flag.csv", "environment.csv"):
+        columns = pl.read_csv(shell2024.folder / name, infer_schema=False).columns
+        assert {"address.postcode", "address.state", "status"} <= set(columns), name
+        assert "address.postCode" not in columns and "email" not in columns
+    for command in ("sandbox", "demo", "export", "push", "archive"):
+        text = " ".join(shell2024(command, "--help").stdout.split())
+        assert "--api-version NAME" in text and "seed or 2024-07-30" in text, command
+        assert f"(default: $SEQUENCE_API_VERSION, else seed; here: {V2024})" in text or (
+            command == "push" and "(default: a --plan's own, else $SEQUENCE_API_VERSION" in text
+        ), command
+    seed_help = " ".join(shell2024("export", "--help", env=unset).stdout.split())
+    assert "else seed; here: seed)" in seed_help
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "status"),
+    [
+        (["export", "out.csv", "--api-version", "2023-01-01"], {}, 2),
+        (["archive", "x", "--api-version", "latest"], {}, 2),
+        (["export", "out.csv"], {"SEQUENCE_API_VERSION": "2023-01-01"}, 1),
+        (["sandbox", "--api-version", "v2"], {}, 2),
+    ],
+)
+def test_an_unknown_api_version_is_one_line_naming_the_known_ones(
+    shell2024: Shell, args: list[str], env: dict[str, str | None], status: int
+) -> None:
+    shell2024.server.reset_stats()
+    done = shell2024(*args, env=env)
+    assert done.returncode == status
+    assert "unknown API version" in one_line(done) and "seed, 2024-07-30" in done.stderr
+    assert sum(shell2024.server.stats.requests.values()) == 0
+
+
+def test_sandbox_serves_the_version_asked_and_prints_its_export_line(tmp_path: Path) -> None:
+    port = 16765 + os.getpid() % 1000
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENCE_")}
+    env["PYTHONPATH"] = str(REPOSITORY)
+    command = [sys.executable, "-m", "sequence_nb.cli", "sandbox", "--customers", "9"]
+    child = subprocess.Popen(
+        [*command, "--port", str(port), "--api-version", V2024],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        banner = []
+        while not banner or banner[-1] != "Press Ctrl-C to stop.\n":
+            banner.append(child.stdout.readline())
+            assert banner[-1], "the sandbox ended before it said how to stop it"
+        assert f"(API version {V2024})" in banner[0]
+        pasted = [line.strip() for line in banner if line.strip().startswith("export ")]
+        assert f"export SEQUENCE_API_VERSION={V2024}" in pasted
+        script = "; ".join([*pasted, f"{sys.executable} -m sequence_nb.cli export c.csv"])
+        done = subprocess.run(
+            ["bash", "-c", script],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "Wrote 9 customers" in done.stdout, done.stderr
+        assert "customProperties." in (tmp_path / "c.csv").read_text().splitlines()[0]
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    assert child.returncode == 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_2024_csv_or_excel_export_pushes_back_in_its_versions_dtypes(
+    shell2024: Shell, suffix: str
+) -> None:
+    server = shell2024.server
+    customer = us_customer(server)
+    record = server.get_record(customer)
+    server.edit_remote(customer, {"address": {**record["address"], "postcode": "02169"}})
+    properties = dict(server.get_record(customer)["customProperties"])
+    key = next(iter(properties))
+    export_file = f"customers{suffix}"
+    assert shell2024("export", export_file).returncode == 0
+    frame = read_export(shell2024.folder / export_file, api_version=V2024)
+    assert isinstance(frame.schema["status"], pl.Enum)
+    assert frame.filter(pl.col("id") == customer)["address.postcode"].item() == "02169"
+    edited = frame.with_columns(
+        pl.when(pl.col("id") == customer)
+        .then(pl.lit("[edited] 007"))
+        .otherwise(pl.col(f"customProperties.{key}"))
+        .alias(f"customProperties.{key}")
+    )
+    if suffix == ".csv":  # as a user writes it with polars: every cell as text
+        text = pl.read_csv(shell2024.folder / export_file, infer_schema=False)
+        text.with_columns(edited[f"customProperties.{key}"]).write_csv(
+            shell2024.folder / "edited.csv"
+        )
+    else:
+        export(edited, shell2024.folder / "edited.xlsx")
+    server.reset_stats()
+    done = shell2024("push", f"edited{suffix}", "--base", export_file, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Plan: 1 to update" in done.stdout and "Pushed: 1 updated." in done.stdout
+    assert server.stats.requests["PUT"] == 1
+    after = server.get_record(customer)
+    assert after["customProperties"] == {**properties, key: "[edited] 007"}
+    assert after["address"]["postcode"] == "02169" and after["status"] == record["status"]
+    assert after["contacts"] == record["contacts"]
+
+
+def test_a_file_of_another_version_is_refused_naming_the_version_to_pass(
+    shell2024: Shell,
+) -> None:
+    assert shell2024("export", "customers.csv").returncode == 0
+    shell2024.server.reset_stats()
+    args = ("push", "customers.csv", "--base", "customers.csv", "--dry-run")
+    done = shell2024(*args, "--api-version", "seed")
+    message = one_line(done)
+    assert "holds columns of API version 2024-07-30" in message
+    assert "pass --api-version 2024-07-30" in message
+    assert sum(shell2024.server.stats.requests.values()) == 0
+
+
+def edit_contacts(folder: Path, customer: str) -> tuple[str, str]:
+    """Change the email of ``customer``'s first contact and add a contact to it, in a
+    copy of contacts.csv as a user does with polars; the old and new email."""
+    frame = pl.read_csv(folder / "contacts.csv", infer_schema=False)
+    first = frame.filter(pl.col("customerId") == customer)["id"][0]
+    old = frame.filter(pl.col("id") == first)["email"].item()
+    edited = frame.with_columns(
+        pl.when(pl.col("id") == first)
+        .then(pl.lit("changed@example.com"))
+        .otherwise(pl.col("email"))
+        .alias("email")
+    )
+    added = pl.DataFrame(
+        {
+            "customerId": [customer],
+            "name": ["Added From The Shell"],
+            "email": ["added@example.com"],
+            "billingPreference": ["STANDARD"],
+        }
+    )
+    pl.concat([edited, added], how="diagonal").write_csv(folder / "edited-contacts.csv")
+    return old, "changed@example.com"
+
+
+def test_contacts_export_and_push_with_dry_run_confirmation_journal_and_undo(
+    shell2024: Shell,
+) -> None:
+    server = shell2024.server
+    done = shell2024("export", "contacts.csv", "--contacts")
+    assert done.returncode == 0, done.stderr
+    listed = server.client().list_customers()
+    count = sum(len(server.get_record(r["id"]).get("contacts") or []) for r in listed)
+    assert f"Wrote {count} contacts of {len(listed)} customers" in done.stdout
+    assert "push COPY --contacts --base contacts.csv" in done.stdout
+    frame = read_contacts_export(shell2024.folder / "contacts.csv", api_version=V2024)
+    assert frame.columns == list(CONTACT_COLUMNS) and frame.height == count
+    customer = us_customer(server)
+    untouched = [r["id"] for r in listed if r["id"] != customer]
+    before = {i: server.get_record(i)["contacts"] for i in [customer, *untouched]}
+    old, new = edit_contacts(shell2024.folder, customer)
+    push = ("push", "edited-contacts.csv", "--contacts", "--base", "contacts.csv")
+    server.reset_stats()
+
+    dry = shell2024(*push, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "Plan: 1 to update" in dry.stdout and "Dry run: 1 would-update" in dry.stdout
+    assert f"'{old}'" in dry.stdout and f"'{new}'" in dry.stdout
+    assert "'Added From The Shell' <'added@example.com'> 'STANDARD'" in dry.stdout
+    asked = shell2024(*push)  # no terminal to answer the question
+    assert asked.returncode == 2 and "pass --yes" in asked.stderr
+    assert server.stats.requests.get("PUT", 0) == 0
+
+    pushed = shell2024(*push, "--yes")
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "Pushed: 1 updated." in pushed.stdout
+    run = re.search(r"sequence-nb undo (\S+)", pushed.stdout)
+    assert run is not None
+    emails = [c["email"] for c in server.get_record(customer)["contacts"]]
+    assert new in emails and "added@example.com" in emails and old not in emails
+    assert all(server.get_record(i)["contacts"] == before[i] for i in untouched)
+    assert run.group(1) in shell2024("runs").stdout
+
+    undone = shell2024("undo", run.group(1), "--yes")
+    assert "Pushed: 1 updated." in undone.stdout, undone.stdout + undone.stderr
+    restored = server.get_record(customer)["contacts"]
+    assert [c["email"] for c in restored] == [c["email"] for c in before[customer]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runs.edited_columns counts the customProperties a 2024-07-30 body leaves out "
+    "(which keeps them) as sent None, so undo reports false side effects and exits 1; "
+    "see the report to the lead",
+)
+def test_undoing_a_contacts_push_reports_no_side_effects(shell2024: Shell) -> None:
+    assert shell2024("export", "contacts.csv", "--contacts").returncode == 0
+    edit_contacts(shell2024.folder, us_customer(shell2024.server))
+    push = ("push", "edited-contacts.csv", "--contacts", "--base", "contacts.csv", "--yes")
+    pushed = shell2024(*push)
+    run = re.search(r"sequence-nb undo (\S+)", pushed.stdout)
+    assert run is not None, pushed.stdout + pushed.stderr
+    undone = shell2024("undo", run.group(1), "--yes")
+    assert "side effect" not in undone.stdout
+    assert undone.returncode == 0, undone.stdout
+
+
+def test_contacts_against_current_records_say_older_values_are_written_back(
+    shell2024: Shell,
+) -> None:
+    assert shell2024("export", "contacts.json", "--contacts").returncode == 0
+    customer = us_customer(shell2024.server)
+    frame = read_contacts_export(shell2024.folder / "contacts.json", api_version=V2024)
+    frame.filter(pl.col("customerId") == customer).with_columns(
+        pl.lit("Renamed").alias("name")
+    ).write_parquet(shell2024.folder / "edited.parquet")
+    done = shell2024("push", "edited.parquet", "--contacts", "--against-current", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Plan: 1 to update" in done.stdout
+    assert "Planned against Sequence's current contacts" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "contacts.csv", "--contacts", "--api-version", "seed"],
+        ["push", "edited.csv", "--contacts", "--base", "contacts.csv", "--api-version", "seed"],
+        ["archive", "some-id", "--yes", "--api-version", "seed"],
+    ],
+)
+def test_contacts_and_archive_are_refused_plainly_in_the_seeds_version(
+    shell2024: Shell, args: list[str]
+) -> None:
+    shell2024.server.reset_stats()
+    message = one_line(shell2024(*args))
+    assert "needs API version 2024-07-30: API version seed has no" in message
+    assert "--api-version 2024-07-30" in message
+    assert sum(shell2024.server.stats.requests.values()) == 0
+
+
+def test_archive_says_there_is_no_way_back_asks_journals_and_undo_says_so(
+    shell2024: Shell,
+) -> None:
+    server = shell2024.server
+    planted = {p.id for p in server.planted}
+    first, second = [r["id"] for r in server.records() if r["id"] not in planted][:2]
+    server.reset_stats()
+
+    dry = shell2024("archive", first, second, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "2 to archive (no way back)" in dry.stdout
+    assert "Sequence has no way back" in dry.stdout and "undo cannot restore them" in dry.stdout
+    assert "Dry run: 2 would-update; nothing was written." in dry.stdout
+    asked = shell2024("archive", first, second)
+    assert asked.returncode == 2 and "pass --yes" in asked.stderr
+    assert "to archive" in asked.stdout and "no way back" in asked.stdout
+    assert server.stats.requests.get("POST", 0) == 0
+    assert not server.get_record(first).get("archivedAt")
+
+    done = shell2024("archive", first, second, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Pushed: 2 updated." in done.stdout
+    assert "To undo it" not in done.stdout and "undo cannot restore them" in done.stdout
+    run = re.search(r"Run (\S+), journal", done.stdout)
+    assert run is not None
+    assert server.get_record(first)["archivedAt"] and server.get_record(second)["archivedAt"]
+    runs = shell2024("runs", "--json")
+    assert json.loads(runs.stdout)[0]["run_id"] == run.group(1)
+
+    undone = shell2024("undo", run.group(1), "--yes")
+    assert undone.returncode == 1
+    assert "Nothing was sent and no run was made." in undone.stdout
+    assert "2 of them were archived: Sequence has no way back" in undone.stdout
+    assert server.get_record(first)["archivedAt"]
+    wrong = shell2024("undo", run.group(1), "--yes", "--api-version", "seed")
+    assert "made in API version 2024-07-30, not seed" in one_line(wrong)
+
+
+def test_archiving_an_unknown_or_archived_customer_sends_nothing_and_exits_1(
+    shell2024: Shell,
+) -> None:
+    server = shell2024.server
+    first = server.records()[0]["id"]
+    assert shell2024("archive", first, "--yes").returncode == 0
+    server.reset_stats()
+    done = shell2024("archive", first, "no-such-customer", "--yes")
+    assert done.returncode == 1
+    assert "already archived" in done.stdout and "not in the frame" in done.stdout
+    assert "Nothing to archive: nothing was sent." in done.stdout
+    json_done = shell2024("archive", "no-such-customer", "--json")
+    assert json_done.returncode == 2 and "--json prints for a script" in json_done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="history.py reads an archive's journaled body as an update body (every field "
+    "shown cleared) and 2024-07-30 writes in the seed's names; see the report to the lead",
+)
+def test_history_of_an_archive_run_is_one_archivedAt_row_per_customer(
+    shell2024: Shell,
+) -> None:
+    first = shell2024.server.records()[0]["id"]
+    assert shell2024("archive", first, "--yes").returncode == 0
+    rows = json.loads(shell2024("history", "--json").stdout)
+    assert [(r["customer"], r["field"]) for r in rows] == [(first, "archivedAt")]
+
+
+def test_a_seed_file_with_columns_2024_reads_only_is_not_taken_for_a_2024_export(
+    shell: Shell,
+) -> None:
+    assert shell("export", "customers.csv").returncode == 0
+    frame = pl.read_csv(shell.folder / "customers.csv", infer_schema=False)
+    customer = clean_ids(shell.server, 1)[0]
+    frame.select(
+        "id",
+        pl.when(pl.col("id") == customer)
+        .then(pl.lit("seed label"))
+        .otherwise("label")
+        .alias("label"),
+        pl.lit(None, dtype=pl.String).alias("archivedAt"),
+        pl.lit(None, dtype=pl.String).alias("domain"),
+    ).write_csv(shell.folder / "edited.csv")
+    done = shell("push", "edited.csv", "--base", "customers.csv", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Dry run: 1 would-update" in done.stdout
+
+
+def test_a_saved_2024_plan_is_applied_in_its_own_version(shell2024: Shell) -> None:
+    server = shell2024.server
+    assert shell2024("export", "customers.parquet").returncode == 0
+    customer = us_customer(server)
+    frame = pl.read_parquet(shell2024.folder / "customers.parquet")
+    frame.with_columns(
+        pl.when(pl.col("id") == customer).then(pl.lit("planned")).otherwise("label").alias("label")
+    ).write_parquet(shell2024.folder / "edited.parquet")
+    saved = shell2024(
+        "push",
+        "edited.parquet",
+        "--base",
+        "customers.parquet",
+        "--dry-run",
+        "--save-plan",
+        "p.json",
+    )
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    unset = {"SEQUENCE_API_VERSION": None}
+    wrong = shell2024("push", "--plan", "p.json", "--yes", "--api-version", "seed", env=unset)
+    assert "was made in API version 2024-07-30, not seed" in one_line(wrong)
+    done = shell2024("push", "--plan", "p.json", "--yes", env=unset)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.get_record(customer)["label"] == "planned"
+
+
+def test_a_customers_file_pushed_as_contacts_is_one_line_before_anything_is_read(
+    shell2024: Shell,
+) -> None:
+    assert shell2024("export", "customers.csv").returncode == 0
+    assert shell2024("export", "contacts.csv", "--contacts").returncode == 0
+    shell2024.server.reset_stats()
+    done = shell2024("push", "customers.csv", "--contacts", "--base", "contacts.csv", "--yes")
+    message = one_line(done)
+    assert message.startswith("sequence-nb: the edited file: customers.csv has")
+    assert "it holds customers, not contacts" in message
+    assert sum(shell2024.server.stats.requests.values()) == 0

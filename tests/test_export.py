@@ -14,8 +14,18 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from sequence_nb.export import ExportError, ReadBackError, export, read_export
+from sequence_nb.contacts import contacts_frame, contacts_schema
+from sequence_nb.errors import SequenceError
+from sequence_nb.export import (
+    ExportError,
+    ReadBackError,
+    export,
+    read_contacts_export,
+    read_export,
+)
+from sequence_nb.fields import V2024_07_30
 from sequence_nb.frames import to_frame, to_records
+from tests import v2024
 from tests.test_frames import SEED_RECORD
 
 #: The module itself (``sequence_nb.export`` the attribute is the function).
@@ -293,3 +303,123 @@ def test_a_csv_saved_with_a_byte_order_mark_reads(frame: pl.DataFrame, tmp_path:
     path = export(frame, tmp_path / "customers.csv")
     (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert read_export(tmp_path / "bom.csv").columns[0] == "id"
+
+
+# -- API version 2024-07-30 ---------------------------------------------------------------
+
+
+def frame_2024() -> pl.DataFrame:
+    """2024-07-30 customers with a leading-zero postcode, both statuses, a state, and
+    custom property values that look like JSON lists, numbers and booleans."""
+    records = v2024.customers(6)
+    records[1]["address"] = {**records[1]["address"], "postcode": "02169"}
+    records[2]["customProperties"] = {"region": "[1, 2]", "tier": "TRUE", "seats": "007"}
+    records[3]["customProperties"] = {"region": "[]", "tier": "1e5", "seats": "[3]"}
+    return to_frame(records, api_version=V2024_07_30)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_a_2024_export_reads_back_in_its_versions_dtypes(tmp_path: Path, suffix: str) -> None:
+    frame = frame_2024()
+    assert isinstance(frame.schema["status"], pl.Enum)
+    written = export(frame, tmp_path / f"customers{suffix}")
+    back = read_export(written, api_version="2024-07-30")
+    expected = frame
+    if suffix == ".xlsx":  # Excel keeps no empty text: an empty cell is a null
+        expected = frame.with_columns(pl.col(pl.String).replace("", None))
+    assert_frame_equal(back, expected)
+    assert back["address.postcode"][1] == "02169"
+    assert back["customProperties.region"].to_list()[2:4] == ["[1, 2]", "[]"]
+    assert back.schema["customProperties.seats"] == pl.String
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".xlsx"])
+def test_the_version_comes_from_the_environment_when_not_given(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = export(frame_2024(), tmp_path / f"customers{suffix}")
+    monkeypatch.setenv("SEQUENCE_API_VERSION", "2024-07-30")
+    assert isinstance(read_export(written).schema["status"], pl.Enum)
+    monkeypatch.delenv("SEQUENCE_API_VERSION")
+    assert read_export(written).schema["status"] == pl.String  # not a seed column
+
+
+def test_an_unknown_version_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    written = export(frame_2024(), tmp_path / "customers.csv")
+    with pytest.raises(ValueError, match="this package speaks seed, 2024-07-30"):
+        read_export(written, api_version="2023-01-01")
+
+
+def contacts_2024() -> pl.DataFrame:
+    records = [
+        {**v2024.CUSTOMER, "id": "c1"},
+        {
+            "id": "c2",
+            "contacts": [
+                {"id": "k2", "name": "0044 Team", "email": "a@example.com",
+                 "billingPreference": "PRIMARY", "createdAt": "2024-01-02T03:04:05Z",
+                 "updatedAt": "2024-01-02T03:04:05.120Z"},
+                {"id": "k3", "name": "[bold]", "email": "b@example.com",
+                 "billingPreference": "STANDARD", "createdAt": "2024-01-02T03:04:05Z"},
+            ],
+        },
+    ]  # fmt: skip
+    return contacts_frame(records, api_version=V2024_07_30)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_a_contacts_export_reads_back_as_the_contacts_frame(tmp_path: Path, suffix: str) -> None:
+    frame = contacts_2024()
+    written = export(frame, tmp_path / f"contacts{suffix}")
+    back = read_contacts_export(written, api_version="2024-07-30")
+    assert_frame_equal(back, frame)
+    assert back.schema == contacts_schema("2024-07-30")
+
+
+def test_a_contacts_file_keeps_added_rows_and_a_preference_outside_the_list_as_text(
+    tmp_path: Path,
+) -> None:
+    edited = contacts_2024().with_columns(pl.col("billingPreference").cast(pl.String))
+    added = pl.DataFrame(
+        {"customerId": ["c2"], "name": ["New"], "email": ["n@example.com"],
+         "billingPreference": ["primary"]}
+    )  # fmt: skip
+    pl.concat([edited, added], how="diagonal").write_csv(tmp_path / "edited.csv")
+    back = read_contacts_export(tmp_path / "edited.csv", api_version="2024-07-30")
+    assert back["id"].to_list()[-1] is None  # a new contact: no id
+    assert back["billingPreference"].to_list()[-1] == "primary"
+    assert back.schema["billingPreference"] == pl.String  # the planner names the bad value
+
+
+def test_a_contacts_file_without_its_key_columns_is_refused_naming_them(tmp_path: Path) -> None:
+    contacts_2024().drop("customerId").write_csv(tmp_path / "contacts.csv")
+    with pytest.raises(ReadBackError, match=r"contacts\.csv has no customerId column"):
+        read_contacts_export(tmp_path / "contacts.csv", api_version="2024-07-30")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".xlsx"])
+def test_a_customers_file_given_as_contacts_is_refused(tmp_path: Path, suffix: str) -> None:
+    export(frame_2024(), tmp_path / f"customers{suffix}")
+    with pytest.raises(ReadBackError, match="it holds customers, not contacts"):
+        read_contacts_export(tmp_path / f"customers{suffix}", api_version="2024-07-30")
+
+
+def test_contacts_in_the_seeds_version_are_refused(tmp_path: Path) -> None:
+    export(contacts_2024(), tmp_path / "contacts.csv")
+    with pytest.raises(SequenceError, match="has no contacts"):
+        read_contacts_export(tmp_path / "contacts.csv", api_version="seed")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json", ".parquet"])
+def test_a_contacts_file_of_new_contacts_only_reads_with_empty_ids(
+    tmp_path: Path, suffix: str
+) -> None:
+    added = pl.DataFrame(
+        {"customerId": ["c2"], "id": [None], "name": ["New"], "email": ["n@example.com"],
+         "billingPreference": ["PRIMARY"]},
+        schema_overrides={"id": pl.Null},
+    )  # fmt: skip
+    back = read_contacts_export(export(added, tmp_path / f"new{suffix}"), api_version=V2024_07_30)
+    assert back.schema["customerId"] == back.schema["name"] == pl.String
+    assert back["id"].to_list() == [None] and back["email"].to_list() == ["n@example.com"]
+    assert back.schema.get("id", pl.String) == pl.String
