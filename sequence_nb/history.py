@@ -19,9 +19,11 @@ import polars as pl
 
 from sequence_nb import fields
 from sequence_nb.errors import SequenceError
+from sequence_nb.fields import ApiVersion
 from sequence_nb.journal import JournalArg, RunRecord, WriteRecord, opened
 from sequence_nb.models import get_path
-from sequence_nb.plan import ChangePlan, RowChange
+from sequence_nb.plan import ARCHIVE_COLUMN, ARCHIVE_NOTE, ChangePlan, RowChange
+from sequence_nb.push import ARCHIVE_BODY
 from sequence_nb.runs import edited_columns
 
 __all__ = ["HISTORY_SCHEMA", "NOT_SENT", "history"]
@@ -63,7 +65,7 @@ def history(journal: JournalArg = None) -> pl.DataFrame:
 
 
 def _run_rows(run: RunRecord, writes: list[WriteRecord]) -> list[_Row]:
-    planned = _planned_rows(run)
+    planned, version = _planned_rows(run)
     journaled = {write.customer_id: write for write in writes}
     order = [*journaled, *(customer for customer in planned if customer not in journaled)]
     rows: list[_Row] = []
@@ -72,7 +74,7 @@ def _run_rows(run: RunRecord, writes: list[WriteRecord]) -> list[_Row]:
         ended = _moment(write.finished_at or write.started_at) if write else None
         when = ended or _moment(run.created_at)
         status = write.status if write else NOT_SENT
-        for field, old, new, name in _changes(write, row):
+        for field, old, new, name in _changes(write, row, version):
             rows.append(
                 (run.run_id, run.kind, when, customer, name, field, _text(old), _text(new), status)
             )
@@ -80,26 +82,39 @@ def _run_rows(run: RunRecord, writes: list[WriteRecord]) -> list[_Row]:
 
 
 def _changes(
-    write: WriteRecord | None, row: RowChange | None
+    write: WriteRecord | None, row: RowChange | None, version: ApiVersion
 ) -> list[tuple[str, Any, Any, str | None]]:
     """``(field, old, new, legal name)`` of each field a row changed or meant to."""
     if write is not None and write.body is not None and write.before is not None:
         name = _text(write.before.get(fields.SEED.legal_name_column))
         before, body = write.before, write.body
-        return [(c, get_path(before, c), get_path(body, c), name) for c in edited_columns(write)]
+        if body == ARCHIVE_BODY:  # an archive: one row, archivedAt as the answer gave it
+            after = (write.after or {}).get(ARCHIVE_COLUMN) or ARCHIVE_NOTE
+            return [(ARCHIVE_COLUMN, before.get(ARCHIVE_COLUMN), after, name)]
+        columns = edited_columns(write, version)
+        return [(c, get_path(before, c), get_path(body, c), name) for c in columns]
     if row is not None:
         return [(c.column, c.old, c.new, row.legal_name) for c in row.changes]
     return [("(row)", None, None, None)]  # journaled without a body or a planned row
 
 
-def _planned_rows(run: RunRecord) -> dict[str, RowChange]:
+def _planned_rows(run: RunRecord) -> tuple[dict[str, RowChange], ApiVersion]:
     """The run's plan by customer; none when the plan cannot be read back (the
     journaled writes still give every field that was sent)."""
     try:
         plan = ChangePlan.from_json(run.plan_json)
     except (SequenceError, ValueError):
-        return {}
-    return {row.id: row for row in plan.rows}
+        return {}, _named_version(run)
+    return {row.id: row for row in plan.rows}, plan.version
+
+
+def _named_version(run: RunRecord) -> ApiVersion:
+    """The version a run's plan names, read without rebuilding the plan (seed if none)."""
+    try:
+        named = orjson.loads(run.plan_json).get("api_version")
+        return fields.api_version(named or fields.SEED.name)
+    except (orjson.JSONDecodeError, AttributeError, ValueError):
+        return fields.SEED
 
 
 def _moment(text: str | None) -> dt.datetime | None:

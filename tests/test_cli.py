@@ -1261,12 +1261,6 @@ def test_contacts_export_and_push_with_dry_run_confirmation_journal_and_undo(
     assert [c["email"] for c in restored] == [c["email"] for c in before[customer]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runs.edited_columns counts the customProperties a 2024-07-30 body leaves out "
-    "(which keeps them) as sent None, so undo reports false side effects and exits 1; "
-    "see the report to the lead",
-)
 def test_undoing_a_contacts_push_reports_no_side_effects(shell2024: Shell) -> None:
     assert shell2024("export", "contacts.csv", "--contacts").returncode == 0
     edit_contacts(shell2024.folder, us_customer(shell2024.server))
@@ -1365,11 +1359,6 @@ def test_archiving_an_unknown_or_archived_customer_sends_nothing_and_exits_1(
     assert json_done.returncode == 2 and "--json prints for a script" in json_done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="history.py reads an archive's journaled body as an update body (every field "
-    "shown cleared) and 2024-07-30 writes in the seed's names; see the report to the lead",
-)
 def test_history_of_an_archive_run_is_one_archivedAt_row_per_customer(
     shell2024: Shell,
 ) -> None:
