@@ -397,6 +397,16 @@ def _check_plan(plan: PushedPlan, client: SequenceClient, expected_digest: str |
         )
 
 
+def _run_kind(plan: PushedPlan, undoes: str | None) -> str:
+    """``undo`` for a plan that undoes a run, ``archive`` for one that only archives,
+    else ``push``: what ``runs`` and ``history`` call the run."""
+    if undoes is not None:
+        return "undo"
+    if plan.rows and all(row.action == "archive" for row in plan.rows):
+        return "archive"
+    return "push"
+
+
 def _push_rows(
     plan: PlanT,
     client: SequenceClient,
@@ -410,7 +420,7 @@ def _push_rows(
     if store is not None:
         undoes = store.undo_target(plan.plan_id)
         run_id = store.start_run(
-            kind="push" if undoes is None else "undo",
+            kind=_run_kind(plan, undoes),
             plan_id=plan.plan_id,
             base_url=client.base_url,
             plan_json=plan.to_json(),

@@ -793,6 +793,8 @@ def test_an_archive_previews_saves_lands_and_undo_says_it_cannot_restore_it(
         result = loaded.apply(client, journal=journal)
         assert result.counts() == {"updated": 1}
         assert "no way back" in (result.rows[0].message or "")
+        kinds = journal.runs().filter(pl.col("run_id") == result.run_id)["kind"].to_list()
+        assert kinds == ["archive"]
         assert client.get_customer(record["id"])["archivedAt"]
         listed = {r["id"] for r in client.list_customers()}
         assert record["id"] not in listed
