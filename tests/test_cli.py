@@ -1022,7 +1022,6 @@ def test_sandbox_prints_the_export_lines_to_paste(tmp_path: Path) -> None:
             "export SEQUENCE_BASE_URL",
             "export SEQUENCE_CLIENT_ID",
             "export SEQUENCE_CLIENT_SECRET",
-            "export SEQUENCE_API_VERSION",
         ]
         assert "export SEQUENCE_API_VERSION=seed" in pasted
         script = "; ".join(
