@@ -491,7 +491,7 @@ def _typed(text: pl.DataFrame, name: str, reference: Schema, version: ApiVersion
     unknown = [
         column
         for column in frame.columns
-        if (column not in known or column in version.inferred_fields)
+        if column not in known
         and version.keyed_column(column) is None
         and not column.endswith(RAW_SUFFIX)
         and frame.schema[column] == pl.String

@@ -106,10 +106,8 @@ class ApiVersion:
     address_required: tuple[str, ...]
     #: Flat columns a person may edit, in display order.
     editable_columns: tuple[str, ...]
-    #: Record fields every read returns that no update body may carry.
-    read_only_fields: tuple[str, ...]
-    #: Body fields a plan carries over from the fresh record but never edits from a frame.
-    carried_fields: tuple[str, ...]
+    #: Flat columns (record fields) every read returns that no update body may carry.
+    read_only_columns: tuple[str, ...]
     #: Columns whose values come from a fixed list, and that list.
     enums: Mapping[str, tuple[str, ...]]
     #: Objects whose keys become columns of their own (``customProperties.<key>``).
@@ -117,9 +115,6 @@ class ApiVersion:
     #: Record fields holding lists, each with the names of its entries' fields
     #: (empty: a list of text).
     list_fields: Mapping[str, tuple[str, ...]]
-    #: Known fields whose values mix JSON kinds (a boolean beside text): their types are
-    #: inferred from the data, as an unknown field's are.
-    inferred_fields: tuple[str, ...]
     #: Columns by the role the checks and clean-ups give them.
     email_columns: tuple[str, ...]
     telephone_columns: tuple[str, ...]
@@ -159,23 +154,13 @@ class ApiVersion:
         return tuple(name for name in self.editable_columns if name in wanted)
 
     @property
-    def read_only_columns(self) -> tuple[str, ...]:
-        """Flat columns that are read-only (the read-only record fields)."""
-        return self.read_only_fields
-
-    @property
     def known_columns(self) -> tuple[str, ...]:
         """Every column the frame knows, in its stable order: identity, editable, read-only.
 
         Unknown fields (and ``keyed_fields`` columns) follow these.
         """
-        rest = tuple(name for name in self.read_only_fields if name != ID)
+        rest = tuple(name for name in self.read_only_columns if name != ID)
         return (ID, *self.editable_columns, *rest)
-
-    @property
-    def update_fields(self) -> tuple[str, ...]:
-        """Alias of :attr:`body_fields`: the update body's fields, in order."""
-        return self.body_fields
 
     def column(self, *path: str) -> str:
         """The flat column of a JSON path: ``column("address", "town") == "address.town"``."""
@@ -246,8 +231,7 @@ SEED: Final = ApiVersion(
         "label",
         "paymentReference",
     ),
-    read_only_fields=("id", "createdAt", "sequenceAccountId", "billingEmails", "linkedServices"),
-    carried_fields=("customerAliases", "externalIds"),
+    read_only_columns=("id", "createdAt", "sequenceAccountId", "billingEmails", "linkedServices"),
     enums=_frozen({"taxStatus": TAX_STATUSES}),
     keyed_fields=(),
     list_fields=_frozen(
@@ -256,7 +240,6 @@ SEED: Final = ApiVersion(
             "linkedServices": ("externalId", "externalService", "syncTime"),
         }
     ),
-    inferred_fields=(),
     email_columns=("email", "billingEmail"),
     telephone_columns=("telephone",),
     url_columns=("url",),
@@ -325,7 +308,7 @@ V2024_07_30: Final = ApiVersion(
         "url",
         "label",
     ),
-    read_only_fields=(
+    read_only_columns=(
         "id",
         "createdAt",
         "domain",
@@ -333,7 +316,6 @@ V2024_07_30: Final = ApiVersion(
         "organizations",
         "archivedAt",
     ),
-    carried_fields=("contacts", "customerAliases", "integrationIds", "customProperties"),
     enums=_frozen({"taxStatus": TAX_STATUSES, "status": ("DRAFT", "ACTIVE")}),
     keyed_fields=("customProperties",),
     list_fields=_frozen(
@@ -342,7 +324,6 @@ V2024_07_30: Final = ApiVersion(
             "organizations": ("id", "owner", "members"),
         }
     ),
-    inferred_fields=(),
     email_columns=(),
     telephone_columns=(),
     url_columns=("url",),

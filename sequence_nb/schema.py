@@ -112,15 +112,10 @@ def _list_dtype(entry_fields: tuple[str, ...]) -> pl.DataType:
 
 @cache
 def _wire_schema(version: ApiVersion) -> dict[str, pl.DataType]:
-    """Known columns of a fixed type as the JSON carries them (timestamps, enums as text).
-
-    A known field in ``inferred_fields`` has no fixed type: it is read as an unknown
-    field is, though its column keeps its known place.
-    """
+    """Known columns as the JSON carries them (timestamps and enums as text)."""
     return {
         name: _list_dtype(version.list_fields[name]) if name in version.list_fields else pl.String()
         for name in version.known_columns
-        if name not in version.inferred_fields
     }
 
 
