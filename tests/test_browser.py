@@ -32,7 +32,13 @@ import pytest
 from sequence_nb import fields
 from sequence_nb.contacts import fetch_contacts
 from sequence_nb.demo import shipped
-from sequence_nb.editor.grid import COLUMN_HEADER_SIZE, ROW_HEADER_SIZE, ROW_SIZE, column_widths
+from sequence_nb.editor.grid import (
+    COLOURS,
+    COLUMN_HEADER_SIZE,
+    ROW_HEADER_SIZE,
+    ROW_SIZE,
+    column_widths,
+)
 from sequence_nb.errors import InvalidBodyError
 from sequence_nb.frames import fetch_customers
 from sequence_nb.models import update_body_of, validate_update_body
@@ -51,6 +57,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: Resolves after the page has drawn two more frames.
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 #: Generous but bounded waits (milliseconds).
 LONG = 45_000
 SHORT = 10_000
@@ -240,6 +248,35 @@ def type_into_cell(page: Any, point: tuple[float, float], text: str) -> None:
     field.press("Enter")
 
 
+#: Reads pixels of a grid's drawn cells: the first canvas is the one Lumino paints cells
+#: on (the overlay with the selection comes after it).
+_CANVAS_PIXELS = """([selector, x, y, width]) => {
+  const canvas = document.querySelector(selector).querySelector('canvas');
+  const box = canvas.getBoundingClientRect(), ratio = canvas.width / box.width;
+  const data = canvas.getContext('2d').getImageData(
+    Math.round((x - box.left) * ratio), Math.round((y - box.top) * ratio),
+    Math.max(1, Math.round(width * ratio)), 1).data;
+  const hex = [];
+  for (let i = 0; i < data.length; i += 4) {
+    hex.push('#' + [data[i], data[i + 1], data[i + 2]]
+      .map(v => v.toString(16).padStart(2, '0')).join(''));
+  }
+  return hex;
+}"""
+
+
+def cell_pixels(page: Any, point: tuple[float, float], width: float) -> list[str]:
+    """The colours drawn along a line of ``width`` px through a cell's middle, starting at
+    ``width / 2`` left of ``point`` (the first grid on the page)."""
+    x, y = point
+    return list(page.evaluate(_CANVAS_PIXELS, [".lm-DataGrid", x - width / 2, y, width]))
+
+
+def cell_fill(page: Any, point: tuple[float, float], width: float) -> str:
+    """A cell's background: the colour at its left edge, inside the grid line."""
+    return cell_pixels(page, (point[0] - width / 2 + 4, point[1]), 2)[0]
+
+
 def wait_for_text(page: Any, selector: str, text: str, timeout: int = SHORT) -> None:
     """Wait until an element matching ``selector`` contains ``text``."""
     page.wait_for_function(
@@ -342,9 +379,13 @@ def test_quickstart_sorted_edit_preview_push(
         page.wait_for_timeout(300)
 
         # An invalid email turns the cell red and says why; Revert row puts it back.
+        widths = column_widths(columns)
         type_into_cell(page, at(0, "email"), "not an email")
         wait_for_text(page, ".snb-editor-status", "1 invalid")
         wait_for_text(page, ".snb-editor-msg", "not an email address")
+        page.evaluate(TWO_FRAMES)  # the kernel's row (only it knows the edit is invalid)
+        assert cell_fill(page, at(0, "email"), widths["email"]) == COLOURS["x"][0]
+        assert cell_fill(page, at(0, "row status"), widths["row status"]) == COLOURS["x"][0]
         editor.screenshot(path=shots / "02-invalid.png")
         page.get_by_role("button", name="Preview").click()
         editor.locator("tr.snb-invalid").first.wait_for(timeout=SHORT)
@@ -361,9 +402,16 @@ def test_quickstart_sorted_edit_preview_push(
         # A valid new email for a customer whose record is valid (row 0 may be one
         # with a planted problem, which would make the row invalid).
         row, target = first_sendable_by_name(server)
+        # Its status cell is blank: no label, and none of the originals the value holds.
+        blank = cell_pixels(page, at(row, "row status"), widths["row status"] - 8)
+        assert set(blank) == {"#ffffff"}, "text drawn in an unmarked row's status cell"
         new_email = f"browser.{secrets.token_hex(3)}@example.com"
         type_into_cell(page, at(row, "email"), new_email)
         wait_for_text(page, ".snb-editor-status", "1 changed")
+        # The browser coloured the valid edit itself, in the repaint of the edit: the
+        # kernel sends no row for it (tests/test_editor.py), so nothing repaints later.
+        assert cell_fill(page, at(row, "email"), widths["email"]) == COLOURS["c"][0]
+        assert cell_fill(page, at(row, "row status"), widths["row status"]) == COLOURS["c"][0]
         editor.screenshot(path=shots / "03-edited.png")
 
         page.get_by_role("button", name="Preview").click()

@@ -22,7 +22,7 @@ from sequence_nb import SequenceClient, fields
 from sequence_nb.contacts import contacts_frame, fetch_contacts
 from sequence_nb.editor import CustomerEditor, EditState, ReadOnlyColumnError
 from sequence_nb.editor.contacts import ContactEditError
-from sequence_nb.editor.grid import STATUS
+from sequence_nb.editor.grid import STATUS, shown, status_text
 from sequence_nb.frames import fetch_customers, to_frame
 from sequence_nb.quality import check
 from sequence_nb.sandbox import Sandbox
@@ -69,6 +69,15 @@ def grid_value(editor: CustomerEditor, customer_id: str, column: str) -> Any:
     """The value the kernel-side grid holds for a customer's cell."""
     row = editor.grid.ids.index(customer_id)
     return editor.grid._data["data"].at[row, column]
+
+
+def shown_row(editor: CustomerEditor, customer_id: str) -> tuple[str, dict[str, str]]:
+    """What the browser shows for a customer's row: the status label and the mark code
+    of each marked cell, from the values it holds (the renderers' rules, in Python)."""
+    grid = editor.grid
+    row = {c: grid_value(editor, customer_id, c) for c in grid.body_columns()[1:]}
+    label, codes = shown(grid.status_at(grid.ids.index(customer_id)), row, grid.local)
+    return label, {column: code for column, code in codes if code}
 
 
 def value_of(frame: pl.DataFrame, customer_id: str, column: str) -> Any:
@@ -190,7 +199,7 @@ def test_the_status_column_is_read_only_and_echoes_are_ignored(
     record_sends(editor, sent)
     edit_cell(editor, 1, "email", "someone@example.com")
     marks = editor.state.marks(frame["id"][1])
-    edit_cell(editor, 1, STATUS, marks)  # the browser repeating the value it was sent
+    edit_cell(editor, 1, STATUS, editor.grid.status_at(1))  # the browser repeating its value
     assert "read-only" not in editor.message.value
     edit_cell(editor, 1, STATUS, "pushed|")
     assert "row status is read-only" in editor.message.value
@@ -346,9 +355,13 @@ def test_push_through_the_sandbox_changes_the_record(
     assert editor.state.edits == {}  # the pushed value is the new original
     assert editor.state.marks(target).startswith("updated|")
     assert grid_value(editor, target, STATUS).startswith("updated|")
+    assert shown_row(editor, target) == ("updated", {"email": "u"})
     assert value_of(editor.original, target, "email") == "pushed.from.grid@example.com"
     assert editor.push_button.disabled
     assert editor.plan.summary() == "no changes"
+    # The browser now compares with the pushed value: the old one is an edit again.
+    edit_cell(editor, row, "email", df["email"][100])
+    assert shown_row(editor, target) == ("changed", {"email": "c"})
 
 
 def test_cancel_sends_nothing(sandbox: Sandbox, client: SequenceClient) -> None:
@@ -653,8 +666,66 @@ def test_an_edit_sends_the_status_line_before_the_grid_row(frame: pl.DataFrame) 
     order: list[str] = []
     editor.grid.send = lambda content, buffers=None: order.append(content["event_type"])
     editor.status_line.observe(lambda _: order.append("status line"), names="value")
-    edit_cell(editor, 2, "label", "First")
+    edit_cell(editor, 2, "email", "not an email")  # invalid: only the kernel can say so
     assert order == ["status line", "row-changed"]
+
+
+def test_a_valid_edit_is_coloured_by_the_browser_and_sends_no_row(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The browser holds each cell's original, so it shows a valid edit as changed by
+    itself: the kernel sends no row (a row costs the browser a second full repaint)."""
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    customer = frame["id"][2]
+    assert shown_row(editor, customer)[1].get("label") is None
+    edit_cell(editor, 2, "label", "First")
+    assert sent == []
+    assert editor.state.marks(customer) == "changed|c:label|"
+    assert shown_row(editor, customer) == ("changed", {"label": "c"})
+    edit_cell(editor, 2, "label", frame["label"][2] or "")  # back to the original
+    assert [m["event_type"] for m in sent] == []
+    assert shown_row(editor, customer) == ("", {})
+
+
+def test_what_the_browser_shows_follows_its_rules() -> None:
+    """``shown`` is the renderers' rule: the kernel's verdicts (x, f) first, then a local
+    column whose text differs from its original is changed, then the other marks."""
+    marks = "problem|p:email|p:label|"
+    status = status_text(marks, ["a@example.com", "Gold"])
+    local = ("email", "label")
+    assert shown(status, {"email": "a@example.com", "label": "Gold"}, local) == (
+        "problem",
+        (("email", "p"), ("label", "p")),
+    )
+    edited = {"email": "b@example.com", "label": "Gold"}
+    assert shown(status, edited, local) == ("changed", (("email", "c"), ("label", "p")))
+    verdict = status_text("invalid|x:email|c:email|", ["a@example.com", "Gold"])
+    assert shown(verdict, edited, local) == ("invalid", (("email", "x"), ("label", "")))
+    # An empty cell is the same as a null original (the grid shows nulls as empty).
+    assert shown(status_text("", [None]), {"email": ""}, ("email",)) == ("", (("email", ""),))
+    # Without originals (the contacts grid) only the marks count.
+    assert shown("changed|c:name|", {"name": "x"}, ()) == ("changed", (("name", "c"),))
+    # An original holding a separator is never compared: the kernel's marks decide.
+    odd = status_text("", ["a\x1eb"])
+    assert odd.endswith("\x1f")
+    assert shown(odd, {"email": "other"}, ("email",)) == ("", (("email", ""),))
+
+
+def test_an_original_the_browser_cannot_compare_is_coloured_by_the_kernel(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    odd = frame.head(5).with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit("Odd\x1eName Ltd"))
+        .otherwise(pl.col("legalName"))
+        .alias("legalName")
+    )
+    editor = CustomerEditor(odd)
+    record_sends(editor, sent)
+    edit_cell(editor, 1, "legalName", "Plain Name Ltd")
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert shown_row(editor, odd["id"][1]) == ("changed", {"legalName": "c"})
 
 
 def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
@@ -662,13 +733,14 @@ def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
 ) -> None:
     editor = CustomerEditor(frame.head(10))
     record_sends(editor, sent)
-    edit_cell(editor, 2, "label", "First")
-    assert [m["event_type"] for m in sent] == ["row-changed"]  # the row's marks changed
-    edit_cell(editor, 2, "label", "Second")  # the browser shows it; the marks stay
+    edit_cell(editor, 2, "email", "not an email")
+    assert [m["event_type"] for m in sent] == ["row-changed"]  # invalid: the kernel says so
+    edit_cell(editor, 2, "email", "still not an email")  # the browser shows it; marks stay
     assert len(sent) == 1
-    assert value_of(editor.edited, frame["id"][2], "label") == "Second"
-    edit_cell(editor, 2, "email", "not an email")  # now the marks change: sent
-    assert len(sent) == 2 and sent[-1]["value"][0].startswith("invalid|")
+    assert value_of(editor.edited, frame["id"][2], "email") == "still not an email"
+    edit_cell(editor, 2, "email", "fixed@example.com")  # valid again: the label changes
+    assert len(sent) == 2 and sent[-1]["value"][0].startswith("changed|c:email|")
+    assert shown_row(editor, frame["id"][2]) == ("changed", {"email": "c"})
 
 
 # -- API version 2024-07-30: custom properties, states and contacts -----------------------------
@@ -883,7 +955,7 @@ def test_revert_all_drops_contact_edits_and_what_the_preview_said_of_them(
     assert editor.state.marks(owner).startswith("changed|")
     assert "contacts: edited (see the Contacts view)" in str(editor.state.messages(owner))
     assert editor.revert() == 1
-    assert editor.state.marks(owner) == "" and grid_value(editor, owner, STATUS) == ""
+    assert editor.state.marks(owner) == "" and shown_row(editor, owner) == ("", {})
     assert editor.edited_contacts is not None
     assert editor.edited_contacts.equals(contacts)
     assert editor.plan.summary() == "no changes"

@@ -8,13 +8,18 @@ remembers the id of each position and callers map events through it.
 
 Cell colours come from the status column: its value is the row's marks string
 (:mod:`sequence_nb.editor.state`), which the renderers read with a Vega expression,
-so colouring needs no extra data per cell and follows sorting and filtering.
+so colouring follows sorting and filtering. After the marks, a customer grid's status
+value carries the original text of each editable column (:func:`status_text`): the
+browser then colours a cell it has just edited as changed by itself. ipydatagrid
+repaints the whole grid for every value written to it, so an edit the browser already
+shows right costs no second repaint: :meth:`EditorGrid.set_row` sends a row only when
+what the browser would show (:func:`shown`, the expressions' rules in Python) differs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -38,10 +43,20 @@ __all__ = [
     "STATUS_WIDTH",
     "EditorGrid",
     "grid_frame",
+    "local_columns",
+    "shown",
+    "status_text",
 ]
 
 #: Name of the row-status column (a space keeps it apart from any API field name).
 STATUS: Final = "row status"
+
+#: In a status value: what starts the originals, what parts them, and the part of an
+#: original the browser cannot compare (one holding any of these three characters).
+ORIGINALS: Final = "\x1d"
+PART: Final = "\x1e"
+UNKNOWN: Final = "\x1f"
+_CONTROLS: Final = (ORIGINALS, PART, UNKNOWN)
 
 #: Geometry, fixed so a person gets readable columns and a test can find a cell.
 ROW_SIZE: Final = 26
@@ -97,6 +112,13 @@ LABEL_CODES: Final = {
     "problem": "p",
 }
 
+#: Labels an edit the browser colours by itself never covers: the kernel's verdict.
+_KERNEL_LABELS: Final = frozenset(n for n, code in LABEL_CODES.items() if code in ("x", "f"))
+#: Mark codes in the order a cell takes its colour; the browser's own "changed" comes
+#: after ``x`` and ``f`` (see :func:`shown`).
+_VERDICT_CODES: Final = ("x", "f")
+_OTHER_CODES: Final = ("c", "u", "p")
+
 _FONT: Final = "13px system-ui, -apple-system, 'Segoe UI', sans-serif"
 _HEADER_FONT: Final = "600 12px system-ui, -apple-system, 'Segoe UI', sans-serif"
 
@@ -132,18 +154,37 @@ def _column_json(column: pd.Series) -> Any:
 
 
 class EditorGrid(DataGrid):  # type: ignore[misc]
-    """A ``DataGrid`` whose data goes to the browser compactly and whose rows know their ids."""
+    """A ``DataGrid`` whose data goes to the browser compactly and whose rows know their ids.
+
+    ``local`` names the columns whose originals the status values carry, in their
+    order (:func:`status_text`); :meth:`status_at` is the status the browser holds.
+    """
 
     _data = Dict().tag(sync=True, to_json=_columns_to_json, from_json=_data_deserialization_impl)
 
-    def __init__(self, frame: pd.DataFrame, **kwargs: Any) -> None:
+    def __init__(self, frame: pd.DataFrame, local: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(frame, **kwargs)
+        self.local = tuple(local)
         self.ids: list[str] = [str(i) for i in frame.index]
+        self._statuses: list[str] = list(frame[STATUS])
+        self._visible_rows = list(range(len(frame)))
 
     def show(self, frame: pd.DataFrame) -> None:
-        """Replace the rows shown (one message with the whole frame)."""
+        """Replace the rows shown (one message with the whole frame).
+
+        The rows the browser will say it shows (all, in order, until it sorts) go
+        with them: it reports them after each repaint, and a list it already holds is
+        not sent back (else the first edit would send every row number both ways).
+        """
         self.ids = [str(i) for i in frame.index]
-        self.data = frame
+        self._statuses = list(frame[STATUS])
+        with self.hold_sync():
+            self.data = frame
+            self._visible_rows = list(range(len(frame)))
+
+    def status_at(self, row: int) -> str:
+        """The status value the browser holds for a row (what it was last sent)."""
+        return self._statuses[row]
 
     def id_at(self, row: Any) -> str | None:
         """The customer id of a row position of the frame given to the grid."""
@@ -152,20 +193,27 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         return None
 
     def set_row(self, row: int, values: Sequence[Any]) -> bool:
-        """Write a whole row (status first) here and in the browser; False when the row
-        already holds these values (then nothing is sent).
+        """Write a whole row (status first) here and in the browser; False when the
+        browser already shows it as it should (then nothing is sent).
 
         A ``row-changed`` message, unlike ``set_cell_value``, is not echoed back by the
         front end as an edit, and repaints the grid so the row's colours update. Each one
-        costs the browser a full repaint of the grid, so a row the browser already shows
-        as it should (a cell edited again, its marks unchanged) is not sent.
+        costs the browser a full repaint of the grid, so a row is not sent when its
+        values are those the browser holds and its colours and label would look the same
+        (an edit the browser coloured itself, a cell edited again): the browser keeps the
+        status it has, and so does this side.
         """
         frame = self._data["data"]
         names = self.body_columns()
-        if [frame.at[row, name] for name in names] == list(values):
-            return False
+        held = [self.status_at(row), *(frame.at[row, name] for name in names[1:])]
+        if held[1:] == list(values[1:]):
+            cells = dict(zip(names[1:], values[1:], strict=True))
+            if shown(held[0], cells, self.local) == shown(values[0], cells, self.local):
+                frame.at[row, STATUS] = held[0]
+                return False
         for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
+        self._statuses[row] = values[0]
         self.send({"event_type": "row-changed", "row": row, "value": list(values)})
         return True
 
@@ -175,19 +223,110 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         return [f["name"] for f in self._data["schema"]["fields"] if f["name"] not in keys]
 
 
+# -- what the browser shows ---------------------------------------------------------------------
+
+
+def local_columns(editable: Sequence[str]) -> list[str]:
+    """The editable columns whose names the browser's expressions can hold (one with
+    ``]``, a quote or a control character is left to the kernel)."""
+    unsafe = ("]", '"', "\\", *_CONTROLS)
+    return [c for c in editable if not any(ch in c for ch in unsafe)]
+
+
+def status_text(marks: str, originals: Sequence[str | None] | None = None) -> str:
+    """A status value: ``marks``, then (for a customer grid) the original text of each
+    local column, so the browser can tell an edited cell from an untouched one."""
+    if originals is None:
+        return marks
+    return marks + ORIGINALS + PART.join(_original_part(value) for value in originals)
+
+
+def _original_part(value: str | None) -> str:
+    if value is None:
+        return ""
+    return UNKNOWN if any(ch in value for ch in _CONTROLS) else value
+
+
+def original_parts(texts: pl.Series) -> pl.Series:
+    """:func:`status_text`'s part for each original text of a column, at once."""
+    unsafe = texts.str.contains("[" + "".join(_CONTROLS) + "]").fill_null(False)
+    return (
+        pl.select(pl.when(unsafe).then(pl.lit(UNKNOWN)).otherwise(texts.fill_null("")))
+        .to_series()
+        .alias(texts.name)
+    )
+
+
+def shown(
+    status: str, row: Mapping[str, Any], local: Sequence[str]
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What the browser shows for a row: its status label and each cell's mark code
+    (``""``: none), by the rules of :func:`cell_renderer` and :func:`status_renderer`.
+
+    A local column's cell whose text differs from the original in ``status`` is
+    ``c`` (changed) unless the marks say ``x`` or ``f`` for it; a row with such a cell
+    is labelled ``changed`` unless its label is one only the kernel gives.
+    """
+    marks, parts = _split_status(status)
+    changed = {
+        name
+        for name, part in zip(local, parts, strict=False)
+        if part != UNKNOWN and part != _text_of(row.get(name))
+    }
+    label = marks[: marks.index("|")] if "|" in marks else ""
+    if changed and label not in _KERNEL_LABELS:
+        label = "changed"
+    codes = tuple((name, _cell_code(marks, name, name in changed)) for name in row)
+    return label, codes
+
+
+def _split_status(status: str) -> tuple[str, list[str]]:
+    cut = status.find(ORIGINALS)
+    if cut < 0:
+        return status, []
+    return status[:cut], status[cut + 1 :].split(PART)
+
+
+def _text_of(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _cell_code(marks: str, name: str, changed: bool) -> str:
+    for code in _VERDICT_CODES:
+        if f"|{code}:{name}|" in marks:
+            return code
+    if changed:
+        return "c"
+    return next((code for code in _OTHER_CODES if f"|{code}:{name}|" in marks), "")
+
+
 # -- building the frame -----------------------------------------------------------------------
 
 
 def grid_frame(
-    view: pl.DataFrame, columns: Sequence[str], marks: Sequence[str], key: str = fields.ID
+    view: pl.DataFrame,
+    columns: Sequence[str],
+    marks: Sequence[str],
+    key: str = fields.ID,
+    originals: pl.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The pandas frame the grid shows: ``key`` (the customer id) as the index, status,
     then ``columns`` as text.
 
-    Columns are object arrays of ``str`` or ``None`` (pandas would otherwise make
-    Arrow strings, which copy the whole column on every cell written).
+    ``originals`` (the same rows, the local columns as read) adds each row's originals
+    to its status value (:func:`status_text`). Columns are object arrays of ``str`` or
+    ``None`` (pandas would otherwise make Arrow strings, which copy the whole column on
+    every cell written).
     """
-    data = {STATUS: _objects(list(marks))}
+    statuses = pl.Series(STATUS, list(marks), dtype=pl.String)
+    if originals is not None and originals.width:
+        parts = [
+            original_parts(pl.Series(c, display_values(originals[c]), dtype=pl.String))
+            for c in originals.columns
+        ]
+        joined = pl.select(pl.concat_str(parts, separator=PART)).to_series()
+        statuses = pl.select(pl.concat_str([statuses, pl.lit(ORIGINALS), joined])).to_series()
+    data = {STATUS: _objects(statuses.to_list())}
     for column in columns:
         data[column] = _objects(display_values(view.get_column(column)))
     frame = pd.DataFrame(data, dtype=object, copy=False)
@@ -238,43 +377,81 @@ def _literal(text: str) -> str:
     return json.dumps(text)
 
 
-def _by_code(marks: str, values: dict[str, str]) -> str:
-    """A Vega expression giving ``values[code]`` for the first mark code of this cell's
-    column in ``marks`` (strongest first), else the renderer's default."""
-    name = "cell.metadata.name"
-    expression = "default_value"
-    for code in reversed(list(values)):
-        test = f"indexof({marks}, {_literal('|' + code + ':')} + {name} + '|') >= 0"
-        expression = f"({test} ? {_literal(values[code])} : {expression})"
+def _lookup(table: Mapping[str, str], key: str) -> str:
+    """A Vega expression giving ``table[key]``, else the renderer's default."""
+    entries = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in table.items())
+    return f"({{{entries}}}[{key}] || default_value)"
+
+
+def _marks_and_parts(status: str) -> tuple[str, str]:
+    """Vega expressions for the marks and the list of original parts of a status value."""
+    cut = f"indexof({status}, {_literal(ORIGINALS)})"
+    marks = f"({cut} >= 0 ? slice({status}, 0, {cut}) : {status})"
+    parts = f"({cut} >= 0 ? split(slice({status}, {cut} + 1), {_literal(PART)}) : [])"
+    return marks, parts
+
+
+def _differs(part: str, value: str) -> str:
+    """Vega: the cell's text differs from a comparable original (see :func:`shown`)."""
+    text = f"({value} == null ? '' : '' + {value})"
+    return f"({part} != null && {part} != {_literal(UNKNOWN)} && {part} != {text})"
+
+
+def _code_of_cell(local: Sequence[str]) -> str:
+    """Vega: the mark code that colours this cell (:func:`shown`'s rule)."""
+    marks, parts = _marks_and_parts(f"('' + cell.metadata.data[{_literal(STATUS)}])")
+
+    def has(code: str) -> str:
+        return f"indexof({marks}, {_literal('|' + code + ':')} + cell.metadata.name + '|') >= 0"
+
+    tests = [(has(code), code) for code in _VERDICT_CODES]
+    if local:
+        index = f"indexof([{', '.join(map(_literal, local))}], cell.metadata.name)"
+        tests.append((_differs(f"{parts}[{index}]", "cell.value"), "c"))
+    tests += [(has(code), code) for code in _OTHER_CODES]
+    expression = "''"
+    for test, code in reversed(tests):
+        expression = f"({test} ? {_literal(code)} : {expression})"
     return expression
 
 
-def cell_renderer() -> TextRenderer:
-    """Body cells: the colours of their mark codes, read from the row's status."""
-    marks = f"('' + cell.metadata.data[{_literal(STATUS)}])"
-    fills = {code: fill for code, (fill, _) in COLOURS.items()}
-    inks = {code: ink for code, (_, ink) in COLOURS.items()}
+def _label_of_row(local: Sequence[str]) -> str:
+    """Vega: the status column's label (:func:`shown`'s rule)."""
+    marks, parts = _marks_and_parts("('' + cell.value)")
+    label = f"(indexof({marks}, '|') >= 0 ? slice({marks}, 0, indexof({marks}, '|')) : '')"
+    if not local:
+        return label
+    edited = " || ".join(
+        _differs(f"{parts}[{k}]", f"cell.metadata.data[{_literal(name)}]")
+        for k, name in enumerate(local)
+    )
+    kernel = f"indexof([{', '.join(map(_literal, sorted(_KERNEL_LABELS)))}], {label}) >= 0"
+    return f"({kernel} ? {label} : (({edited}) ? 'changed' : {label}))"
+
+
+def cell_renderer(local: Sequence[str] = ()) -> TextRenderer:
+    """Body cells: the colours of their mark codes, read from the row's status; a local
+    column's cell edited in the browser is changed before the kernel says so."""
+    code = _code_of_cell(local)
     return TextRenderer(
         font=_FONT,
-        background_color=VegaExpr(_by_code(marks, fills)),
-        text_color=VegaExpr(_by_code(marks, inks)),
+        background_color=VegaExpr(_lookup({c: fill for c, (fill, _) in COLOURS.items()}, code)),
+        text_color=VegaExpr(_lookup({c: ink for c, (_, ink) in COLOURS.items()}, code)),
     )
 
 
-def status_renderer() -> TextRenderer:
-    """The status column: the label before the first ``|``, coloured by its kind."""
-    value = "('' + cell.value)"
-    label = f"(indexof({value}, '|') >= 0 ? slice({value}, 0, indexof({value}, '|')) : '')"
-    background, text = "default_value", "default_value"
-    for name, code in LABEL_CODES.items():
-        fill, ink = COLOURS[code]
-        background = f"({label} == {_literal(name)} ? {_literal(fill)} : {background})"
-        text = f"({label} == {_literal(name)} ? {_literal(ink)} : {text})"
+def status_renderer(local: Sequence[str] = ()) -> TextRenderer:
+    """The status column: the label before the first ``|``, coloured by its kind (a row
+    edited in the browser is ``changed`` before the kernel says so)."""
+    label = _label_of_row(local)
+    fills = {name: COLOURS[code][0] for name, code in LABEL_CODES.items()}
+    inks = {name: COLOURS[code][1] for name, code in LABEL_CODES.items()}
     return TextRenderer(
         font=_HEADER_FONT,
-        text_value=VegaExpr(label),
-        background_color=VegaExpr(background),
-        text_color=VegaExpr(text),
+        # An empty text would show the raw value (marks and originals): a space instead.
+        text_value=VegaExpr(f"({label} == '' ? ' ' : {label})"),
+        background_color=VegaExpr(_lookup(fills, label)),
+        text_color=VegaExpr(_lookup(inks, label)),
     )
 
 
@@ -294,11 +471,17 @@ def header_renderer() -> TextRenderer:
 
 
 def make_grid(
-    frame: pd.DataFrame, columns: Sequence[str], height: str, key: str = fields.ID
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    height: str,
+    key: str = fields.ID,
+    local: Sequence[str] = (),
 ) -> EditorGrid:
-    """The editable grid for ``frame`` (see :func:`grid_frame`, the same ``key``), styled."""
+    """The editable grid for ``frame`` (see :func:`grid_frame`, the same ``key`` and
+    ``local`` columns), styled."""
     return EditorGrid(
         frame,
+        local,
         editable=True,
         selection_mode="cell",
         base_row_size=ROW_SIZE,
@@ -306,8 +489,8 @@ def make_grid(
         base_row_header_size=ROW_HEADER_SIZE,
         base_column_size=BASE_COLUMN_SIZE,
         column_widths=column_widths(columns),
-        default_renderer=cell_renderer(),
-        renderers={STATUS: status_renderer(), key: id_renderer()},
+        default_renderer=cell_renderer(local),
+        renderers={STATUS: status_renderer(local), key: id_renderer()},
         header_renderer=header_renderer(),
         grid_style={
             "header_background_color": "#f1f3f5",

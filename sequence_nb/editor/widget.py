@@ -28,7 +28,9 @@ from sequence_nb.editor.grid import (
     display_value,
     display_values,
     grid_frame,
+    local_columns,
     make_grid,
+    status_text,
 )
 from sequence_nb.editor.state import (
     FAILED_OUTCOMES,
@@ -146,7 +148,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         on_conflict: Literal["skip", "overwrite"] = "skip",
         max_workers: int = 8,
         progress: bool | None = None,
-        page_size: int | None = 20_000,
+        page_size: int | None = 10_000,
         height: str = "440px",
     ) -> None:
         if page_size is not None and page_size < 1:
@@ -176,7 +178,11 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         self._selection = self.state.ids
         self._rows_shown = self._page_of(self._selection)
         self._shown_at = self._positions(self._rows_shown)
-        self.grid = make_grid(self._frame(self._rows_shown), self.columns, height)
+        # Columns whose originals the browser holds, so it colours an edit by itself.
+        self._local = local_columns([c for c in self.columns if version.is_editable(c)])
+        self.grid = make_grid(
+            self._frame(self._rows_shown), self.columns, height, local=self._local
+        )
         self.grid.on_cell_change(self._on_cell_change)
         self.grid.on_cell_click(self._on_cell_click)
         self.grid.observe(self._on_transforms, names="_transforms")
@@ -611,13 +617,15 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             self.grid.set_row(position, self._row_values(customer))
 
     def _row_values(self, customer: str) -> list[str | None]:
-        values: list[str | None] = [self.state.marks(customer)]
+        originals = [display_value(self.state.original_value(customer, c)) for c in self._local]
+        values: list[str | None] = [status_text(self.state.marks(customer), originals)]
         values += [display_value(self.state.value(customer, c)) for c in self.columns]
         return values
 
     def _shown_value(self, customer: str, column: str) -> str | None:
+        """What the browser holds in a cell (the status it was last sent)."""
         if column == STATUS:
-            return self.state.marks(customer)
+            return self.grid.status_at(self._shown_at[customer])
         return display_value(self.state.value(customer, column))
 
     def _frame(self, ids: list[str]) -> Any:
@@ -630,7 +638,10 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         for customer in self.state.marked():
             if customer in at:
                 marks[at[customer]] = self.state.marks(customer)
-        return grid_frame(edited, self.columns, marks)
+        originals = self.state.original.select(self._local)
+        if ids is not self.state.ids:
+            originals = originals[[self.state.position[c] for c in ids]]
+        return grid_frame(edited, self.columns, marks, originals=originals)
 
     def _positions(self, ids: list[str]) -> dict[str, int]:
         if ids is self.state.ids:
