@@ -395,9 +395,15 @@ def test_quickstart_sorted_edit_preview_push(
         wait_for_text(page, ".widget-html", "Preview again")  # the stale plan is gone
         assert editor.locator("table").count() == 0
 
-        # The status column is read-only: the edit is refused with a message.
+        # The status column is read-only: the edit is refused with a message, and the
+        # cell shows again what it showed (not the text typed).
+        status_width = widths["row status"] - 8
+        shown_before = cell_pixels(page, at(0, "row status"), status_width)
         type_into_cell(page, at(0, "row status"), "ok")
         wait_for_text(page, ".snb-editor-msg", "row status is read-only")
+        page.wait_for_timeout(300)
+        page.evaluate(TWO_FRAMES)
+        assert cell_pixels(page, at(0, "row status"), status_width) == shown_before
 
         # A valid new email for a customer whose record is valid (row 0 may be one
         # with a planted problem, which would make the row invalid).

@@ -201,9 +201,13 @@ def test_the_status_column_is_read_only_and_echoes_are_ignored(
     marks = editor.state.marks(frame["id"][1])
     edit_cell(editor, 1, STATUS, editor.grid.status_at(1))  # the browser repeating its value
     assert "read-only" not in editor.message.value
+    assert sent == []
     edit_cell(editor, 1, STATUS, "pushed|")
     assert "row status is read-only" in editor.message.value
     assert editor.state.marks(frame["id"][1]) == marks
+    # The browser holds what was typed: the row goes back, whatever it would look like.
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert sent[-1]["value"][0].startswith(marks) and editor.grid.status_at(1) != "pushed|"
     with pytest.raises(ReadOnlyColumnError, match="read-only"):
         editor.edit(frame["id"][1], "id", "other")
 

@@ -403,6 +403,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             if display_value(value) == self._shown_value(customer, column):
                 return False
             if column == STATUS:
+                self.grid.typed_status(self._shown_at[customer], str(value))
                 raise ReadOnlyColumnError(f"{STATUS} is read-only: the editor writes it")
             raise ReadOnlyColumnError(read_only_message(column, self.api_version))
         return self.state.edit(customer, column, value)
