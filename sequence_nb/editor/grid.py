@@ -27,7 +27,6 @@ import orjson
 import pandas as pd
 import polars as pl
 from ipydatagrid import DataGrid, TextRenderer, VegaExpr
-from ipydatagrid.datagrid import _data_deserialization_impl, _data_to_json
 from traitlets import Dict
 
 from sequence_nb import fields
@@ -136,11 +135,15 @@ def _columns_to_json(data: dict[str, Any], widget: Any) -> dict[str, Any]:
         return {}
     frame = data["data"]
     columns = {str(name): _column_json(frame[name]) for name in frame.columns}
-    return {
-        "data": columns,
-        "schema": data["schema"],
-        "fields": _data_to_json(data["fields"], widget),
-    }
+    names = [{str(name): None for name in field} for field in data["fields"]]
+    return {"data": columns, "schema": data["schema"], "fields": names}
+
+
+def _kept_columns(_: Any, widget: Any) -> dict[str, Any]:
+    """The browser never sends the grid's data back as the truth: the kernel's stays
+    (edits arrive one cell at a time as ``cell-changed`` messages)."""
+    kept: dict[str, Any] = widget._data
+    return kept
 
 
 def _column_json(column: pd.Series) -> Any:
@@ -160,7 +163,7 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
     order (:func:`status_text`); :meth:`status_at` is the status the browser holds.
     """
 
-    _data = Dict().tag(sync=True, to_json=_columns_to_json, from_json=_data_deserialization_impl)
+    _data = Dict().tag(sync=True, to_json=_columns_to_json, from_json=_kept_columns)
 
     def __init__(self, frame: pd.DataFrame, local: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(frame, **kwargs)
