@@ -686,3 +686,33 @@ def test_a_reverse_stream_that_fails_leaves_the_asked_stream_to_finish_alone(
         one = one_stream_frame(client, includeArchived=True)
     assert_frame_equal(frame, one)
     assert "reverse stream" in caplog.text and "stream trouble" in caplog.text
+
+
+class ShortReverseListing(CappedListing):
+    """A keyset listing whose oldest-first order ends early: empty, or one page without a cursor."""
+
+    def __init__(self, customers: int, reverse_items: int) -> None:
+        super().__init__(customers, cap=100)
+        self.reverse_items = reverse_items
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("sortOrder") != "ASC":
+            return super().__call__(request)
+        self.calls += 1
+        items = [{"id": one} for one in self.ids[: self.reverse_items]]
+        return httpx.Response(
+            200, json={"items": items, "pagination": {"totalResultSize": len(self.ids)}}
+        )
+
+
+@pytest.mark.parametrize("reverse_items", [0, 100], ids=["empty", "one-page"])
+def test_a_reverse_stream_that_ends_before_meeting_leaves_the_asked_stream_to_finish_alone(
+    reverse_items: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ShortReverseListing(1000, reverse_items)
+    with mock_client(server) as client:
+        records = client.list_customers()
+        one = client.list_customers(streams=1)
+    assert [record["id"] for record in records] == [record["id"] for record in one]
+    assert len(records) == 1000 and server.calls == 10 + 1 + 10
+    assert "reverse stream" in caplog.text and "ended" in caplog.text
