@@ -716,3 +716,27 @@ def test_a_reverse_stream_that_ends_before_meeting_leaves_the_asked_stream_to_fi
     assert [record["id"] for record in records] == [record["id"] for record in one]
     assert len(records) == 1000 and server.calls == 10 + 1 + 10
     assert "reverse stream" in caplog.text and "ended" in caplog.text
+
+
+class InterruptingTransport(RecordingTransport):
+    """Raises ``KeyboardInterrupt`` (Ctrl-C) at the first newest-first request sent after
+    the oldest-first stream has sent two: both streams are then mid-listing."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("sortOrder") == "DESC" and self.orders().count("ASC") >= 2:
+            raise KeyboardInterrupt
+        return super().handle_request(request)
+
+
+def test_ctrl_c_reaches_the_caller_and_no_stream_asks_for_another_page(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = make_sandbox(customers=3000, seed=4, latency=0.05)
+    transport = InterruptingTransport()
+    with server.client(transport=transport, rate_limit_per_minute=None) as client:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_customers(client, progress=False, includeArchived=True)
+        sent = len(transport.sent)
+        time.sleep(0.5)  # ten pages' time: a stream still running would go on sending
+        assert len(transport.sent) <= sent + 1  # the page being read when Ctrl-C came
+    assert sent < 30  # interrupted mid-listing (30 pages in one stream)
