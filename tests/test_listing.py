@@ -740,3 +740,44 @@ def test_ctrl_c_reaches_the_caller_and_no_stream_asks_for_another_page(
         time.sleep(0.5)  # ten pages' time: a stream still running would go on sending
         assert len(transport.sent) <= sent + 1  # the page being read when Ctrl-C came
     assert sent < 30  # interrupted mid-listing (30 pages in one stream)
+
+
+SHARED = {"email": "shared@example.com"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SHARED,
+        {**SHARED, "includeArchived": True, "sortBy": "legalName"},
+        {**SHARED, "sortBy": "legalName", "sortOrder": "ASC"},
+        {**SHARED, "includeArchived": True, "sortBy": "createdAt", "sortOrder": "ASC"},
+        {"includeArchived": False, "sortBy": "legalName", "sortOrder": "DESC"},
+    ],
+)
+@pytest.mark.parametrize("streams", [1, 2])
+def test_records_moved_during_a_filtered_fetch_give_every_match_once_or_a_loud_error(
+    make_sandbox: SandboxFactory, query: dict[str, Any], streams: int
+) -> None:
+    server = make_sandbox(customers=300, seed=12)
+    for record in server.records()[:200]:
+        server.edit_remote(record["id"], SHARED)
+    archived = query.get("includeArchived", False)
+    client = server.client(rate_limit_per_minute=None, page_size=20)
+    with client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteFetchWarning)  # sortBy=legalName warns
+        server.set_faults(move_records=3, move_times=1)  # the first read is disturbed
+        ids = ids_of(fetch_customers(client, progress=False, streams=streams, **query))
+        server.set_faults(move_records=3, move_times=None)  # every read is disturbed
+        with pytest.raises(IncompleteFetchError) as caught:
+            fetch_customers(client, progress=False, streams=streams, **query)
+    matching = {
+        record["id"]
+        for record in server.records()
+        if (archived or "archivedAt" not in record)
+        and ("email" not in query or record.get("email") == query["email"])
+    }
+    assert len(ids) == len(set(ids)) and set(ids) == matching  # moves change no match
+    error = caught.value
+    assert error.expected == len(matching) and error.missing >= 3
+    assert len({record["id"] for record in error.records}) == error.found
