@@ -4,8 +4,8 @@ For each latency it prints the time of ``fetch_customers(client, streams=1)`` (o
 newest-first stream, a page at a time) and of ``fetch_customers(client)`` (read from
 both ends at once), the ratio one / two (target: >= 1.7x at 100 ms), and each time as a
 multiple of the floor the API limit sets: 1,500 requests a minute, so 10,000 customers
-in pages of 100 cannot take less than 100 / 25 = 4.0 s. The client paces itself at that
-limit and the sandbox enforces it (a 429 would show in the counts). Both frames are
+in pages of 100 cannot take less than 100 / 25 = 4.0 s. The client paces itself just under
+that limit and the sandbox enforces it (a 429 would show in the counts). Both frames are
 checked to be equal row for row.
 
 ``--api-version`` picks the sandbox's version: the seed's (default), 2024-07-30, or

@@ -422,6 +422,8 @@ class _Read:
         once the streams meet (a page holds customers another stream holds) with
         every counted customer held. Met short of the count, a stream stops if
         another still reads (that one reads on to meet it too), else it reads on.
+        A reverse stream that ends without meeting the asked one, while that one
+        still reads, was cut short by the server: it stops alone, as when it fails.
         """
         with self.changed:
             stream.claim = 0
@@ -441,11 +443,19 @@ class _Read:
             stream.last_total = page.total if page.total is not None else stream.last_total
             stream.pages += 1
             alone = not any(other.active for other in self.streams if other is not stream)
-            if page.after is None or (met and self.counted()):
+            early = page.after is None and stream.rank > 0 and not (met or alone)
+            if early:
+                logger.warning(
+                    "the reverse stream of GET /customers ended after %d pages without "
+                    "reaching the customers the asked stream read; the asked stream reads "
+                    "the listing on alone",
+                    stream.pages,
+                )
+            elif page.after is None or (met and self.counted()):
                 self.done.set()
             if self.on_progress is not None:
                 self.on_progress(self.count, self.total)
-            stream.active = not (self.done.is_set() or (met and not alone))
+            stream.active = not (self.done.is_set() or early or (met and not alone))
             return stream.active
 
     def expected(self) -> int | None:

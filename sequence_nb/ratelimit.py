@@ -6,14 +6,21 @@ import threading
 import time
 from collections.abc import Callable
 
+#: Seconds of slack in the pacing: ``per_minute`` requests span a minute plus this, so
+#: requests that reach the server up to this much later or earlier than they were sent
+#: still leave no 60-second window there holding more than ``per_minute``.
+ARRIVAL_SLACK = 1.0
+
 
 class RateLimiter:
     """Spaces requests evenly so that no minute holds more than ``per_minute``.
 
     Each caller reserves the next free slot under a lock and sleeps until it,
     so many threads together never go faster than the limit, and a steady
-    stream runs at the limit rather than in bursts that the server would answer
-    with 429. ``pause(seconds)`` holds every caller back, e.g. after a 429.
+    stream runs just under the limit (:data:`ARRIVAL_SLACK`: paced exactly at
+    it, any jitter on the way would make a run longer than a minute draw a
+    429) rather than in bursts that the server would answer with 429.
+    ``pause(seconds)`` holds every caller back, e.g. after a 429.
     """
 
     def __init__(
@@ -26,7 +33,7 @@ class RateLimiter:
         if per_minute is not None and per_minute <= 0:
             raise ValueError("rate_limit_per_minute must be positive (or None for no limit)")
         self.per_minute = per_minute
-        self._interval = 60.0 / per_minute if per_minute else 0.0
+        self._interval = (60.0 + ARRIVAL_SLACK) / per_minute if per_minute else 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

@@ -686,3 +686,98 @@ def test_a_reverse_stream_that_fails_leaves_the_asked_stream_to_finish_alone(
         one = one_stream_frame(client, includeArchived=True)
     assert_frame_equal(frame, one)
     assert "reverse stream" in caplog.text and "stream trouble" in caplog.text
+
+
+class ShortReverseListing(CappedListing):
+    """A keyset listing whose oldest-first order ends early: empty, or one page without a cursor."""
+
+    def __init__(self, customers: int, reverse_items: int) -> None:
+        super().__init__(customers, cap=100)
+        self.reverse_items = reverse_items
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("sortOrder") != "ASC":
+            return super().__call__(request)
+        self.calls += 1
+        items = [{"id": one} for one in self.ids[: self.reverse_items]]
+        return httpx.Response(
+            200, json={"items": items, "pagination": {"totalResultSize": len(self.ids)}}
+        )
+
+
+@pytest.mark.parametrize("reverse_items", [0, 100], ids=["empty", "one-page"])
+def test_a_reverse_stream_that_ends_before_meeting_leaves_the_asked_stream_to_finish_alone(
+    reverse_items: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ShortReverseListing(1000, reverse_items)
+    with mock_client(server) as client:
+        records = client.list_customers()
+        one = client.list_customers(streams=1)
+    assert [record["id"] for record in records] == [record["id"] for record in one]
+    assert len(records) == 1000 and server.calls == 10 + 1 + 10
+    assert "reverse stream" in caplog.text and "ended" in caplog.text
+
+
+class InterruptingTransport(RecordingTransport):
+    """Raises ``KeyboardInterrupt`` (Ctrl-C) at the first newest-first request sent after
+    the oldest-first stream has sent two: both streams are then mid-listing."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("sortOrder") == "DESC" and self.orders().count("ASC") >= 2:
+            raise KeyboardInterrupt
+        return super().handle_request(request)
+
+
+def test_ctrl_c_reaches_the_caller_and_no_stream_asks_for_another_page(
+    make_sandbox: SandboxFactory,
+) -> None:
+    server = make_sandbox(customers=3000, seed=4, latency=0.05)
+    transport = InterruptingTransport()
+    with server.client(transport=transport, rate_limit_per_minute=None) as client:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_customers(client, progress=False, includeArchived=True)
+        sent = len(transport.sent)
+        time.sleep(0.5)  # ten pages' time: a stream still running would go on sending
+        assert len(transport.sent) <= sent + 1  # the page being read when Ctrl-C came
+    assert sent < 30  # interrupted mid-listing (30 pages in one stream)
+
+
+SHARED = {"email": "shared@example.com"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SHARED,
+        {**SHARED, "includeArchived": True, "sortBy": "legalName"},
+        {**SHARED, "sortBy": "legalName", "sortOrder": "ASC"},
+        {**SHARED, "includeArchived": True, "sortBy": "createdAt", "sortOrder": "ASC"},
+        {"includeArchived": False, "sortBy": "legalName", "sortOrder": "DESC"},
+    ],
+)
+@pytest.mark.parametrize("streams", [1, 2])
+def test_records_moved_during_a_filtered_fetch_give_every_match_once_or_a_loud_error(
+    make_sandbox: SandboxFactory, query: dict[str, Any], streams: int
+) -> None:
+    server = make_sandbox(customers=300, seed=12)
+    for record in server.records()[:200]:
+        server.edit_remote(record["id"], SHARED)
+    archived = query.get("includeArchived", False)
+    client = server.client(rate_limit_per_minute=None, page_size=20)
+    with client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteFetchWarning)  # sortBy=legalName warns
+        server.set_faults(move_records=3, move_times=1)  # the first read is disturbed
+        ids = ids_of(fetch_customers(client, progress=False, streams=streams, **query))
+        server.set_faults(move_records=3, move_times=None)  # every read is disturbed
+        with pytest.raises(IncompleteFetchError) as caught:
+            fetch_customers(client, progress=False, streams=streams, **query)
+    matching = {
+        record["id"]
+        for record in server.records()
+        if (archived or "archivedAt" not in record)
+        and ("email" not in query or record.get("email") == query["email"])
+    }
+    assert len(ids) == len(set(ids)) and set(ids) == matching  # moves change no match
+    error = caught.value
+    assert error.expected == len(matching) and error.missing >= 3
+    assert len({record["id"] for record in error.records}) == error.found

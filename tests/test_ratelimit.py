@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import pytest
 
-from sequence_nb.ratelimit import RateLimiter
+from sequence_nb.ratelimit import ARRIVAL_SLACK, RateLimiter
+from sequence_nb.sandbox.ratelimit import SlidingWindowLimiter
+
+#: The spacing at 600 a minute: a minute and the slack over 600.
+SLOT_AT_600 = (60 + ARRIVAL_SLACK) / 600
 
 
 class FakeClock:
@@ -28,8 +33,9 @@ def test_requests_are_spaced_by_the_limit() -> None:
     limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)
     waits = [limiter.acquire() for _ in range(5)]
     assert waits[0] == 0
-    assert waits[1:] == pytest.approx([0.1] * 4)
-    assert clock.now == pytest.approx(0.4)
+    assert waits[1:] == pytest.approx([SLOT_AT_600] * 4)
+    assert clock.now == pytest.approx(4 * SLOT_AT_600)
+    assert 0.1 < SLOT_AT_600 < 0.102  # just under the limit
 
 
 def test_no_limit_never_waits() -> None:
@@ -72,11 +78,11 @@ def test_threads_together_stay_under_the_limit() -> None:
 
 def test_a_reservation_of_several_calls_waits_for_the_last_of_its_slots() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)  # one slot every 0.1 s
+    limiter = RateLimiter(600, clock=clock, sleep=clock.sleep)  # a slot every ~0.1 s
     assert limiter.acquire() == 0
-    assert limiter.acquire(3) == pytest.approx(0.3)  # slots 0.1, 0.2 and 0.3
-    assert clock.now == pytest.approx(0.3)
-    assert limiter.acquire() == pytest.approx(0.1)  # the next free slot is 0.4
+    assert limiter.acquire(3) == pytest.approx(3 * SLOT_AT_600)  # slots 1, 2 and 3
+    assert clock.now == pytest.approx(3 * SLOT_AT_600)
+    assert limiter.acquire() == pytest.approx(SLOT_AT_600)  # the next free slot is 4
 
 
 def test_reservations_never_beat_the_long_run_rate() -> None:
@@ -95,3 +101,26 @@ def test_reservations_never_beat_the_long_run_rate() -> None:
 def test_a_reservation_of_fewer_than_one_call_is_refused() -> None:
     with pytest.raises(ValueError, match="count must be 1 or more"):
         RateLimiter(600).acquire(0)
+
+
+@pytest.mark.parametrize("per_minute", [60, 1500])
+def test_requests_that_reach_the_server_up_to_a_second_late_keep_to_its_window(
+    per_minute: int,
+) -> None:
+    """A server counts requests as they arrive, in any 60 s window (as the sandbox does).
+
+    Paced exactly at the limit, a request that arrives a little early after one that
+    arrived a little late makes a window hold one too many: a 429 on any run that
+    lasts past a minute.
+    """
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute, clock=clock, sleep=clock.sleep)
+    delays = random.Random(12)
+    arrivals = []
+    for _ in range(3 * per_minute):
+        limiter.acquire()
+        arrivals.append(clock.now + delays.uniform(0.0, 0.99))  # network and scheduling
+    server = SlidingWindowLimiter(per_minute)
+    refused = [at for at in sorted(arrivals) if server.acquire("client", at) is not None]
+    assert refused == []
+    assert clock.now < 3 * 60 * 1.02  # the margin costs at most 2% at these limits
