@@ -770,16 +770,24 @@ def _align_dtypes(
             continue
         _refuse_lossy(column, edited.schema[column], target)
         source = edited[column]
-        try:
-            cast = source.cast(target, strict=False)
-        except Exception:
-            cast = pl.Series(column, [None] * len(source), dtype=target)
+        cast = _cast(source, target)
         failed = cast.is_null() & source.is_not_null()
         if source.dtype.is_numeric() and target.is_numeric():
             failed = failed | cast.cast(source.dtype, strict=False).ne_missing(source)
         text = _as_text(source)
         casts += [cast, pl.when(failed).then(text).otherwise(None).alias(column + _BAD)]
     return edited.with_columns(casts) if casts else edited
+
+
+def _cast(source: pl.Series, target: pl.DataType) -> pl.Series:
+    """``source`` cast to ``target``, null where a value does not fit. No list or struct
+    is text: polars would write a struct ``{"a": "x"}`` as ``{"x"}``, keys lost."""
+    if not (_is_text(target) and source.dtype.is_nested()):
+        try:
+            return source.cast(target, strict=False)
+        except Exception:
+            pass
+    return pl.Series(source.name, [None] * len(source), dtype=target)
 
 
 def _is_text(dtype: pl.DataType) -> bool:
@@ -804,10 +812,12 @@ def _refuse_lossy(column: str, source: pl.DataType, target: pl.DataType) -> None
 
 
 def _as_text(series: pl.Series) -> pl.Series:
-    try:
-        return series.cast(pl.String)
-    except Exception:
-        return pl.Series(series.name, [_text(v) for v in series.to_list()], dtype=pl.String)
+    if not series.dtype.is_nested():  # a struct cast to text loses its keys
+        try:
+            return series.cast(pl.String)
+        except Exception:
+            pass
+    return pl.Series(series.name, [_text(v) for v in series.to_list()], dtype=pl.String)
 
 
 def _changed_rows(

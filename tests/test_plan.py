@@ -457,6 +457,25 @@ def test_lossless_casts_pass_silently(original: pl.DataFrame) -> None:
     assert not plan_updates(original, edited)
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [
+        pl.Series("label", [{"a": "x"}, {"a": "y"}]),
+        pl.Series("label", [["x"], ["y"]]),
+        pl.Series("label", [["x"], ["y"]], dtype=pl.Array(pl.String, 1)),
+    ],
+    ids=["struct", "list", "array"],
+)
+def test_a_nested_value_where_text_was_is_reported_by_row_never_sent_as_text(
+    original: pl.DataFrame, cells: pl.Series
+) -> None:
+    two = original.head(2)
+    plan = plan_updates(two, two.with_columns(cells))
+    assert not plan.sendable  # a struct cast to text reads '{"x"}': its keys are lost
+    assert plan.errors["column"].to_list() == ["label", "label"]
+    assert plan.errors["id"].to_list() == two["id"].to_list()
+
+
 def test_a_number_that_would_lose_its_fraction_is_reported_not_truncated(
     original: pl.DataFrame,
 ) -> None:
