@@ -436,14 +436,20 @@ class Journal:
 
 
 def _create_private(path: Path) -> None:
-    """Make the journal file owner-only (``0600``); a folder it makes is ``0700``."""
+    """Make the journal file owner-only (``0600``); a folder it makes is ``0700``.
+
+    A path that is not a regular file (``/dev/null``, a pipe, or a link to one) is
+    refused before anything is changed: its mode is not the journal's to change.
+    """
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=0o700)
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file, so it cannot hold a journal")
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(descriptor)
     for file in (path, *path.parent.glob(f"{glob.escape(path.name)}-*")):
-        if file.stat().st_mode & 0o077:
+        if file.is_file() and file.stat().st_mode & 0o077:
             file.chmod(0o600)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -118,3 +119,16 @@ def test_a_run_whose_plan_cannot_be_read_is_a_journal_error_naming_it(
         run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=plan_json)
         with pytest.raises(JournalError, match=rf"run {run}.*plan"):
             journal.run(run).api_version_name  # noqa: B018
+
+
+def test_a_journal_path_that_is_no_regular_file_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    device = tmp_path / "null"  # as SEQUENCE_NB_JOURNAL=/dev/null would name one
+    os.mkfifo(device, 0o644)
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(device)
+    for path in (device, link):
+        with pytest.raises(JournalError, match="not a regular file"):
+            Journal(path)
+    assert mode(device) == 0o644  # never made private: it is not the journal's to change
