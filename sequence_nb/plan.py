@@ -11,6 +11,7 @@ an immutable value: what was previewed is exactly what is applied.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import hashlib
 import html
@@ -1197,7 +1198,12 @@ def _refusal(column: str, version: ApiVersion) -> str | None:
 
 def _write_private(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` readable by its owner only (``0600``, whatever the
-    umask or an older file's mode), through a temporary file renamed into place."""
+    umask or an older file's mode), through a temporary file renamed into place. What
+    is no regular file (``/dev/null``, a pipe) is refused, never replaced by the file."""
+    if target.exists() and not target.is_file():
+        raise OSError(
+            errno.EEXIST, "not a regular file, so a plan is not written over it", str(target)
+        )
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

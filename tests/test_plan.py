@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -898,6 +899,18 @@ def test_a_saved_plan_is_readable_by_its_owner_only(original: pl.DataFrame, tmp_
         os.umask(previous)
     assert written.stat().st_mode & 0o777 == 0o600
     assert ChangePlan.load(written) == plan
+
+
+def test_a_plan_is_never_saved_over_what_is_no_regular_file(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    device = tmp_path / "null.json"  # as --save-plan /dev/null would name one
+    os.mkfifo(device, 0o666)
+    with pytest.raises(OSError, match="not a regular file"):
+        plan.save(device)
+    assert stat.S_ISFIFO(device.lstat().st_mode)  # not replaced by a file
+    assert [p.name for p in tmp_path.iterdir()] == [device.name]
 
 
 def test_a_plan_file_of_schema_version_1_loads_by_the_digest_it_was_saved_with(
