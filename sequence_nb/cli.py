@@ -1043,13 +1043,11 @@ def _run_archive(args: argparse.Namespace) -> int:
 def _run_version(args: argparse.Namespace) -> ApiVersion:
     """The API version the run was pushed in (its plan names it), which undo and resume
     speak; an unknown run is refused here, before anything is read."""
-    import orjson
-
     from sequence_nb.journal import opened
 
     with opened(args.journal) as journal:
         run: RunRecord = journal.run(args.run_id)
-    name = orjson.loads(run.plan_json).get("api_version") or fields.SEED.name
+    name = run.api_version_name or fields.SEED.name
     return _pinned_version(args, fields.api_version(name), f"run {_shown(args.run_id)}")
 
 

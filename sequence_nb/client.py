@@ -883,14 +883,18 @@ def _next_cursor(data: dict[str, Any]) -> str | None:
 
 
 def _record(response: Response, method: str = "", path: str = "") -> dict[str, Any]:
+    """The record in a 2xx answer. A write answered with something else may still
+    have been applied (the server said it succeeded): its error says ``maybe_applied``."""
     if not isinstance(response.data, dict):
-        raise UnexpectedResponseError(
+        error = UnexpectedResponseError(
             "expected a customer record (a JSON object)",
             method=method,
             path=path,
             status_code=response.status_code,
             attempts=response.attempts,
         )
+        error.maybe_applied = method in _WRITE_METHODS
+        raise error
     return response.data
 
 

@@ -49,6 +49,7 @@ column as text, whatever its cells look like.
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -122,6 +123,8 @@ def export(
     """
     target = Path(path).expanduser()
     kind = export_format(target, format)
+    if target.exists() and not target.is_file():  # /dev/null, a pipe: never replaced
+        raise OSError(errno.EEXIST, "not a regular file, so no export replaces it", str(target))
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         # Created empty and private first: the writers fill the file in place, and its

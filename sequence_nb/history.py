@@ -20,7 +20,7 @@ import polars as pl
 from sequence_nb import fields
 from sequence_nb.errors import SequenceError
 from sequence_nb.fields import ApiVersion
-from sequence_nb.journal import JournalArg, RunRecord, WriteRecord, opened
+from sequence_nb.journal import JournalArg, JournalError, RunRecord, WriteRecord, opened
 from sequence_nb.models import get_path
 from sequence_nb.plan import ARCHIVE_COLUMN, ARCHIVE_NOTE, ChangePlan, RowChange
 from sequence_nb.push import ARCHIVE_BODY
@@ -111,9 +111,8 @@ def _planned_rows(run: RunRecord) -> tuple[dict[str, RowChange], ApiVersion]:
 def _named_version(run: RunRecord) -> ApiVersion:
     """The version a run's plan names, read without rebuilding the plan (seed if none)."""
     try:
-        named = orjson.loads(run.plan_json).get("api_version")
-        return fields.api_version(named or fields.SEED.name)
-    except (orjson.JSONDecodeError, AttributeError, ValueError):
+        return fields.api_version(run.api_version_name or fields.SEED.name)
+    except (JournalError, ValueError):
         return fields.SEED
 
 

@@ -136,6 +136,20 @@ class RunRecord:
     #: The run this one undoes (a run of a plan :func:`~sequence_nb.push.undo` made).
     undoes: str | None = None
 
+    @property
+    def api_version_name(self) -> str | None:
+        """The API version the run's plan names (``None``: the seed's, which plans of
+        older versions name by naming none), or :class:`JournalError` when the plan
+        cannot be read."""
+        plan = _loads(self.plan_json, f"run {self.run_id}'s plan (plan_json)")
+        named = plan.get("api_version") if plan is not None else None
+        if named is not None and not isinstance(named, str):
+            raise JournalError(
+                f"the journal is damaged: run {self.run_id}'s plan (plan_json) names the API "
+                f"version {named!r}, which is no version name"
+            )
+        return named
+
 
 @dataclass(frozen=True)
 class WriteRecord:
@@ -380,9 +394,9 @@ class Journal:
                 message=row[3],
                 attempts=row[4],
                 idempotency_key=row[5],
-                before=_loads(row[6]),
-                body=_loads(row[7]),
-                after=_loads(row[8]),
+                before=_loads(row[6], _where(row, "before_json")),
+                body=_loads(row[7], _where(row, "body_json")),
+                after=_loads(row[8], _where(row, "after_json")),
                 started_at=row[9],
                 finished_at=row[10],
             )
@@ -422,14 +436,20 @@ class Journal:
 
 
 def _create_private(path: Path) -> None:
-    """Make the journal file owner-only (``0600``); a folder it makes is ``0700``."""
+    """Make the journal file owner-only (``0600``); a folder it makes is ``0700``.
+
+    A path that is not a regular file (``/dev/null``, a pipe, or a link to one) is
+    refused before anything is changed: its mode is not the journal's to change.
+    """
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=0o700)
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file, so it cannot hold a journal")
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(descriptor)
     for file in (path, *path.parent.glob(f"{glob.escape(path.name)}-*")):
-        if file.stat().st_mode & 0o077:
+        if file.is_file() and file.stat().st_mode & 0o077:
             file.chmod(0o600)
 
 
@@ -441,11 +461,25 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE runs ADD COLUMN {name} TEXT")
 
 
-def _loads(data: bytes | None) -> dict[str, Any] | None:
+def _loads(data: bytes | None, where: str) -> dict[str, Any] | None:
+    """A journaled record (a JSON object), or :class:`JournalError` saying ``where``
+    the journal is damaged: no push writes anything else there."""
     if data is None:
         return None
-    value: dict[str, Any] = orjson.loads(data)
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise JournalError(f"the journal is damaged: {where} is not JSON ({exc})") from None
+    if value is not None and not isinstance(value, dict):
+        raise JournalError(
+            f"the journal is damaged: {where} holds a {type(value).__name__}, not a record "
+            "(a JSON object)"
+        )
     return value
+
+
+def _where(row: tuple[Any, ...], column: str) -> str:
+    return f"run {row[0]}, customer {row[1]!r}, {column}"
 
 
 #: Where a journal comes from: one already open, a path, or ``None`` for the default.

@@ -11,6 +11,7 @@ an immutable value: what was previewed is exactly what is applied.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import hashlib
 import html
@@ -770,16 +771,24 @@ def _align_dtypes(
             continue
         _refuse_lossy(column, edited.schema[column], target)
         source = edited[column]
-        try:
-            cast = source.cast(target, strict=False)
-        except Exception:
-            cast = pl.Series(column, [None] * len(source), dtype=target)
+        cast = _cast(source, target)
         failed = cast.is_null() & source.is_not_null()
         if source.dtype.is_numeric() and target.is_numeric():
             failed = failed | cast.cast(source.dtype, strict=False).ne_missing(source)
         text = _as_text(source)
         casts += [cast, pl.when(failed).then(text).otherwise(None).alias(column + _BAD)]
     return edited.with_columns(casts) if casts else edited
+
+
+def _cast(source: pl.Series, target: pl.DataType) -> pl.Series:
+    """``source`` cast to ``target``, null where a value does not fit. No list or struct
+    is text: polars would write a struct ``{"a": "x"}`` as ``{"x"}``, keys lost."""
+    if not (_is_text(target) and source.dtype.is_nested()):
+        try:
+            return source.cast(target, strict=False)
+        except Exception:
+            pass
+    return pl.Series(source.name, [None] * len(source), dtype=target)
 
 
 def _is_text(dtype: pl.DataType) -> bool:
@@ -804,10 +813,12 @@ def _refuse_lossy(column: str, source: pl.DataType, target: pl.DataType) -> None
 
 
 def _as_text(series: pl.Series) -> pl.Series:
-    try:
-        return series.cast(pl.String)
-    except Exception:
-        return pl.Series(series.name, [_text(v) for v in series.to_list()], dtype=pl.String)
+    if not series.dtype.is_nested():  # a struct cast to text loses its keys
+        try:
+            return series.cast(pl.String)
+        except Exception:
+            pass
+    return pl.Series(series.name, [_text(v) for v in series.to_list()], dtype=pl.String)
 
 
 def _changed_rows(
@@ -1187,7 +1198,12 @@ def _refusal(column: str, version: ApiVersion) -> str | None:
 
 def _write_private(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` readable by its owner only (``0600``, whatever the
-    umask or an older file's mode), through a temporary file renamed into place."""
+    umask or an older file's mode), through a temporary file renamed into place. What
+    is no regular file (``/dev/null``, a pipe) is refused, never replaced by the file."""
+    if target.exists() and not target.is_file():
+        raise OSError(
+            errno.EEXIST, "not a regular file, so a plan is not written over it", str(target)
+        )
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -91,7 +91,7 @@ def run_of(store: Journal, run_id: str, client: SequenceClient | None) -> RunRec
         raise SequenceError(
             f"run {run_id} was pushed to {run.base_url}, but this client talks to {client.base_url}"
         )
-    named = orjson.loads(run.plan_json).get("api_version") or SEED.name
+    named = run.api_version_name or SEED.name
     if named != client.api_version.name:
         raise SequenceError(
             f"run {run_id} was pushed in API version {named}, but this client speaks "

@@ -927,6 +927,24 @@ def test_a_write_that_could_not_connect_was_not_applied_and_an_unreadable_2xx_ma
     assert unreadable.value.maybe_applied is True
 
 
+@pytest.mark.parametrize("answer", [b"[]", b'"ok"', b"1", b"null"])
+def test_a_write_answered_2xx_with_json_that_is_no_record_may_have_been_applied(
+    answer: bytes,
+) -> None:
+    with (
+        mock_client(lambda r: httpx.Response(200, content=answer)) as client,
+        pytest.raises(UnexpectedResponseError, match="a JSON object") as caught,
+    ):
+        client.update_customer("c-1", SEED_BODY)
+    assert caught.value.maybe_applied is True  # the server said 200: it may have written
+    with (
+        mock_client(lambda r: httpx.Response(200, content=answer)) as client,
+        pytest.raises(UnexpectedResponseError, match="a JSON object") as read,
+    ):
+        client.get_customer("c-1")
+    assert read.value.maybe_applied is False
+
+
 def test_send_update_without_retry_makes_exactly_one_attempt(make_sandbox: SandboxFactory) -> None:
     server = make_sandbox(customers=3, seed=5, lost_answer_rate=1.0)
     customer_id = server.records()[0]["id"]

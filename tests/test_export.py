@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import stat
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -177,6 +178,17 @@ def test_an_export_is_readable_by_its_owner_only_while_and_after_it_is_written(
     assert modes == [0o600]
     assert written.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_an_export_never_replaces_what_is_no_regular_file(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    device = tmp_path / "null.csv"  # as an export to /dev/null would name one
+    os.mkfifo(device, 0o666)
+    with pytest.raises(OSError, match="not a regular file"):
+        export(frame, device)
+    assert stat.S_ISFIFO(device.lstat().st_mode)  # not replaced by a file
+    assert [p.name for p in tmp_path.iterdir()] == [device.name]
 
 
 def test_an_export_format_is_known_before_anything_is_written(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -92,3 +93,42 @@ def test_run_records_are_oldest_first_and_writes_say_when(tmp_path: Path) -> Non
         (write,) = journal.writes(first)
     assert write.started_at is not None and write.finished_at is not None
     assert write.started_at <= write.finished_at
+
+
+@pytest.mark.parametrize(
+    ("column", "stored"),
+    [("body_json", b"[]"), ("before_json", b'"text"'), ("after_json", b"not json")],
+)
+def test_a_journaled_record_that_is_not_a_json_object_is_a_journal_error_naming_it(
+    tmp_path: Path, column: str, stored: bytes
+) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        journal.record_intent(run, "c-7", idempotency_key="k", before={"id": "c-7"}, body={})
+        journal.record_outcome(run, "c-7", status="updated", after={"id": "c-7"})
+        journal._write(f"UPDATE writes SET {column} = ?", (stored,))  # a damaged file
+        with pytest.raises(JournalError, match=rf"run {run}.*customer 'c-7'.*{column}"):
+            journal.writes(run)
+
+
+@pytest.mark.parametrize("plan_json", [b"not json", b"[]", b'{"api_version": 5}'])
+def test_a_run_whose_plan_cannot_be_read_is_a_journal_error_naming_it(
+    tmp_path: Path, plan_json: bytes
+) -> None:
+    with Journal(tmp_path / "journal.sqlite3") as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=plan_json)
+        with pytest.raises(JournalError, match=rf"run {run}.*plan"):
+            journal.run(run).api_version_name  # noqa: B018
+
+
+def test_a_journal_path_that_is_no_regular_file_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    device = tmp_path / "null"  # as SEQUENCE_NB_JOURNAL=/dev/null would name one
+    os.mkfifo(device, 0o644)
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(device)
+    for path in (device, link):
+        with pytest.raises(JournalError, match="not a regular file"):
+            Journal(path)
+    assert mode(device) == 0o644  # never made private: it is not the journal's to change

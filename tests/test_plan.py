@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -457,6 +458,25 @@ def test_lossless_casts_pass_silently(original: pl.DataFrame) -> None:
     assert not plan_updates(original, edited)
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [
+        pl.Series("label", [{"a": "x"}, {"a": "y"}]),
+        pl.Series("label", [["x"], ["y"]]),
+        pl.Series("label", [["x"], ["y"]], dtype=pl.Array(pl.String, 1)),
+    ],
+    ids=["struct", "list", "array"],
+)
+def test_a_nested_value_where_text_was_is_reported_by_row_never_sent_as_text(
+    original: pl.DataFrame, cells: pl.Series
+) -> None:
+    two = original.head(2)
+    plan = plan_updates(two, two.with_columns(cells))
+    assert not plan.sendable  # a struct cast to text reads '{"x"}': its keys are lost
+    assert plan.errors["column"].to_list() == ["label", "label"]
+    assert plan.errors["id"].to_list() == two["id"].to_list()
+
+
 def test_a_number_that_would_lose_its_fraction_is_reported_not_truncated(
     original: pl.DataFrame,
 ) -> None:
@@ -879,6 +899,18 @@ def test_a_saved_plan_is_readable_by_its_owner_only(original: pl.DataFrame, tmp_
         os.umask(previous)
     assert written.stat().st_mode & 0o777 == 0o600
     assert ChangePlan.load(written) == plan
+
+
+def test_a_plan_is_never_saved_over_what_is_no_regular_file(
+    original: pl.DataFrame, tmp_path: Path
+) -> None:
+    plan = plan_updates(original, edit(original, 0, "label", "VIP"))
+    device = tmp_path / "null.json"  # as --save-plan /dev/null would name one
+    os.mkfifo(device, 0o666)
+    with pytest.raises(OSError, match="not a regular file"):
+        plan.save(device)
+    assert stat.S_ISFIFO(device.lstat().st_mode)  # not replaced by a file
+    assert [p.name for p in tmp_path.iterdir()] == [device.name]
 
 
 def test_a_plan_file_of_schema_version_1_loads_by_the_digest_it_was_saved_with(
