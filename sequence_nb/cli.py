@@ -930,7 +930,7 @@ def _report(plan: ChangePlan, result: PushResult[Any], args: argparse.Namespace)
         _print_plan_summary(plan)
         if _archives(plan):
             print(_no_way_back(plan))
-        print(f"Dry run: {_shown(_counts(result))}; nothing was written.")
+        print(f"Dry run: {_shown(_counts(result, plan))}; nothing was written.")
         return 1 if failed else 0
     shown_before = {row.id for row in plan.rows if not row.sendable}
     again = [customer for customer in failed if customer not in shown_before]
@@ -938,7 +938,7 @@ def _report(plan: ChangePlan, result: PushResult[Any], args: argparse.Namespace)
         print("Not updated:")
         console.print(terminal.plan_table(plan, outcomes, only=again))
     interrupted = " (interrupted)" if result.interrupted else ""
-    print(f"Pushed: {_shown(_counts(result))}{interrupted}.")
+    print(f"Pushed: {_shown(_counts(result, plan))}{interrupted}.")
     if result.run_id:
         run = _shown(result.run_id)
         print(f"Run {run}, journal {_shown(result.journal_path)}")
@@ -966,8 +966,18 @@ def _no_way_back(plan: ChangePlan) -> str:
     )
 
 
-def _counts(result: PushResult[Any]) -> str:
-    counts = result.counts()
+def _counts(result: PushResult[Any], plan: ChangePlan) -> str:
+    """The result's counts by status, an archive's in its own words (``archived``)."""
+    archives = {row.id for row in plan.rows if row.action == "archive"}
+    words = {"updated": "archived", "would-update": "would-archive"}
+    counts: dict[str, int] = {}
+    for status, n in result.counts().items():
+        moved = sum(1 for r in result.rows if r.status == status and r.id in archives)
+        moved = moved if status in words else 0
+        if n > moved:
+            counts[status] = n - moved
+        if moved:
+            counts[words[status]] = moved
     return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
 
 

@@ -1317,7 +1317,7 @@ def test_archive_says_there_is_no_way_back_asks_journals_and_undo_says_so(
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "2 to archive (no way back)" in dry.stdout
     assert "Sequence has no way back" in dry.stdout and "undo cannot restore them" in dry.stdout
-    assert "Dry run: 2 would-update; nothing was written." in dry.stdout
+    assert "Dry run: 2 would-archive; nothing was written." in dry.stdout
     asked = shell2024("archive", first, second)
     assert asked.returncode == 2 and "pass --yes" in asked.stderr
     assert "to archive" in asked.stdout and "no way back" in asked.stdout
@@ -1326,7 +1326,7 @@ def test_archive_says_there_is_no_way_back_asks_journals_and_undo_says_so(
 
     done = shell2024("archive", first, second, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Pushed: 2 updated." in done.stdout
+    assert "Pushed: 2 archived." in done.stdout
     assert "To undo it" not in done.stdout and "undo cannot restore them" in done.stdout
     run = re.search(r"Run (\S+), journal", done.stdout)
     assert run is not None
