@@ -1215,7 +1215,7 @@ def _run_runs(args: argparse.Namespace) -> int:
     if _journal(args) is None:
         print("[]" if args.json else f"No runs: {_shown(_no_journal(args))}.")
         return 0
-    with Journal(args.journal) as journal:
+    with Journal(args.journal, read_only=True) as journal:
         runs = journal.runs()
         path = journal.path
     if args.json:

@@ -58,7 +58,7 @@ def history(journal: JournalArg = None) -> pl.DataFrame:
     Filter it with polars, e.g. ``history().filter(pl.col("customer") == id)``.
     """
     rows: list[_Row] = []
-    with opened(journal) as store:
+    with opened(journal, read_only=True) as store:
         for run in store.run_records():
             rows += _run_rows(run, store.writes(run.run_id))
     return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")

@@ -174,12 +174,24 @@ class WriteRecord:
 
 
 class Journal:
-    """The journal file; safe to share between the threads of one push."""
+    """The journal file; safe to share between the threads of one push.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    ``read_only=True`` reads an existing journal without changing anything, also on a
+    read-only mount (an archive an audit reads); writing to it is a :class:`JournalError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    ) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only and not self.path.is_file():
+            raise JournalError(f"no journal at {self.path}: there is nothing to read")
         try:
+            if read_only:
+                self._db = _connect_read_only(self.path)
+                return
             _create_private(self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -204,6 +216,8 @@ class Journal:
         self.close()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        if self.read_only:
+            raise JournalError(f"the journal at {self.path} was opened read-only: nothing written")
         try:
             with self._lock, self._db:
                 self._db.execute(sql, parameters)
@@ -435,6 +449,21 @@ class Journal:
         return frame.with_columns(pl.col(ROW_STATUSES).fill_null(0))
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes to ``path``. A journal in WAL mode needs its
+    shared-memory file beside it; where none can be made (a read-only mount), nobody can
+    be writing there either, so the file is read as immutable."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        db.close()
+        db = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return db
+
+
 def _create_private(path: Path) -> None:
     """Make the journal file owner-only (``0600``); a folder it makes is ``0700``.
 
@@ -487,13 +516,13 @@ JournalArg = Journal | str | os.PathLike[str] | None
 
 
 @contextmanager
-def opened(journal: JournalArg) -> Iterator[Journal]:
+def opened(journal: JournalArg, *, read_only: bool = False) -> Iterator[Journal]:
     """The journal given, or the one at a path (the default location for ``None``),
-    closed again afterwards."""
+    closed again afterwards; ``read_only`` opens a path without changing anything."""
     if isinstance(journal, Journal):
         yield journal
         return
-    store = Journal(journal)
+    store = Journal(journal, read_only=read_only)
     try:
         yield store
     finally:

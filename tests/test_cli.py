@@ -23,9 +23,11 @@ from sequence_nb.cli import _parser, main
 from sequence_nb.contacts import CONTACT_COLUMNS
 from sequence_nb.export import export, read_contacts_export, read_export
 from sequence_nb.frames import to_frame
+from sequence_nb.journal import Journal
 from sequence_nb.plan import ChangePlan
 from sequence_nb.sandbox import Sandbox
 from tests.conftest import SandboxFactory
+from tests.test_journal import read_only_copy
 
 
 @pytest.fixture
@@ -933,6 +935,21 @@ def test_runs_and_history_say_there_is_no_journal_and_make_none(shell: Shell) ->
     assert "there is no journal at" in shell("runs").stdout
     assert "No changes in the journal yet." in shell("history").stdout
     assert not (shell.folder / "journal.sqlite3").exists()
+
+
+def test_runs_and_history_read_a_journal_on_a_read_only_mount(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        journal.record_outcome(run, "c", status="skipped")
+    with read_only_copy(path, tmp_path / "archive") as archived:
+        assert main(["runs", "--journal", str(archived)]) == 0
+        assert run in capsys.readouterr().out
+        out = tmp_path / "history.csv"
+        assert main(["history", "--journal", str(archived), "--out", str(out)]) == 0
+        assert out.exists()
 
 
 def test_undo_asks_to_restore_customers_not_to_push_updates(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from sequence_nb.history import history
 from sequence_nb.journal import ROW_STATUSES, Journal, JournalError, UnknownRunError
 
 
@@ -132,3 +137,48 @@ def test_a_journal_path_that_is_no_regular_file_is_refused_and_left_as_it_was(
         with pytest.raises(JournalError, match="not a regular file"):
             Journal(path)
     assert mode(device) == 0o644  # never made private: it is not the journal's to change
+
+
+@contextmanager
+def read_only_copy(journal: Path, folder: Path) -> Iterator[Path]:
+    """The journal copied to a folder mounted read-only (as an archive or backup is)."""
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a read-only folder needs root and mount(8)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not let tests mount a folder")
+    try:
+        shutil.copy(journal, folder / journal.name)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder / journal.name
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_journal_on_a_read_only_mount_is_read_for_runs_and_history(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        run = journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+        journal.record_outcome(run, "c", status="skipped")
+    with read_only_copy(path, tmp_path / "archive") as archived:
+        with Journal(archived, read_only=True) as journal:
+            assert [r.run_id for r in journal.run_records()] == [run]
+            with pytest.raises(JournalError, match="read-only"):
+                journal.start_run(kind="push", plan_id="q", base_url="u", plan_json=b"{}")
+        assert history(journal=archived).equals(history(journal=path))
+        with pytest.raises(JournalError, match="cannot open the journal"):
+            Journal(archived)  # to write, it must be writable: loud, as before
+
+
+def test_reading_a_journal_read_only_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as journal:
+        journal.start_run(kind="push", plan_id="p", base_url="u", plan_json=b"{}")
+    before = path.read_bytes()
+    with Journal(path, read_only=True) as journal:
+        assert len(journal.runs()) == 1
+    assert path.read_bytes() == before
+    with pytest.raises(JournalError, match="no journal at"):
+        Journal(tmp_path / "missing.sqlite3", read_only=True)
+    assert not (tmp_path / "missing.sqlite3").exists()
