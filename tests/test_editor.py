@@ -208,6 +208,20 @@ def test_the_status_column_is_read_only_and_echoes_are_ignored(
         editor.edit(frame["id"][1], "id", "other")
 
 
+def test_a_status_typed_in_the_browser_is_put_back(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The browser shows what was typed in the status column (here a false "invalid"
+    and a red email) until the kernel sends the row's true status back."""
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    truth = editor.grid.status_at(1)
+    edit_cell(editor, 1, STATUS, "invalid|x:email|")
+    assert "row status is read-only" in editor.message.value
+    assert [(m["event_type"], m["row"], m["value"][0]) for m in sent] == [("row-changed", 1, truth)]
+    assert grid_value(editor, frame["id"][1], STATUS) == truth
+
+
 def test_an_invalid_value_is_marked_and_explained(frame: pl.DataFrame) -> None:
     editor = CustomerEditor(frame.head(10))
     target = frame["id"][3]

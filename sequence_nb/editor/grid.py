@@ -201,15 +201,15 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         costs the browser a full repaint of the grid, so a row is not sent when its
         values are those the browser holds and its colours and label would look the same
         (an edit the browser coloured itself, a cell edited again): the browser keeps the
-        status it has, and so does this side.
+        status it has, and so does this side. A status typed over in the browser (the
+        frame holds what it typed) is always sent back.
         """
         frame = self._data["data"]
         names = self.body_columns()
         held = [self.status_at(row), *(frame.at[row, name] for name in names[1:])]
-        if held[1:] == list(values[1:]):
+        if frame.at[row, STATUS] == held[0] and held[1:] == list(values[1:]):
             cells = dict(zip(names[1:], values[1:], strict=True))
             if shown(held[0], cells, self.local) == shown(values[0], cells, self.local):
-                frame.at[row, STATUS] = held[0]
                 return False
         for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
