@@ -742,6 +742,33 @@ def test_an_original_the_browser_cannot_compare_is_coloured_by_the_kernel(
     assert shown_row(editor, odd["id"][1]) == ("changed", {"legalName": "c"})
 
 
+def test_an_edit_only_in_unicode_normal_form_is_no_edit_and_shows_none(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The plan takes NFC and NFD for the same text, so such an edit is none: the
+    browser, which compares code points, gets the original back instead of colouring
+    the cell as changed."""
+    composed = frame.head(5).with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit("Caf\u00e9 Ltd"))
+        .otherwise(pl.col("legalName"))
+        .alias("legalName")
+    )
+    editor = CustomerEditor(composed)
+    record_sends(editor, sent)
+    customer = composed["id"][1]
+    edit_cell(editor, 1, "legalName", "Cafe\u0301 Ltd")
+    assert editor.counts()["changed"] == 0 and editor.plan.rows == ()
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert grid_value(editor, customer, "legalName") == "Caf\u00e9 Ltd"
+    assert shown_row(editor, customer) == ("", {})
+    edit_cell(editor, 1, "legalName", "Other Ltd")
+    edit_cell(editor, 1, "legalName", "Cafe\u0301 Ltd")  # back to the original, decomposed
+    assert editor.counts()["changed"] == 0
+    assert grid_value(editor, customer, "legalName") == "Caf\u00e9 Ltd"
+    assert shown_row(editor, customer) == ("", {})
+
+
 def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
     frame: pl.DataFrame, sent: list[dict[str, Any]]
 ) -> None:

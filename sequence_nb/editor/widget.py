@@ -396,6 +396,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             return
         if changed:
             self._after_edit({customer}, select=customer)
+        else:  # the browser may hold text the state holds otherwise (another normal form)
+            self._sync([customer])
 
     def _set_from_grid(self, customer: str, column: str, value: Any) -> bool:
         """Take a grid edit; a read-only cell the browser merely repeats is no edit."""
