@@ -840,6 +840,23 @@ def test_a_2024_editor_edits_states_statuses_and_custom_properties(
     )
 
 
+def test_a_custom_property_named_with_a_separator_is_marked_right(
+    sandbox_2024: Sandbox, sent: list[dict[str, Any]]
+) -> None:
+    """A key may hold the character that starts a status value's originals: the marks
+    naming its column must not be cut there (its red cell went blank, another blue)."""
+    odd = "customProperties.tab\x1dkey"
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(5).with_columns(pl.lit(None, pl.String).alias(odd))
+        editor = CustomerEditor(df, client)
+    record_sends(editor, sent)
+    edit_cell(editor, 1, odd, "value")  # invalid: a key is one line of text
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert shown_row(editor, df["id"][1]) == ("invalid", {odd: "x"})
+    edit_cell(editor, 1, "legalName", "Renamed Ltd")
+    assert shown_row(editor, df["id"][1]) == ("invalid", {odd: "x", "legalName": "c"})
+
+
 def test_a_2024_editor_refuses_read_only_columns_of_its_version(sandbox_2024: Sandbox) -> None:
     with contract_client(sandbox_2024) as client:
         df = fetch_customers(client).head(5)

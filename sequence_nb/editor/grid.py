@@ -281,7 +281,8 @@ def shown(
 
 
 def _split_status(status: str) -> tuple[str, list[str]]:
-    cut = status.find(ORIGINALS)
+    # The last separator: originals never hold one, a column named in the marks may.
+    cut = status.rfind(ORIGINALS)
     if cut < 0:
         return status, []
     return status[:cut], status[cut + 1 :].split(PART)
@@ -319,12 +320,16 @@ def grid_frame(
     every cell written).
     """
     statuses = pl.Series(STATUS, list(marks), dtype=pl.String)
-    if originals is not None and originals.width:
+    if originals is not None:  # the separator even with no originals, as status_text puts it
         parts = [
             original_parts(pl.Series(c, display_values(originals[c]), dtype=pl.String))
             for c in originals.columns
         ]
-        joined = pl.select(pl.concat_str(parts, separator=PART)).to_series()
+        joined = (
+            pl.select(pl.concat_str(parts, separator=PART)).to_series()
+            if parts
+            else pl.Series([""] * len(statuses), dtype=pl.String)
+        )
         statuses = pl.select(pl.concat_str([statuses, pl.lit(ORIGINALS), joined])).to_series()
     data = {STATUS: _objects(statuses.to_list())}
     for column in columns:
@@ -384,8 +389,9 @@ def _lookup(table: Mapping[str, str], key: str) -> str:
 
 
 def _marks_and_parts(status: str) -> tuple[str, str]:
-    """Vega expressions for the marks and the list of original parts of a status value."""
-    cut = f"indexof({status}, {_literal(ORIGINALS)})"
+    """Vega expressions for the marks and the list of original parts of a status value
+    (cut at the last separator, as :func:`shown` does)."""
+    cut = f"lastindexof({status}, {_literal(ORIGINALS)})"
     marks = f"({cut} >= 0 ? slice({status}, 0, {cut}) : {status})"
     parts = f"({cut} >= 0 ? split(slice({status}, {cut} + 1), {_literal(PART)}) : [])"
     return marks, parts
