@@ -776,12 +776,29 @@ def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
     record_sends(editor, sent)
     edit_cell(editor, 2, "email", "not an email")
     assert [m["event_type"] for m in sent] == ["row-changed"]  # invalid: the kernel says so
+    editor.grid.in_flight_seconds = 0.0  # that row reached the browser before the next edit
     edit_cell(editor, 2, "email", "still not an email")  # the browser shows it; marks stay
     assert len(sent) == 1
     assert value_of(editor.edited, frame["id"][2], "email") == "still not an email"
     edit_cell(editor, 2, "email", "fixed@example.com")  # valid again: the label changes
     assert len(sent) == 2 and sent[-1]["value"][0].startswith("changed|c:email|")
     assert shown_row(editor, frame["id"][2]) == ("changed", {"email": "c"})
+
+
+def test_an_edit_made_before_the_kernels_row_arrived_is_sent_again(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """A busy kernel (a preview at 100k rows) takes two edits of a row at once: the row
+    it sends for the first (invalid) one reaches the browser after the second edit and
+    shows that cell's old value, so the second edit's row goes too, though its marks
+    look the same."""
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    edit_cell(editor, 2, "email", "not an email")
+    edit_cell(editor, 2, "telephone", "+44 20 7946 0018")
+    assert [m["event_type"] for m in sent] == ["row-changed", "row-changed"]
+    telephone = 1 + editor.columns.index("telephone")
+    assert sent[-1]["value"][telephone] == "+44 20 7946 0018"
 
 
 # -- API version 2024-07-30: custom properties, states and contacts -----------------------------

@@ -19,6 +19,7 @@ what the browser would show (:func:`shown`, the expressions' rules in Python) di
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -162,11 +163,17 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
 
     _data = Dict().tag(sync=True, to_json=_columns_to_json, from_json=_data_deserialization_impl)
 
+    #: Seconds a row sent may still be on its way to the browser (behind a repaint or a
+    #: busy kernel's queue): an edit of the row taken before then may have been made
+    #: before the row arrived, which then put the old values back over it.
+    in_flight_seconds: float = 2.0
+
     def __init__(self, frame: pd.DataFrame, local: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(frame, **kwargs)
         self.local = tuple(local)
         self.ids: list[str] = [str(i) for i in frame.index]
         self._statuses: list[str] = list(frame[STATUS])
+        self._sent: dict[int, tuple[float, list[Any]]] = {}
         self._visible_rows = list(range(len(frame)))
 
     def show(self, frame: pd.DataFrame) -> None:
@@ -178,6 +185,7 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         """
         self.ids = [str(i) for i in frame.index]
         self._statuses = list(frame[STATUS])
+        self._sent = {}
         with self.hold_sync():
             self.data = frame
             self._visible_rows = list(range(len(frame)))
@@ -202,20 +210,38 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         values are those the browser holds and its colours and label would look the same
         (an edit the browser coloured itself, a cell edited again): the browser keeps the
         status it has, and so does this side. A status typed over in the browser (the
-        frame holds what it typed) is always sent back.
+        frame holds what it typed) is always sent back, and so is a row edited since a
+        row sent may have overwritten it (:attr:`in_flight_seconds`).
         """
         frame = self._data["data"]
         names = self.body_columns()
         held = [self.status_at(row), *(frame.at[row, name] for name in names[1:])]
-        if frame.at[row, STATUS] == held[0] and held[1:] == list(values[1:]):
+        if (
+            frame.at[row, STATUS] == held[0]
+            and held[1:] == list(values[1:])
+            and not self._overwritten(row, held)
+        ):
             cells = dict(zip(names[1:], values[1:], strict=True))
             if shown(held[0], cells, self.local) == shown(values[0], cells, self.local):
                 return False
         for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
         self._statuses[row] = values[0]
+        self._sent[row] = (time.monotonic(), list(values))
         self.send({"event_type": "row-changed", "row": row, "value": list(values)})
         return True
+
+    def _overwritten(self, row: int, held: Sequence[Any]) -> bool:
+        """Whether the browser may show a row sent lately over an edit of it since: the
+        row went out under :attr:`in_flight_seconds` ago with other cell values."""
+        sent = self._sent.get(row)
+        if sent is None:
+            return False
+        at, values = sent
+        if time.monotonic() - at >= self.in_flight_seconds:
+            del self._sent[row]
+            return False
+        return list(held[1:]) != values[1:]
 
     def body_columns(self) -> list[str]:
         """The columns of the grid body in order (what a cell event's ``column_index`` counts)."""
