@@ -292,8 +292,29 @@ def test_large_selections_are_paged_and_edits_still_land_by_id(frame: pl.DataFra
     editor.next_button.click()
     assert editor.grid.ids == head["id"].to_list()[20:]
     assert editor.next_button.disabled and "21&ndash;25" in editor.page_label.value
+    editor.grid.in_flight_seconds = 0.0  # the page reached the browser before the edit
     edit_cell(editor, 2, "label", "Page three")
     assert list(editor.state.edits) == [head["id"][22]]
+
+
+def test_an_edit_made_on_the_rows_shown_before_a_new_page_edits_no_one(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The browser names a row by its place in the rows it showed: an edit made on the
+    old page before the new one arrived (a page turn, a filter, a sort of every row)
+    must not land on whoever holds that place in the new page."""
+    head = frame.head(25)
+    editor = CustomerEditor(head, page_size=10)
+    record_sends(editor, sent)
+    editor.next_button.click()
+    edit_cell(editor, 2, "label", "Meant for row 3 of page one")  # made before page two came
+    assert editor.state.edits == {}
+    assert "make it again" in editor.message.value
+    assert sent[-1]["event_type"] == "row-changed" and sent[-1]["row"] == 2
+    assert grid_value(editor, head["id"][12], "label") == head["label"][12]
+    editor.grid.in_flight_seconds = 0.0  # page two reached the browser
+    edit_cell(editor, 2, "label", "Page two")
+    assert list(editor.state.edits) == [head["id"][12]]
 
 
 def test_sorting_a_paged_grid_sorts_every_row_first(frame: pl.DataFrame) -> None:
@@ -304,6 +325,7 @@ def test_sorting_a_paged_grid_sorts_every_row_first(frame: pl.DataFrame) -> None
     editor.grid._transforms = [{"type": "sort", "column": "email", "desc": True}]  # as synced
     by_email = head.sort("email", descending=True)["id"].to_list()
     assert editor.grid.ids == by_email[:15]
+    editor.grid.in_flight_seconds = 0.0  # the sorted page reached the browser
     edit_cell(editor, 0, "label", "Last email")
     assert list(editor.state.edits) == [by_email[0]]
     editor.grid._transforms = []

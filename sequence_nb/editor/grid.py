@@ -174,6 +174,7 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         self.ids: list[str] = [str(i) for i in frame.index]
         self._statuses: list[str] = list(frame[STATUS])
         self._sent: dict[int, tuple[float, list[Any]]] = {}
+        self._before: tuple[float, list[str]] | None = None
         self._visible_rows = list(range(len(frame)))
 
     def show(self, frame: pd.DataFrame) -> None:
@@ -183,6 +184,7 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         with them: it reports them after each repaint, and a list it already holds is
         not sent back (else the first edit would send every row number both ways).
         """
+        self._before = (time.monotonic(), self.ids)
         self.ids = [str(i) for i in frame.index]
         self._statuses = list(frame[STATUS])
         self._sent = {}
@@ -199,6 +201,20 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         if isinstance(row, int) and 0 <= row < len(self.ids):
             return self.ids[row]
         return None
+
+    def may_be_stale(self, row: Any) -> bool:
+        """Whether an event about ``row`` may come from the rows shown before the last
+        :meth:`show` (they went out under :attr:`in_flight_seconds` ago), where that
+        place held another id: the event cannot say which it is about. A place the rows
+        before did not have (a row added at the end) is the new rows'."""
+        if self._before is None:
+            return False
+        at, ids = self._before
+        if time.monotonic() - at >= self.in_flight_seconds:
+            self._before = None
+            return False
+        before = ids[row] if isinstance(row, int) and 0 <= row < len(ids) else None
+        return before is not None and before != self.id_at(row)
 
     def set_row(self, row: int, values: Sequence[Any]) -> bool:
         """Write a whole row (status first) here and in the browser; False when the
