@@ -212,6 +212,20 @@ def test_the_status_column_is_read_only_and_echoes_are_ignored(
         editor.edit(frame["id"][1], "id", "other")
 
 
+def test_a_status_typed_in_the_browser_is_put_back(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The browser shows what was typed in the status column (here a false "invalid"
+    and a red email) until the kernel sends the row's true status back."""
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    truth = editor.grid.status_at(1)
+    edit_cell(editor, 1, STATUS, "invalid|x:email|")
+    assert "row status is read-only" in editor.message.value
+    assert [(m["event_type"], m["row"], m["value"][0]) for m in sent] == [("row-changed", 1, truth)]
+    assert grid_value(editor, frame["id"][1], STATUS) == truth
+
+
 def test_an_invalid_value_is_marked_and_explained(frame: pl.DataFrame) -> None:
     editor = CustomerEditor(frame.head(10))
     target = frame["id"][3]
@@ -282,8 +296,29 @@ def test_large_selections_are_paged_and_edits_still_land_by_id(frame: pl.DataFra
     editor.next_button.click()
     assert editor.grid.ids == head["id"].to_list()[20:]
     assert editor.next_button.disabled and "21&ndash;25" in editor.page_label.value
+    editor.grid.in_flight_seconds = 0.0  # the page reached the browser before the edit
     edit_cell(editor, 2, "label", "Page three")
     assert list(editor.state.edits) == [head["id"][22]]
+
+
+def test_an_edit_made_on_the_rows_shown_before_a_new_page_edits_no_one(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The browser names a row by its place in the rows it showed: an edit made on the
+    old page before the new one arrived (a page turn, a filter, a sort of every row)
+    must not land on whoever holds that place in the new page."""
+    head = frame.head(25)
+    editor = CustomerEditor(head, page_size=10)
+    record_sends(editor, sent)
+    editor.next_button.click()
+    edit_cell(editor, 2, "label", "Meant for row 3 of page one")  # made before page two came
+    assert editor.state.edits == {}
+    assert "make it again" in editor.message.value
+    assert sent[-1]["event_type"] == "row-changed" and sent[-1]["row"] == 2
+    assert grid_value(editor, head["id"][12], "label") == head["label"][12]
+    editor.grid.in_flight_seconds = 0.0  # page two reached the browser
+    edit_cell(editor, 2, "label", "Page two")
+    assert list(editor.state.edits) == [head["id"][12]]
 
 
 def test_sorting_a_paged_grid_sorts_every_row_first(frame: pl.DataFrame) -> None:
@@ -294,6 +329,7 @@ def test_sorting_a_paged_grid_sorts_every_row_first(frame: pl.DataFrame) -> None
     editor.grid._transforms = [{"type": "sort", "column": "email", "desc": True}]  # as synced
     by_email = head.sort("email", descending=True)["id"].to_list()
     assert editor.grid.ids == by_email[:15]
+    editor.grid.in_flight_seconds = 0.0  # the sorted page reached the browser
     edit_cell(editor, 0, "label", "Last email")
     assert list(editor.state.edits) == [by_email[0]]
     editor.grid._transforms = []
@@ -732,6 +768,33 @@ def test_an_original_the_browser_cannot_compare_is_coloured_by_the_kernel(
     assert shown_row(editor, odd["id"][1]) == ("changed", {"legalName": "c"})
 
 
+def test_an_edit_only_in_unicode_normal_form_is_no_edit_and_shows_none(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """The plan takes NFC and NFD for the same text, so such an edit is none: the
+    browser, which compares code points, gets the original back instead of colouring
+    the cell as changed."""
+    composed = frame.head(5).with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit("Caf\u00e9 Ltd"))
+        .otherwise(pl.col("legalName"))
+        .alias("legalName")
+    )
+    editor = CustomerEditor(composed)
+    record_sends(editor, sent)
+    customer = composed["id"][1]
+    edit_cell(editor, 1, "legalName", "Cafe\u0301 Ltd")
+    assert editor.counts()["changed"] == 0 and editor.plan.rows == ()
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert grid_value(editor, customer, "legalName") == "Caf\u00e9 Ltd"
+    assert shown_row(editor, customer) == ("", {})
+    edit_cell(editor, 1, "legalName", "Other Ltd")
+    edit_cell(editor, 1, "legalName", "Cafe\u0301 Ltd")  # back to the original, decomposed
+    assert editor.counts()["changed"] == 0
+    assert grid_value(editor, customer, "legalName") == "Caf\u00e9 Ltd"
+    assert shown_row(editor, customer) == ("", {})
+
+
 def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
     frame: pl.DataFrame, sent: list[dict[str, Any]]
 ) -> None:
@@ -739,12 +802,29 @@ def test_a_cell_edited_again_with_the_same_marks_sends_no_row(
     record_sends(editor, sent)
     edit_cell(editor, 2, "email", "not an email")
     assert [m["event_type"] for m in sent] == ["row-changed"]  # invalid: the kernel says so
+    editor.grid.in_flight_seconds = 0.0  # that row reached the browser before the next edit
     edit_cell(editor, 2, "email", "still not an email")  # the browser shows it; marks stay
     assert len(sent) == 1
     assert value_of(editor.edited, frame["id"][2], "email") == "still not an email"
     edit_cell(editor, 2, "email", "fixed@example.com")  # valid again: the label changes
     assert len(sent) == 2 and sent[-1]["value"][0].startswith("changed|c:email|")
     assert shown_row(editor, frame["id"][2]) == ("changed", {"email": "c"})
+
+
+def test_an_edit_made_before_the_kernels_row_arrived_is_sent_again(
+    frame: pl.DataFrame, sent: list[dict[str, Any]]
+) -> None:
+    """A busy kernel (a preview at 100k rows) takes two edits of a row at once: the row
+    it sends for the first (invalid) one reaches the browser after the second edit and
+    shows that cell's old value, so the second edit's row goes too, though its marks
+    look the same."""
+    editor = CustomerEditor(frame.head(10))
+    record_sends(editor, sent)
+    edit_cell(editor, 2, "email", "not an email")
+    edit_cell(editor, 2, "telephone", "+44 20 7946 0018")
+    assert [m["event_type"] for m in sent] == ["row-changed", "row-changed"]
+    telephone = 1 + editor.columns.index("telephone")
+    assert sent[-1]["value"][telephone] == "+44 20 7946 0018"
 
 
 # -- API version 2024-07-30: custom properties, states and contacts -----------------------------
@@ -801,6 +881,23 @@ def test_a_2024_editor_edits_states_statuses_and_custom_properties(
     assert editor.plan.rows[0].body["customProperties"][properties[0].split(".", 1)[1]] == (
         "edited in the grid"
     )
+
+
+def test_a_custom_property_named_with_a_separator_is_marked_right(
+    sandbox_2024: Sandbox, sent: list[dict[str, Any]]
+) -> None:
+    """A key may hold the character that starts a status value's originals: the marks
+    naming its column must not be cut there (its red cell went blank, another blue)."""
+    odd = "customProperties.tab\x1dkey"
+    with contract_client(sandbox_2024) as client:
+        df = fetch_customers(client).head(5).with_columns(pl.lit(None, pl.String).alias(odd))
+        editor = CustomerEditor(df, client)
+    record_sends(editor, sent)
+    edit_cell(editor, 1, odd, "value")  # invalid: a key is one line of text
+    assert [m["event_type"] for m in sent] == ["row-changed"]
+    assert shown_row(editor, df["id"][1]) == ("invalid", {odd: "x"})
+    edit_cell(editor, 1, "legalName", "Renamed Ltd")
+    assert shown_row(editor, df["id"][1]) == ("invalid", {odd: "x", "legalName": "c"})
 
 
 def test_a_2024_editor_refuses_read_only_columns_of_its_version(sandbox_2024: Sandbox) -> None:

@@ -19,6 +19,7 @@ what the browser would show (:func:`shown`, the expressions' rules in Python) di
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -165,11 +166,18 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
 
     _data = Dict().tag(sync=True, to_json=_columns_to_json, from_json=_kept_columns)
 
+    #: Seconds a row sent may still be on its way to the browser (behind a repaint or a
+    #: busy kernel's queue): an edit of the row taken before then may have been made
+    #: before the row arrived, which then put the old values back over it.
+    in_flight_seconds: float = 2.0
+
     def __init__(self, frame: pd.DataFrame, local: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(frame, **kwargs)
         self.local = tuple(local)
         self.ids: list[str] = [str(i) for i in frame.index]
         self._statuses: list[str] = list(frame[STATUS])
+        self._sent: dict[int, tuple[float, list[Any]]] = {}
+        self._before: tuple[float, list[str]] | None = None
         self._visible_rows = list(range(len(frame)))
 
     def show(self, frame: pd.DataFrame) -> None:
@@ -179,8 +187,10 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         with them: it reports them after each repaint, and a list it already holds is
         not sent back (else the first edit would send every row number both ways).
         """
+        self._before = (time.monotonic(), self.ids)
         self.ids = [str(i) for i in frame.index]
         self._statuses = list(frame[STATUS])
+        self._sent = {}
         with self.hold_sync():
             self.data = frame
             self._visible_rows = list(range(len(frame)))
@@ -201,6 +211,20 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
             return self.ids[row]
         return None
 
+    def may_be_stale(self, row: Any) -> bool:
+        """Whether an event about ``row`` may come from the rows shown before the last
+        :meth:`show` (they went out under :attr:`in_flight_seconds` ago), where that
+        place held another id: the event cannot say which it is about. A place the rows
+        before did not have (a row added at the end) is the new rows'."""
+        if self._before is None:
+            return False
+        at, ids = self._before
+        if time.monotonic() - at >= self.in_flight_seconds:
+            self._before = None
+            return False
+        before = ids[row] if isinstance(row, int) and 0 <= row < len(ids) else None
+        return before is not None and before != self.id_at(row)
+
     def set_row(self, row: int, values: Sequence[Any]) -> bool:
         """Write a whole row (status first) here and in the browser; False when the
         browser already shows it as it should (then nothing is sent).
@@ -210,21 +234,39 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
         costs the browser a full repaint of the grid, so a row is not sent when its
         values are those the browser holds and its colours and label would look the same
         (an edit the browser coloured itself, a cell edited again): the browser keeps the
-        status it has, and so does this side.
+        status it has, and so does this side. A status typed over in the browser (the
+        frame holds what it typed) is always sent back, and so is a row edited since a
+        row sent may have overwritten it (:attr:`in_flight_seconds`).
         """
         frame = self._data["data"]
         names = self.body_columns()
         held = [self.status_at(row), *(frame.at[row, name] for name in names[1:])]
-        if held[1:] == list(values[1:]):
+        if (
+            frame.at[row, STATUS] == held[0]
+            and held[1:] == list(values[1:])
+            and not self._overwritten(row, held)
+        ):
             cells = dict(zip(names[1:], values[1:], strict=True))
             if shown(held[0], cells, self.local) == shown(values[0], cells, self.local):
-                frame.at[row, STATUS] = held[0]
                 return False
         for name, value in zip(names, values, strict=True):
             frame.at[row, name] = value
         self._statuses[row] = values[0]
+        self._sent[row] = (time.monotonic(), list(values))
         self.send({"event_type": "row-changed", "row": row, "value": list(values)})
         return True
+
+    def _overwritten(self, row: int, held: Sequence[Any]) -> bool:
+        """Whether the browser may show a row sent lately over an edit of it since: the
+        row went out under :attr:`in_flight_seconds` ago with other cell values."""
+        sent = self._sent.get(row)
+        if sent is None:
+            return False
+        at, values = sent
+        if time.monotonic() - at >= self.in_flight_seconds:
+            del self._sent[row]
+            return False
+        return list(held[1:]) != values[1:]
 
     def body_columns(self) -> list[str]:
         """The columns of the grid body in order (what a cell event's ``column_index`` counts)."""
@@ -290,7 +332,8 @@ def shown(
 
 
 def _split_status(status: str) -> tuple[str, list[str]]:
-    cut = status.find(ORIGINALS)
+    # The last separator: originals never hold one, a column named in the marks may.
+    cut = status.rfind(ORIGINALS)
     if cut < 0:
         return status, []
     return status[:cut], status[cut + 1 :].split(PART)
@@ -328,12 +371,16 @@ def grid_frame(
     every cell written).
     """
     statuses = pl.Series(STATUS, list(marks), dtype=pl.String)
-    if originals is not None and originals.width:
+    if originals is not None:  # the separator even with no originals, as status_text puts it
         parts = [
             original_parts(pl.Series(c, display_values(originals[c]), dtype=pl.String))
             for c in originals.columns
         ]
-        joined = pl.select(pl.concat_str(parts, separator=PART)).to_series()
+        joined = (
+            pl.select(pl.concat_str(parts, separator=PART)).to_series()
+            if parts
+            else pl.Series([""] * len(statuses), dtype=pl.String)
+        )
         statuses = pl.select(pl.concat_str([statuses, pl.lit(ORIGINALS), joined])).to_series()
     data = {STATUS: _objects(statuses.to_list())}
     for column in columns:
@@ -393,8 +440,9 @@ def _lookup(table: Mapping[str, str], key: str) -> str:
 
 
 def _marks_and_parts(status: str) -> tuple[str, str]:
-    """Vega expressions for the marks and the list of original parts of a status value."""
-    cut = f"indexof({status}, {_literal(ORIGINALS)})"
+    """Vega expressions for the marks and the list of original parts of a status value
+    (cut at the last separator, as :func:`shown` does)."""
+    cut = f"lastindexof({status}, {_literal(ORIGINALS)})"
     marks = f"({cut} >= 0 ? slice({status}, 0, {cut}) : {status})"
     parts = f"({cut} >= 0 ? split(slice({status}, {cut} + 1), {_literal(PART)}) : [])"
     return marks, parts

@@ -14,6 +14,7 @@ e.g. ``"invalid|x:email|c:email|p:telephone|"``; a row with nothing to show has 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -519,14 +520,22 @@ def _text(value: Any) -> str | None:
 
 
 def _normalized(value: Any, original: Any) -> Any:
-    """A grid value as the frame would hold it: ``""`` for a null original is null."""
+    """A grid value as the frame would hold it: ``""`` for a null original is null, and
+    text that is the original's in another Unicode normal form is the original (the
+    plan takes them for the same text, so the edit would never be sent)."""
     if value is None or (isinstance(value, float) and value != value):
         return None
     if not isinstance(value, str):
         value = str(value)
     if value == "" and original is None:
         return None
+    if isinstance(original, str) and _nfc(value) == _nfc(original):
+        return original
     return value
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def _outcome_line(status: RowStatus) -> tuple[str, str]:

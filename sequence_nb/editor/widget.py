@@ -68,6 +68,11 @@ _CONTACT_SHOWN: Final = (
 
 #: Rows updated one message each; more than this and the shown rows are sent again.
 SYNC_LIMIT: Final = 20
+#: Why an edit made while the grid's rows were being replaced is not taken.
+_STALE_EDIT: Final = (
+    "The grid was changing its rows when that edit was made, so it may have been meant "
+    "for another customer: it was ignored. Please make it again."
+)
 #: Rows of a push result shown below the grid (all are in ``editor.result``).
 _RESULT_ROW_LIMIT: Final = 500
 
@@ -387,6 +392,10 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         if customer is None:
             self._say("warn", "That row is no longer in the grid; the edit was ignored.")
             return
+        if self.grid.may_be_stale(event.get("row")):
+            self._sync([customer])
+            self._say("warn", _STALE_EDIT)
+            return
         self._selected = customer
         try:
             changed = self._set_from_grid(customer, column, event.get("value"))
@@ -396,6 +405,8 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             return
         if changed:
             self._after_edit({customer}, select=customer)
+        else:  # the browser may hold text the state holds otherwise (another normal form)
+            self._sync([customer])
 
     def _set_from_grid(self, customer: str, column: str, value: Any) -> bool:
         """Take a grid edit; a read-only cell the browser merely repeats is no edit."""
@@ -469,6 +480,10 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         column = str(event.get("column"))
         if key is None or not contacts.holds(key):
             self._say("warn", "That contact is no longer in the grid; the edit was ignored.")
+            return
+        if grid is not None and grid.may_be_stale(event.get("row")):
+            self._sync_contacts(contacts.customer_of(key))
+            self._say("warn", _STALE_EDIT)
             return
         self._contact_selected = key
         value = event.get("value")
