@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -138,6 +139,21 @@ def test_records_moved_during_the_fetch_never_give_a_silent_short_frame(
     assert first_pages(transport) in (2, 4)
 
 
+class _Caught:
+    value: IncompleteFetchError | None = None
+
+
+@contextmanager
+def _complete_or_loud() -> Iterator[_Caught]:
+    """Catches an IncompleteFetchError if one comes (two streams may meet the moved
+    records from the other end and read them all: then the frame must be whole)."""
+    caught = _Caught()
+    try:
+        yield caught
+    except IncompleteFetchError as error:
+        caught.value = error
+
+
 @pytest.mark.parametrize("streams", [1, 2])
 def test_records_that_keep_moving_raise_incomplete_fetch_error_saying_how_many(
     make_sandbox: SandboxFactory, streams: int
@@ -148,11 +164,14 @@ def test_records_that_keep_moving_raise_incomplete_fetch_error_saying_how_many(
     with (
         client,
         pytest.warns(IncompleteFetchWarning, match="sortBy='legalName'"),
-        pytest.raises(IncompleteFetchError) as caught,
+        pytest.raises(IncompleteFetchError) if streams == 1 else _complete_or_loud() as caught,
     ):
-        fetch_customers(
+        frame = fetch_customers(
             client, progress=False, streams=streams, includeArchived=True, sortBy="legalName"
         )
+    if caught.value is None:  # two streams: the reverse one may read the moved records
+        assert set(ids_of(frame)) == {record["id"] for record in server.records()}
+        return
     error = caught.value
     assert error.expected == 450 and error.missing >= 3 and error.found + error.missing == 450
     assert len({record["id"] for record in error.records}) == error.found
