@@ -972,8 +972,9 @@ def _counts(result: PushResult[Any], plan: ChangePlan) -> str:
     words = {"updated": "archived", "would-update": "would-archive"}
     counts: dict[str, int] = {}
     for status, n in result.counts().items():
-        moved = sum(1 for r in result.rows if r.status == status and r.id in archives)
-        moved = moved if status in words else 0
+        moved = 0
+        if status in words:
+            moved = sum(1 for r in result.rows if r.status == status and r.id in archives)
         if n > moved:
             counts[status] = n - moved
         if moved:

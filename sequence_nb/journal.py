@@ -451,16 +451,14 @@ class Journal:
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes to ``path``. A journal in WAL mode needs its
-    shared-memory file beside it; where none can be made (a read-only mount), nobody can
-    be writing there either, so the file is read as immutable."""
+    shared-memory file beside it; in a folder where none can be made (a read-only
+    mount) nobody can be writing either, so there the file is read as immutable. Where
+    the folder is writable a push may be writing, so it is never read that way."""
     uri = path.resolve().as_uri() + "?mode=ro"
+    if not os.access(path.parent, os.W_OK):
+        uri += "&immutable=1"
     db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-    try:
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        db.close()
-        db = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return db
 
 

@@ -80,6 +80,14 @@ def shown_row(editor: CustomerEditor, customer_id: str) -> tuple[str, dict[str, 
     return label, {column: code for column, code in codes if code}
 
 
+def with_legal_name(frame: pl.DataFrame, row: int, name: str) -> pl.DataFrame:
+    """``frame`` with one row's legal name replaced."""
+    at_row = pl.int_range(pl.len()) == row
+    return frame.with_columns(
+        pl.when(at_row).then(pl.lit(name)).otherwise(pl.col("legalName")).alias("legalName")
+    )
+
+
 def value_of(frame: pl.DataFrame, customer_id: str, column: str) -> Any:
     return frame.filter(pl.col("id") == customer_id).get_column(column).item()
 
@@ -755,12 +763,7 @@ def test_what_the_browser_shows_follows_its_rules() -> None:
 def test_an_original_the_browser_cannot_compare_is_coloured_by_the_kernel(
     frame: pl.DataFrame, sent: list[dict[str, Any]]
 ) -> None:
-    odd = frame.head(5).with_columns(
-        pl.when(pl.int_range(pl.len()) == 1)
-        .then(pl.lit("Odd\x1eName Ltd"))
-        .otherwise(pl.col("legalName"))
-        .alias("legalName")
-    )
+    odd = with_legal_name(frame.head(5), 1, "Odd\x1eName Ltd")
     editor = CustomerEditor(odd)
     record_sends(editor, sent)
     edit_cell(editor, 1, "legalName", "Plain Name Ltd")
@@ -774,12 +777,7 @@ def test_an_edit_only_in_unicode_normal_form_is_no_edit_and_shows_none(
     """The plan takes NFC and NFD for the same text, so such an edit is none: the
     browser, which compares code points, gets the original back instead of colouring
     the cell as changed."""
-    composed = frame.head(5).with_columns(
-        pl.when(pl.int_range(pl.len()) == 1)
-        .then(pl.lit("Caf\u00e9 Ltd"))
-        .otherwise(pl.col("legalName"))
-        .alias("legalName")
-    )
+    composed = with_legal_name(frame.head(5), 1, "Caf\u00e9 Ltd")
     editor = CustomerEditor(composed)
     record_sends(editor, sent)
     customer = composed["id"][1]

@@ -196,14 +196,9 @@ class EditorGrid(DataGrid):  # type: ignore[misc]
             self._visible_rows = list(range(len(frame)))
 
     def status_at(self, row: int) -> str:
-        """The status value the browser holds for a row (what it was last sent, or what
-        a person typed into it: :meth:`typed_status`)."""
+        """The status value the grid last sent for a row (a person may have typed over
+        it since: the frame then holds what was typed, and :meth:`set_row` sends it back)."""
         return self._statuses[row]
-
-    def typed_status(self, row: int, value: str) -> None:
-        """A person typed ``value`` into a row's status cell: the browser holds it now,
-        so the next :meth:`set_row` compares with it (and sends the row back)."""
-        self._statuses[row] = value
 
     def id_at(self, row: Any) -> str | None:
         """The customer id of a row position of the frame given to the grid."""

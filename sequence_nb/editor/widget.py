@@ -414,7 +414,6 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
             if display_value(value) == self._shown_value(customer, column):
                 return False
             if column == STATUS:
-                self.grid.typed_status(self._shown_at[customer], str(value))
                 raise ReadOnlyColumnError(f"{STATUS} is read-only: the editor writes it")
             raise ReadOnlyColumnError(read_only_message(column, self.api_version))
         return self.state.edit(customer, column, value)
@@ -639,7 +638,7 @@ class CustomerEditor(widgets.VBox):  # type: ignore[misc]
         return values
 
     def _shown_value(self, customer: str, column: str) -> str | None:
-        """What the browser holds in a cell (the status it was last sent)."""
+        """What the browser was last sent for a cell (a repeat of it is no edit)."""
         if column == STATUS:
             return self.grid.status_at(self._shown_at[customer])
         return display_value(self.state.value(customer, column))
